@@ -1,0 +1,111 @@
+"""Command-line front end: parse, load the config, call the library, map errors to exit codes.
+
+Exit status: 0 success, 2 bad input (config, arguments, files; one line on stderr, nothing
+written), 1 an unexpected internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line, exit 2
+        self.exit(EXIT_BAD_INPUT, f"popsim: error: {message}\n")
+
+
+def _positive_int(name):
+    def parse(text):
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") \
+                from None
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"{name} must be positive, got {v}")
+        return v
+
+    return parse
+
+
+def _seed(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be a whole number, got {text!r}") from None
+    if not 0 <= v < 2**63:
+        raise argparse.ArgumentTypeError(f"--seed must be in 0 .. 2**63-1, got {v}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from popsim._version import __version__
+
+    parser = _Parser(prog="popsim", description="Virtual-population simulator of Mg, K and Na "
+                     "homeostasis.")
+    parser.add_argument("--version", action="version", version=f"popsim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="simulate a cohort and write it to an HDF5 file")
+    run.add_argument("config", type=Path, help="run config (TOML)")
+    run.add_argument("--out", type=Path, default=None,
+                     help="output HDF5 file (default: CONFIG with suffix .h5)")
+    run.add_argument("--size", type=_positive_int("--size"), help="number of patients")
+    run.add_argument("--seed", type=_seed, help="random seed")
+    run.add_argument("--chunk-size", type=_positive_int("--chunk-size"), default=1000,
+                     help="patients per compiled batch (default 1000)")
+    run.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    run.add_argument("--figure", type=Path, default=None,
+                     help="also write an overview figure (PNG) to this path")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _fail(message: str) -> int:
+    print(f"popsim: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def cmd_run(args) -> int:
+    from popsim.config import ConfigError, load_config
+    from popsim.run import RunError, run_cohort
+    from popsim.store import StoreError
+
+    try:
+        config, text = load_config(args.config)
+    except ConfigError as e:
+        return _fail(str(e))
+    out = args.out if args.out is not None else args.config.with_suffix(".h5")
+    if args.figure is not None and not args.figure.parent.exists():
+        return _fail(f"--figure {args.figure}: directory {args.figure.parent} does not exist")
+    try:
+        result = run_cohort(config, text, out, size=args.size, seed=args.seed,
+                            chunk_size=args.chunk_size, force=args.force,
+                            progress=not args.quiet)
+    except (RunError, StoreError) as e:
+        return _fail(str(e))
+    from popsim.report import print_run_summary
+
+    print_run_summary(result)
+    if args.figure is not None:
+        from popsim.report import cohort_overview_figure
+
+        cohort_overview_figure(out, args.figure)
+        print(f"figure: {args.figure}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,451 @@
+"""Typed, validated configuration of a popsim run (TOML). Imports no JAX.
+
+:func:`load_config` reads a TOML file and returns a frozen :class:`RunConfig`, or raises
+:class:`ConfigError` with one line that names the key, the offending value and what is allowed
+(and, for a misspelt key, the nearest valid one). Units are those of SPEC §3: Mg intake and oral
+Mg doses in mg/day of elemental Mg, K and Na intakes in mmol/day, IV Mg in mmol in total, diuretic
+doses as the fraction (0-1) of the maximal effect, times in days.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from popsim.parameters import parameter_specs
+
+
+class ConfigError(ValueError):
+    """A configuration problem, stated in one line."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False,
+                              strict=False)
+
+
+# --- covariates -----------------------------------------------------------------------------
+
+#: name -> (unit, kind, allowed categories)
+COVARIATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "age": ("years", "float", ()),
+    "sex": ("1", "category", ("female", "male")),
+    "body_weight": ("kg", "float", ()),
+    "egfr": ("mL/min/1.73 m2", "float", ()),
+    "mg_intake": ("mg/day", "float", ()),
+    "k_intake": ("mmol/day", "float", ()),
+    "na_intake": ("mmol/day", "float", ()),
+    "diuretic": ("1", "category", ("none", "loop", "thiazide")),
+}
+#: physical limits a sampled covariate is clipped to, whatever the distribution
+COVARIATE_LIMITS = {
+    "age": (18.0, 110.0), "body_weight": (25.0, 300.0), "egfr": (3.0, 200.0),
+    "mg_intake": (0.0, 20000.0), "k_intake": (0.0, 1000.0), "na_intake": (0.0, 2000.0),
+}
+
+
+class _Continuous(_Strict):
+    min: float | None = None  # truncation (resampling-free clipping at the bounds)
+    max: float | None = None
+    age_slope: float = 0.0  # change of the location parameter per year of age above 40
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.min is not None and self.max is not None and self.min >= self.max:
+            raise ValueError(f"min ({self.min}) must be below max ({self.max})")
+        return self
+
+
+class Fixed(_Strict):
+    distribution: Literal["fixed"]
+    value: float | str
+
+
+class Normal(_Continuous):
+    distribution: Literal["normal"]
+    mean: float
+    sd: Annotated[float, Field(ge=0)]
+
+
+class LogNormal(_Continuous):
+    distribution: Literal["lognormal"]
+    median: Annotated[float, Field(gt=0)]
+    gsd: Annotated[float, Field(ge=1)]  # geometric SD (>= 1; 1 means no spread)
+
+
+class Uniform(_Continuous):
+    distribution: Literal["uniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class Categorical(_Strict):
+    distribution: Literal["categorical"]
+    values: list[str]
+    probabilities: list[Annotated[float, Field(ge=0, le=1)]]
+
+    @model_validator(mode="after")
+    def _probs(self):
+        if len(self.values) != len(self.probabilities):
+            raise ValueError(f"values ({len(self.values)}) and probabilities "
+                             f"({len(self.probabilities)}) differ in length")
+        if not math.isclose(sum(self.probabilities), 1.0, abs_tol=1e-6):
+            raise ValueError(f"probabilities sum to {sum(self.probabilities):g}, not 1")
+        if len(set(self.values)) != len(self.values):
+            raise ValueError("values are not unique")
+        return self
+
+
+Distribution = Annotated[Fixed | Normal | LogNormal | Uniform | Categorical,
+                         Field(discriminator="distribution")]
+
+
+class BySex(_Strict):
+    """A covariate with one distribution for women and one for men."""
+
+    female: Distribution
+    male: Distribution
+
+
+def _covariate_form(v) -> str:
+    if isinstance(v, dict):
+        return "~one" if "distribution" in v else "~by_sex"
+    return "~by_sex" if isinstance(v, BySex) else "~one"
+
+
+CovariateSpec = Annotated[
+    Annotated[Distribution, Tag("~one")] | Annotated[BySex, Tag("~by_sex")],
+    Discriminator(_covariate_form)]
+
+
+def _default_covariates() -> dict[str, Any]:
+    """US adults (SPEC §2 defaults). Sources in ``configs/us_adults.toml`` and the README."""
+    ln = lambda median, gsd, **kw: LogNormal(distribution="lognormal", median=median, gsd=gsd, **kw)  # noqa: E731
+    nm = lambda mean, sd, **kw: Normal(distribution="normal", mean=mean, sd=sd, **kw)  # noqa: E731
+    return {
+        # NHANES adult age structure, roughly: mean ~47 y
+        "age": nm(47.0, 17.0, min=18.0, max=90.0),
+        "sex": Categorical(distribution="categorical", values=["female", "male"],
+                           probabilities=[0.51, 0.49]),
+        # NHANES 2015-18 mean body weight: men ~90 kg, women ~77 kg
+        "body_weight": BySex(female=nm(77.0, 19.0, min=40.0, max=200.0),
+                             male=nm(90.0, 18.0, min=45.0, max=200.0)),
+        # eGFR ~99 at 40 y falling ~0.9 per year of age; the lower tail is CKD
+        "egfr": nm(99.0, 17.0, age_slope=-0.9, min=5.0, max=150.0),
+        # usual Mg intake: ~55% below the EAR (350 mg men, 265 mg women); NHANES 2003-18
+        "mg_intake": BySex(female=ln(255.0, 1.32), male=ln(340.0, 1.32)),
+        # WWEIA 2009-10: men ~3172 mg (81 mmol), women ~2408 mg (62 mmol)
+        "k_intake": BySex(female=ln(60.0, 1.35), male=ln(78.0, 1.35)),
+        # Cogswell 2012: medians 2836 mg (women) and 4008 mg (men), IQR ratio ~1.44
+        "na_intake": BySex(female=ln(123.0, 1.31), male=ln(174.0, 1.31)),
+        # NHANES prescription data: thiazides ~10%, loop diuretics ~3% of adults
+        "diuretic": Categorical(distribution="categorical", values=["none", "loop", "thiazide"],
+                                probabilities=[0.87, 0.03, 0.10]),
+    }
+
+
+_IIV_PARAMS = {s.name for s in parameter_specs()}
+
+
+class Variability(_Strict):
+    """Log-normal inter-individual variability of kinetic parameters."""
+
+    scale: Annotated[float, Field(ge=0)] = 1.0  # multiplies every default CV (0 = none)
+    cv: dict[str, Annotated[float, Field(ge=0, le=2)]] = {}  # per-parameter CV overrides
+
+    @field_validator("cv")
+    @classmethod
+    def _known(cls, v):
+        for name in v:
+            if name not in _IIV_PARAMS:
+                raise ValueError(f"unknown parameter {name!r}{_suggest(name, _IIV_PARAMS)}")
+        return v
+
+
+class Population(_Strict):
+    size: Annotated[int, Field(gt=0, le=100_000_000)]
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    chronic_diuretic_dose: Annotated[float, Field(ge=0, le=1)] = 0.5
+    covariates: dict[str, CovariateSpec] = {}
+    variability: Variability = Variability()
+
+    @field_validator("covariates")
+    @classmethod
+    def _covariates(cls, v):
+        for name, dist in v.items():
+            if name not in COVARIATES:
+                raise ValueError(f"unknown covariate {name!r}{_suggest(name, COVARIATES)}; "
+                                 f"allowed: {', '.join(COVARIATES)}")
+            unit, kind, cats = COVARIATES[name]
+            for d in ([dist.female, dist.male] if isinstance(dist, BySex) else [dist]):
+                _check_covariate(name, kind, cats, d)
+        return v
+
+    def covariate(self, name: str):
+        """The distribution of covariate ``name`` (the config's, else the US-adult default)."""
+        return self.covariates.get(name, _default_covariates()[name])
+
+
+def _check_covariate(name, kind, cats, d):
+    if kind == "category":
+        if isinstance(d, Categorical):
+            bad = [x for x in d.values if x not in cats]
+        elif isinstance(d, Fixed):
+            bad = [] if d.value in cats else [d.value]
+        else:
+            raise ValueError(f"{name} is categorical: use distribution 'categorical' or 'fixed'")
+        if bad:
+            raise ValueError(f"{name} value {bad[0]!r} is not one of {', '.join(cats)}")
+    else:
+        if isinstance(d, Categorical):
+            raise ValueError(f"{name} is continuous: 'categorical' is not allowed")
+        if isinstance(d, Fixed) and isinstance(d.value, str):
+            raise ValueError(f"{name} needs a number, got {d.value!r}")
+        lo, hi = COVARIATE_LIMITS[name]
+        if isinstance(d, Fixed) and not lo <= float(d.value) <= hi:
+            raise ValueError(f"{name} = {d.value} is outside {lo:g}..{hi:g} "
+                             f"{COVARIATES[name][0]}")
+
+
+# --- simulation -------------------------------------------------------------------------------
+
+class Simulation(_Strict):
+    days: Annotated[float, Field(gt=0, le=36500)] = 365.0
+    output_interval_days: Annotated[float, Field(gt=0)] = 1.0
+    solver: Literal["kvaerno3", "kvaerno4", "kvaerno5", "tsit5", "dopri5"] = "kvaerno3"
+    rtol: Annotated[float, Field(gt=0, lt=1e-2)] = 1e-5
+    atol: Annotated[float, Field(gt=0, lt=1e-2)] = 1e-7
+    max_steps: Annotated[int, Field(gt=0)] = 20_000
+    precision: Literal["float64", "float32"] = "float64"
+
+    @model_validator(mode="after")
+    def _grid(self):
+        if self.output_interval_days > self.days:
+            raise ValueError(f"output_interval_days ({self.output_interval_days:g}) exceeds "
+                             f"days ({self.days:g})")
+        n = self.days / self.output_interval_days
+        if n > 200_000:
+            raise ValueError(f"{n:.0f} output times is too many (at most 200000)")
+        return self
+
+    @property
+    def n_times(self) -> int:
+        return int(math.floor(self.days / self.output_interval_days + 1e-9)) + 1
+
+
+# --- arms and interventions --------------------------------------------------------------------
+
+class _Timed(_Strict):
+    start_day: Annotated[float, Field(ge=0)] = 0.0
+    end_day: float | None = None  # default: end of the simulation
+
+    @model_validator(mode="after")
+    def _order(self):
+        if self.end_day is not None and self.end_day <= self.start_day:
+            raise ValueError(f"end_day ({self.end_day:g}) must be after start_day "
+                             f"({self.start_day:g})")
+        return self
+
+
+class OralMagnesium(_Timed):
+    kind: Literal["oral_magnesium"]
+    dose: Annotated[float, Field(ge=0, le=20000)]  # mg/day elemental Mg
+
+
+class OralPotassium(_Timed):
+    kind: Literal["oral_potassium"]
+    dose: Annotated[float, Field(ge=0, le=1000)]  # mmol/day
+
+
+class IvMagnesium(_Timed):
+    kind: Literal["iv_magnesium"]
+    dose: Annotated[float, Field(ge=0, le=1000)]  # mmol in total, infused evenly
+
+
+class Diet(_Timed):
+    kind: Literal["diet"]
+    mg_intake: Annotated[float, Field(ge=0, le=20000)] | None = None  # mg/day
+    k_intake: Annotated[float, Field(ge=0, le=1000)] | None = None  # mmol/day
+    na_intake: Annotated[float, Field(ge=0, le=2000)] | None = None  # mmol/day
+
+    @model_validator(mode="after")
+    def _some(self):
+        if self.mg_intake is None and self.k_intake is None and self.na_intake is None:
+            raise ValueError("a diet needs at least one of mg_intake, k_intake, na_intake")
+        return self
+
+
+class LoopDiuretic(_Timed):
+    kind: Literal["loop_diuretic"]
+    dose: Annotated[float, Field(ge=0, le=1)]  # fraction of the maximal effect
+
+
+class ThiazideDiuretic(_Timed):
+    kind: Literal["thiazide_diuretic"]
+    dose: Annotated[float, Field(ge=0, le=1)]  # fraction of the maximal effect
+
+
+INTERVENTION_KINDS = ("oral_magnesium", "oral_potassium", "iv_magnesium", "diet",
+                      "loop_diuretic", "thiazide_diuretic")
+Intervention = Annotated[
+    OralMagnesium | OralPotassium | IvMagnesium | Diet | LoopDiuretic | ThiazideDiuretic,
+    Field(discriminator="kind")]
+
+
+class Arm(_Strict):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    intervention: list[Intervention] = []
+
+
+MAX_PROTOCOL_SEGMENTS = 64
+
+
+class RunConfig(_Strict):
+    population: Population
+    simulation: Simulation = Simulation()
+    arm: list[Arm] = []
+
+    @model_validator(mode="after")
+    def _arms(self):
+        names = [a.name for a in self.arm]
+        for n in names:
+            if names.count(n) > 1:
+                raise ValueError(f"duplicate arm name {n!r}")
+        for a in self.arm:
+            for i, iv in enumerate(a.intervention):
+                end = self.simulation.days if iv.end_day is None else iv.end_day
+                where = f"arm {a.name!r} intervention {i + 1} ({iv.kind})"
+                if iv.start_day >= self.simulation.days:
+                    raise ValueError(f"{where}: start_day {iv.start_day:g} is not before the end "
+                                     f"of the simulation (days = {self.simulation.days:g})")
+                if end > self.simulation.days:
+                    raise ValueError(f"{where}: end_day {end:g} is after the end of the "
+                                     f"simulation (days = {self.simulation.days:g})")
+            if 2 * len(a.intervention) + 1 > MAX_PROTOCOL_SEGMENTS:
+                raise ValueError(f"arm {a.name!r} has too many interventions (at most "
+                                 f"{(MAX_PROTOCOL_SEGMENTS - 1) // 2})")
+        return self
+
+    @property
+    def arms(self) -> list[Arm]:
+        """The arms to run: those configured, or the single arm ``baseline``."""
+        return self.arm if self.arm else [Arm(name="baseline")]
+
+
+# --- loading and error messages -----------------------------------------------------------------
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_DISTRIBUTIONS = {"fixed": Fixed, "normal": Normal, "lognormal": LogNormal, "uniform": Uniform,
+                  "categorical": Categorical}
+_KINDS = {"oral_magnesium": OralMagnesium, "oral_potassium": OralPotassium,
+          "iv_magnesium": IvMagnesium, "diet": Diet, "loop_diuretic": LoopDiuretic,
+          "thiazide_diuretic": ThiazideDiuretic}
+
+
+def _owner(loc: tuple, data: dict) -> type[BaseModel] | None:
+    """The model class of the table holding the key at ``loc`` (for key suggestions)."""
+    obj: Any = data
+    last_key = ""
+    for part in loc[:-1]:
+        try:
+            obj = obj[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+        if isinstance(part, str):
+            last_key = part
+    if isinstance(obj, dict) and "distribution" in obj:
+        return _DISTRIBUTIONS.get(obj["distribution"])
+    if isinstance(obj, dict) and "kind" in obj:
+        return _KINDS.get(obj["kind"])
+    by_key = {"": RunConfig, "population": Population, "simulation": Simulation,
+              "variability": Variability, "arm": Arm}
+    return by_key.get(last_key)
+
+
+def _is_real_key(part) -> bool:
+    if isinstance(part, int):
+        return True
+    return not (part.startswith(("tagged-union[", "function-", "~")) or part in _DISTRIBUTIONS
+                or part in _KINDS or part in ("BySex", "Fixed", "Normal", "LogNormal", "Uniform",
+                                              "Categorical", "str", "float", "int"))
+
+
+def _format(err: dict, data: dict) -> str:
+    loc = tuple(x for x in err["loc"] if _is_real_key(x))
+    path = ".".join(str(x + 1) if isinstance(x, int) else str(x) for x in loc)
+    value = err.get("input")
+    kind = err["type"]
+    msg = err["msg"].removeprefix("Value error, ")
+    where = f"{path}: " if path else ""
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        model = _owner(loc, data)
+        if model is None:
+            return f"{where}unknown key {key!r}"
+        allowed = list(model.model_fields)
+        return f"{where}unknown key {key!r}{_suggest(key, allowed)}; allowed: {', '.join(allowed)}"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = value.get("kind" if "intervention" in path else "distribution") \
+            if isinstance(value, dict) else value
+        if "intervention" in path:
+            return (f"{where}unknown intervention kind {tag!r}; allowed: "
+                    f"{', '.join(INTERVENTION_KINDS)}")
+        return f"{where}unknown distribution {tag!r}; allowed: {', '.join(_DISTRIBUTIONS)}"
+    if kind == "missing":
+        return f"{where}required key is missing"
+    if isinstance(value, float) and math.isnan(value):
+        return f"{where}NaN is not allowed"
+    if isinstance(value, dict | list) or value is None:
+        return f"{where}{msg}"
+    return f"{where}{msg} (got {value!r})"
+
+
+def parse_config(data: dict) -> RunConfig:
+    """Validate a config already parsed from TOML; :class:`ConfigError` on the first problem."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as e:
+        # an unknown (misspelt) key is usually why a required one is "missing": report it first
+        errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
+        raise ConfigError(_format(errors[0], data)) from None
+
+
+def load_config(path: str | Path) -> tuple[RunConfig, str]:
+    """Read and validate a TOML run config. Returns the config and its text (stored in the cohort
+    file)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    return parse_config(data), text

@@ -1,0 +1,64 @@
+"""Elementary functions shared by every flux, for JAX arrays and for SymPy expressions.
+
+The flux functions of :mod:`popsim.physiology` are written once, with these helpers and the
+ordinary arithmetic operators. Called with JAX arrays they build the jitted vector field; called
+with SymPy symbols they build the symbolic expressions that the SBML exporter writes as MathML,
+so both come from one definition. The dispatch happens at trace time in Python, never inside a
+compiled program.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+
+
+def _is_symbolic(*xs: Any) -> bool:
+    return any(type(x).__module__.startswith("sympy") for x in xs)
+
+
+def _sympy():
+    import sympy
+
+    return sympy
+
+
+def exp(x):
+    return _sympy().exp(x) if _is_symbolic(x) else jnp.exp(x)
+
+
+def log(x):
+    return _sympy().log(x) if _is_symbolic(x) else jnp.log(x)
+
+
+def sqrt(x):
+    return _sympy().sqrt(x) if _is_symbolic(x) else jnp.sqrt(x)
+
+
+def hill(x, k, n):
+    """Saturating Hill function ``x**n / (x**n + k**n)`` (dimensionless, 0..1); ``x, k > 0``."""
+    xn = x**n
+    return xn / (xn + k**n)
+
+
+def hill_inhibition(x, k, n):
+    """``1 / (1 + (x/k)**n)``: the fraction of a target left unblocked by an inhibitor ``x``."""
+    return 1.0 / (1.0 + (x / k) ** n)
+
+
+def softplus(x, width):
+    """``width * log(1 + exp(x/width))``: a smooth ``max(0, x)`` with corner width ``width``."""
+    if _is_symbolic(x, width):
+        return width * _sympy().log(1 + _sympy().exp(x / width))
+    return width * jnp.logaddexp(0.0, x / width)
+
+
+def smooth_min(a, b, width):
+    """Smooth ``min(a, b)``, always below both: ``(a + b - sqrt((a - b)**2 + width**2)) / 2``."""
+    return 0.5 * (a + b - sqrt((a - b) ** 2 + width**2))
+
+
+def logistic(x):
+    """``1 / (1 + exp(-x))``."""
+    return 1.0 / (1.0 + exp(-x))

@@ -1,0 +1,165 @@
+"""Virtual population: covariates and per-patient parameters, sampled reproducibly.
+
+Every patient ``i`` gets its own key, ``fold_in(key(seed), i)``, and every covariate or parameter
+its own stream below that key, so a patient's draws depend only on the seed and its index: the
+cohort is the same whatever the chunk size or the number of devices.
+
+Continuous distributions are truncated to ``[min, max]`` by inverse-CDF sampling (no point masses
+at the bounds), then to the physical limits of :data:`popsim.config.COVARIATE_LIMITS`.
+Kinetic parameters vary log-normally between patients around their typical value (the median):
+``theta_i = theta * exp(omega * z_i)`` with ``omega = sqrt(log(1 + cv**2))``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import ndtr, ndtri
+
+from popsim import config as cfg
+from popsim.model import Patient, make_patient
+from popsim.parameters import Params, parameter_specs
+from popsim.units import mg_to_mmol_mg
+
+COVARIATE_NAMES = tuple(cfg.COVARIATES)
+_STREAM = {name: k for k, name in enumerate(COVARIATE_NAMES)}
+_PARAM_STREAM_OFFSET = 1000
+_PARAM_INDEX = {s.name: k for k, s in enumerate(parameter_specs())}
+AGE_REFERENCE = 40.0  # years: ``age_slope`` shifts the location relative to this age
+
+
+def variability(pop: cfg.Population) -> dict[str, float]:
+    """Coefficient of variation of every parameter that varies between patients."""
+    cvs = {s.name: s.iiv * pop.variability.scale for s in parameter_specs()}
+    cvs.update(pop.variability.cv)
+    return {k: v for k, v in cvs.items() if v > 0}
+
+
+def _truncated(key, location, spread, lo, hi, kind):
+    """Inverse-CDF draw of a normal (``kind='normal'``) or log-normal variable truncated to
+    ``[lo, hi]`` (either may be infinite). For the log-normal, ``location`` is the median and
+    ``spread`` the geometric SD."""
+    u = jax.random.uniform(key, dtype=jnp.float64)
+    if kind == "normal":
+        a = jnp.where(spread > 0, (lo - location) / jnp.maximum(spread, 1e-300), -jnp.inf)
+        b = jnp.where(spread > 0, (hi - location) / jnp.maximum(spread, 1e-300), jnp.inf)
+        z = ndtri(jnp.clip(ndtr(a) + u * (ndtr(b) - ndtr(a)), 1e-15, 1 - 1e-15))
+        return location + spread * z
+    sigma = jnp.log(spread)
+    mu = jnp.log(jnp.maximum(location, 1e-12))
+    safe = jnp.maximum(sigma, 1e-300)
+    a = jnp.where(sigma > 0, (jnp.log(jnp.maximum(lo, 1e-300)) - mu) / safe, -jnp.inf)
+    b = jnp.where(sigma > 0, (jnp.log(jnp.maximum(hi, 1e-300)) - mu) / safe, jnp.inf)
+    z = ndtri(jnp.clip(ndtr(a) + u * (ndtr(b) - ndtr(a)), 1e-15, 1 - 1e-15))
+    return jnp.exp(mu + sigma * z)
+
+
+def _draw(key, dist, name, age):
+    """One draw of covariate ``name`` from ``dist`` (a config distribution) for one patient."""
+    if isinstance(dist, cfg.Categorical):
+        labels = cfg.COVARIATES[name][2]
+        codes = jnp.array([labels.index(v) for v in dist.values], jnp.int32)
+        cum = jnp.cumsum(jnp.array(dist.probabilities, jnp.float64))
+        u = jax.random.uniform(key, dtype=jnp.float64) * cum[-1]
+        return codes[jnp.minimum(jnp.searchsorted(cum, u, side="right"), len(codes) - 1)]
+    if isinstance(dist, cfg.Fixed):
+        if isinstance(dist.value, str):
+            return jnp.int32(cfg.COVARIATES[name][2].index(dist.value))
+        return jnp.float64(dist.value)
+    lo_phys, hi_phys = cfg.COVARIATE_LIMITS[name]
+    lo = lo_phys if dist.min is None else max(dist.min, lo_phys)
+    hi = hi_phys if dist.max is None else min(dist.max, hi_phys)
+    shift = dist.age_slope * (age - AGE_REFERENCE) if age is not None else 0.0
+    if isinstance(dist, cfg.Normal):
+        x = _truncated(key, dist.mean + shift, dist.sd, lo, hi, "normal")
+    elif isinstance(dist, cfg.LogNormal):
+        x = _truncated(key, jnp.maximum(dist.median + shift, 1e-6), dist.gsd, lo, hi, "lognormal")
+    else:  # Uniform
+        a = jnp.maximum(dist.low + shift, lo)
+        b = jnp.minimum(dist.high + shift, hi)
+        x = a + jax.random.uniform(key, dtype=jnp.float64) * jnp.maximum(b - a, 0.0)
+    return jnp.clip(x, lo_phys, hi_phys)
+
+
+def _covariate(key, spec, name, age, sex):
+    if isinstance(spec, cfg.BySex):
+        kf, km = jax.random.split(key)
+        f = _draw(kf, spec.female, name, age)
+        m = _draw(km, spec.male, name, age)
+        return jnp.where(sex == 1, m, f)
+    return _draw(key, spec, name, age)
+
+
+def _sample_one(key, pop: cfg.Population, cvs: dict[str, float]):
+    k = lambda name: jax.random.fold_in(key, _STREAM[name])  # noqa: E731
+    age = _covariate(k("age"), pop.covariate("age"), "age", None, None)
+    sex = _covariate(k("sex"), pop.covariate("sex"), "sex", age, None)
+    cov = {"age": age, "sex": sex}
+    for name in COVARIATE_NAMES:
+        if name not in cov:
+            cov[name] = _covariate(k(name), pop.covariate(name), name, age, sex)
+    etas = {}
+    for name, cv in cvs.items():
+        z = jax.random.normal(jax.random.fold_in(key, _PARAM_STREAM_OFFSET + _PARAM_INDEX[name]),
+                              dtype=jnp.float64)
+        etas[name] = jnp.sqrt(jnp.log1p(cv**2)) * z
+    return cov, etas
+
+
+class Cohort(eqx.Module):
+    """A chunk of sampled patients (struct of arrays, leading patient axis)."""
+
+    index: jax.Array  # (patient,) int64 patient indices
+    covariates: dict  # name -> (patient,) array (categories as int codes)
+    params: Params  # every field (patient,)
+    patients: Patient  # every field (patient,)
+
+    @property
+    def size(self) -> int:
+        return int(self.index.shape[0])
+
+    def varying_parameters(self) -> dict[str, np.ndarray]:
+        """The per-patient values of the parameters that vary (``{}`` if none)."""
+        return {name: np.asarray(getattr(self.params, name)) for name in self.varying}
+
+    varying: tuple[str, ...] = eqx.field(static=True, default=())
+
+
+def sample_cohort(pop: cfg.Population, seed: int, start: int, n: int,
+                  params: Params | None = None) -> Cohort:
+    """Patients ``start .. start+n-1`` of the population ``pop`` drawn with ``seed``.
+
+    Args:
+        pop: the population section of a run config.
+        seed: the run's seed.
+        start, n: first patient index and number of patients.
+        params: typical parameter values (default :class:`Params()`), e.g. from a calibration.
+    """
+    params = Params() if params is None else params
+    cvs = variability(pop)
+    index = jnp.arange(start, start + n, dtype=jnp.int64)
+    root = jax.random.key(seed)
+    keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(index)
+    cov, etas = jax.jit(jax.vmap(lambda kk: _sample_one(kk, pop, cvs)))(keys)
+    specs = {s.name: s for s in parameter_specs()}
+
+    def field(name):
+        typical = jnp.full((n,), getattr(params, name), jnp.float64)
+        if name not in etas:
+            return typical
+        s = specs[name]
+        return jnp.clip(typical * jnp.exp(etas[name]), s.lower, s.upper)
+
+    per_patient = Params(**{f.name: field(f.name) for f in dataclasses.fields(Params)})
+    is_female = cov["sex"] == 0
+    loop = jnp.where(cov["diuretic"] == 1, pop.chronic_diuretic_dose, 0.0)
+    thiazide = jnp.where(cov["diuretic"] == 2, pop.chronic_diuretic_dose, 0.0)
+    patients = make_patient(per_patient, cov["body_weight"], is_female, cov["egfr"],
+                            mg_to_mmol_mg(cov["mg_intake"]), cov["k_intake"], cov["na_intake"],
+                            loop, thiazide)
+    return Cohort(index=index, covariates=cov, params=per_patient, patients=patients,
+                  varying=tuple(sorted(etas)))

@@ -1,0 +1,290 @@
+"""`popsim run`: sample a cohort, solve it chunk by chunk, stream it into one HDF5 file.
+
+The cohort is processed in fixed-size chunks (the last one padded, so one compilation serves all);
+every finished chunk is written and flushed before the next starts, so host memory is bounded by
+the chunk size and an interrupted run keeps its finished chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from popsim import config as cfg
+from popsim import store
+from popsim._version import MODEL_VERSION, __version__
+from popsim.observables import OUTPUTS
+from popsim.parameters import Params, parameter_specs
+from popsim.population import COVARIATE_NAMES, sample_cohort, variability
+from popsim.protocols import ADD_CHANNELS, DIET_CHANNELS, Protocol, compile_segments
+from popsim.solve import (
+    STATUS_DESCRIPTIONS,
+    SolverSettings,
+    Status,
+    batched_simulate_observe,
+    steady_states_with_fallback,
+)
+from popsim.units import mg_to_mmol_mg
+
+#: thresholds of the summary table, mmol/L
+THRESHOLDS = {
+    "hypomagnesemia": ("serum_mg", "<", 0.70),
+    "hypermagnesemia": ("serum_mg", ">", 1.05),
+    "hypokalemia": ("serum_k", "<", 3.5),
+    "hyperkalemia": ("serum_k", ">", 5.0),
+    "hyponatremia": ("serum_na", "<", 135.0),
+    "hypocalcemia": ("serum_ca", "<", 2.15),
+}
+SUMMARY_MEDIANS = ("serum_mg", "serum_k", "serum_na", "serum_ca")
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or continue (bad output path, ...), in one line."""
+
+
+def arm_protocol(arm: cfg.Arm, days: float, n_segments: int, dtype) -> Protocol:
+    """Compile one arm's interventions (config units) into a protocol (model units)."""
+    items = []
+    for iv in arm.intervention:
+        start = iv.start_day
+        end = days if iv.end_day is None else iv.end_day
+        diet, added = {}, {}
+        if iv.kind == "oral_magnesium":
+            added["mg_oral"] = mg_to_mmol_mg(iv.dose)
+        elif iv.kind == "oral_potassium":
+            added["k_oral"] = iv.dose
+        elif iv.kind == "iv_magnesium":
+            added["mg_iv"] = iv.dose / (end - start)
+        elif iv.kind == "loop_diuretic":
+            added["loop_dose"] = iv.dose
+        elif iv.kind == "thiazide_diuretic":
+            added["thiazide_dose"] = iv.dose
+        elif iv.kind == "diet":
+            if iv.mg_intake is not None:
+                diet["mg_intake"] = mg_to_mmol_mg(iv.mg_intake)
+            if iv.k_intake is not None:
+                diet["k_intake"] = iv.k_intake
+            if iv.na_intake is not None:
+                diet["na_intake"] = iv.na_intake
+        assert set(diet) <= set(DIET_CHANNELS) and set(added) <= set(ADD_CHANNELS)
+        items.append((start, end, diet, added))
+    return compile_segments(items, n_segments=n_segments, dtype=dtype)
+
+
+def protocols_for(config: cfg.RunConfig, dtype) -> list[Protocol]:
+    """One protocol per arm, all with the same (static) number of segments."""
+    n_seg = max(2 * len(a.intervention) + 1 for a in config.arms)
+    n_seg = 1 << (n_seg - 1).bit_length()  # round up to a power of 2: fewer distinct compilations
+    return [arm_protocol(a, config.simulation.days, n_seg, dtype) for a in config.arms]
+
+
+def solver_settings(sim: cfg.Simulation) -> SolverSettings:
+    return SolverSettings(rtol=sim.rtol, atol=sim.atol, solver=sim.solver,
+                          max_steps=sim.max_steps)
+
+
+def output_times(sim: cfg.Simulation) -> np.ndarray:
+    """Saved times, days: 0, interval, 2*interval, ... up to ``days``."""
+    return np.arange(sim.n_times, dtype=np.float64) * sim.output_interval_days
+
+
+@dataclass
+class ArmSummary:
+    name: str
+    n_ok: int
+    n_failed: int
+    medians: dict[str, float]  # output -> median at the last time, mmol/L
+    prevalence: dict[str, float]  # disorder -> fraction of patients (ok ones) at the last time
+
+
+@dataclass
+class RunResult:
+    path: Path
+    n_patients: int
+    days: float
+    arms: list[ArmSummary]
+    wall_seconds: float
+    extra: dict = field(default_factory=dict)
+
+
+def _check_output_path(out: Path, force: bool, resume: bool) -> None:
+    if out.exists() and out.is_dir():
+        raise RunError(f"--out {out}: is a directory, expected a file path")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.exists():
+        raise RunError(f"--out {out}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise RunError(f"--out {out}: directory {parent} is not writable")
+    if out.exists() and not force and not resume:
+        raise RunError(f"--out {out}: file exists; pass --force to overwrite it")
+
+
+def _layout(config: cfg.RunConfig, n: int, chunk_size: int,
+            varying: list[str]) -> store.CohortLayout:
+    specs = {s.name: s for s in parameter_specs()}
+    covs = {}
+    cats = {}
+    for name in COVARIATE_NAMES:
+        unit, kind, labels = cfg.COVARIATES[name]
+        covs[name] = (kind, unit)
+        if kind == "category":
+            cats[name] = labels
+    descriptions = {o.name: o.description for o in OUTPUTS}
+    descriptions.update({f"param_{k}": specs[k].description for k in varying})
+    return store.CohortLayout(
+        arms=tuple(a.name for a in config.arms), n_patients=n,
+        times=output_times(config.simulation), outputs={o.name: o.unit for o in OUTPUTS},
+        covariates=covs, categories=cats,
+        parameters={k: specs[k].unit for k in varying}, chunk_size=chunk_size,
+        descriptions=descriptions)
+
+
+def run_cohort(
+    config: cfg.RunConfig,
+    config_text: str,
+    out: str | Path,
+    *,
+    size: int | None = None,
+    seed: int | None = None,
+    chunk_size: int = 1000,
+    force: bool = False,
+    params: Params | None = None,
+    params_source: str = "default",
+    progress: bool = True,
+) -> RunResult:
+    """Run the cohort of ``config`` and write it to ``out`` (HDF5). See the module docstring.
+
+    Args:
+        size, seed: override ``population.size`` / ``population.seed``.
+        chunk_size: patients per compiled batch (memory and resume granularity); results do not
+            depend on it.
+        params: typical parameter values (default: the shipped parameter table).
+        params_source: recorded in the file (``params_source`` attribute).
+    """
+    out = Path(out)
+    n = config.population.size if size is None else size
+    seed = config.population.seed if seed is None else seed
+    if n <= 0:
+        raise RunError(f"--size {n}: must be a positive number of patients")
+    if chunk_size <= 0:
+        raise RunError(f"--chunk-size {chunk_size}: must be a positive number of patients")
+    _check_output_path(out, force, resume=False)
+    chunk_size = min(chunk_size, n)
+    params = Params() if params is None else params
+    dtype = jnp.float64 if config.simulation.precision == "float64" else jnp.float32
+    t_start = time.perf_counter()
+    with jax.enable_x64(True):
+        varying = sorted(variability(config.population))
+        layout = _layout(config, n, chunk_size, varying)
+        attrs = {
+            "popsim_version": __version__, "model_version": MODEL_VERSION,
+            "config": config_text, "seed": int(seed), "n_patients": int(n),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "params_source": params_source, "solver": config.simulation.solver,
+            "rtol": config.simulation.rtol, "atol": config.simulation.atol,
+            "precision": config.simulation.precision, "chunk_size": int(chunk_size),
+        }
+        try:
+            store.create(out, layout, attrs, status_meanings=STATUS_DESCRIPTIONS, force=force)
+        except store.StoreError as e:
+            raise RunError(str(e)) from None
+        protocols = protocols_for(config, dtype)
+        settings = solver_settings(config.simulation)
+        ts = jnp.asarray(output_times(config.simulation), dtype)
+        n_chunks = math.ceil(n / chunk_size)
+        with _progress(progress, n) as bar:
+            for c in range(n_chunks):
+                start = c * chunk_size
+                n_real = min(chunk_size, n - start)
+                _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, protocols,
+                           settings, ts, dtype)
+                bar(n_real)
+        store.finalize(out)
+    summaries = summarize(out)
+    return RunResult(out, n, config.simulation.days, summaries, time.perf_counter() - t_start)
+
+
+def _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, protocols, settings, ts,
+               dtype):
+    cohort = sample_cohort(config.population, seed, start, chunk_size, params)
+    p = jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.params)
+    pts = jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.patients)
+    y0, ok = steady_states_with_fallback(p, pts, settings)
+    outs, statuses = {o.name: [] for o in OUTPUTS}, []
+    for prot in protocols:
+        res, status, _ = batched_simulate_observe(p, pts, prot, y0, ts, settings)
+        status = jnp.where(ok, status, Status.STEADY_STATE_FAILED)
+        for k in outs:
+            outs[k].append(np.asarray(res[k][:n_real], np.float32))
+        statuses.append(np.asarray(status[:n_real], np.int8))
+    covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
+    pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
+    store.write_chunk(out, c, start, covs, pars, {k: np.stack(v) for k, v in outs.items()},
+                      np.stack(statuses))
+
+
+class _progress:
+    """A rich progress bar over patients (or nothing when disabled)."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total = enabled, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda k: None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._p = Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("patients"), TextColumn("{task.fields[rate]}"),
+                           TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        self._p.start()
+        self._task = self._p.add_task("run", total=self.total, rate="")
+        self._t0 = time.perf_counter()
+        self._done = 0
+
+        def advance(k):
+            self._done += k
+            rate = self._done / max(time.perf_counter() - self._t0, 1e-9)
+            self._p.update(self._task, advance=k, rate=f"{rate:,.0f} patients/s")
+
+        return advance
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._p.stop()
+        return False
+
+
+def summarize(path: str | Path, time_index: int = -1) -> list[ArmSummary]:
+    """Per-arm medians and prevalences at one saved time (default: the last), from the file."""
+    coh = store.open_cohort(path)
+    status = coh.status
+    result = []
+    for a, arm in enumerate(coh.arms):
+        ok = status[a] == Status.OK
+        vals = {}
+        for name in {v[0] for v in THRESHOLDS.values()} | set(SUMMARY_MEDIANS):
+            vals[name] = coh.output(name, arm=a, time=time_index)[ok]
+        n_ok = int(ok.sum())
+        prev = {}
+        for disorder, (name, op, thr) in THRESHOLDS.items():
+            x = vals[name]
+            prev[disorder] = float(np.mean(x < thr if op == "<" else x > thr)) if n_ok else math.nan
+        med = {k: float(np.median(vals[k])) if n_ok else math.nan for k in SUMMARY_MEDIANS}
+        result.append(ArmSummary(arm, n_ok, int((~ok).sum()), med, prev))
+    return result

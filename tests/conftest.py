@@ -1,0 +1,58 @@
+"""Shared fixtures. JIT compiles dominate the suite's time, so compiled solves are reused across
+tests through session fixtures with fixed batch shapes."""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)  # the suite runs in float64 (the default precision)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from popsim import config as cfg  # noqa: E402
+from popsim import model, observables, population, solve  # noqa: E402
+from popsim.parameters import Params  # noqa: E402
+from popsim.units import mg_to_mmol_mg  # noqa: E402
+
+SCENARIO_BATCH = 8  # every scenario batch is padded to this size: one compilation for all
+
+
+def patients(params: Params = None, n: int = SCENARIO_BATCH, *, body_weight=70.0, female=False,
+             egfr=100.0, mg_intake_mg=300.0, k_intake=75.0, na_intake=150.0, loop=0.0,
+             thiazide=0.0):
+    """A batch of ``n`` typical patients (no between-patient variability). Any covariate may be
+    a scalar or a length-``n`` sequence."""
+    params = Params() if params is None else params
+    a = lambda x: jnp.broadcast_to(jnp.asarray(x, jnp.float64), (n,))  # noqa: E731
+    pt = model.make_patient(params, a(body_weight), jnp.broadcast_to(jnp.asarray(female), (n,)),
+                            a(egfr), a(mg_to_mmol_mg(np.asarray(mg_intake_mg, float))),
+                            a(k_intake), a(na_intake), a(loop), a(thiazide))
+    pb = jax.tree.map(lambda x: jnp.full((n,), x, jnp.float64), params)
+    return pb, pt
+
+
+def steady_observe(pb, pt, settings=solve.SolverSettings()):
+    """Steady state of a batch and its observables (dict of (patient,) numpy arrays)."""
+    y0, ok = solve.steady_states_with_fallback(pb, pt, settings)
+    obs = jax.vmap(lambda y, p, q: observables.observe(y, p, q, model.baseline_inputs(q)))(
+        y0, pb, pt)
+    return y0, np.asarray(ok), {k: np.asarray(v) for k, v in obs.items()}
+
+
+@pytest.fixture(scope="session")
+def reference_config():
+    conf, text = cfg.load_config("configs/reference_healthy.toml")
+    return conf
+
+
+@pytest.fixture(scope="session")
+def reference_cohort(reference_config):
+    """1024 reference-healthy patients at their steady states."""
+    c = population.sample_cohort(reference_config.population, reference_config.population.seed,
+                                 0, 1024)
+    y0, ok, obs = steady_observe(c.params, c.patients)
+    return c, y0, ok, obs

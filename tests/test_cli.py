@@ -1,0 +1,156 @@
+"""End to end: `popsim run` writes a cohort file that xarray reads; bad input exits 2 cleanly."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from popsim import config as cfg
+from popsim import store
+from popsim.cli import main
+from popsim.observables import OUTPUTS
+from popsim.run import run_cohort
+
+SMALL = """
+[population]
+size = 14
+seed = 5
+[population.covariates.egfr]
+distribution = "uniform"
+low = 20
+high = 120
+[simulation]
+days = 10
+output_interval_days = 1.0
+[[arm]]
+name = "control"
+[[arm]]
+name = "magnesium"
+[[arm.intervention]]
+kind = "oral_magnesium"
+dose = 400
+start_day = 2
+end_day = 8
+"""
+
+
+@pytest.fixture(scope="module")
+def small_runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("runs")
+    conf = cfg.parse_config(__import__("tomllib").loads(SMALL))
+    a = run_cohort(conf, SMALL, d / "chunk7.h5", chunk_size=7, progress=False)
+    b = run_cohort(conf, SMALL, d / "chunk100.h5", chunk_size=100, progress=False)
+    return d, a, b
+
+
+def test_cohort_file_opens_in_xarray_with_dims_and_units(small_runs):
+    d, a, _ = small_runs
+    ds = xr.open_dataset(d / "chunk7.h5", engine="h5netcdf")
+    for o in OUTPUTS:
+        assert ds[o.name].dims == ("arm", "patient", "time")
+        assert ds[o.name].attrs["units"] == o.unit
+        assert ds[o.name].dtype == np.float32
+    assert list(ds["arm"].values) == ["control", "magnesium"]
+    assert ds.sizes["patient"] == 14 and ds.sizes["time"] == 11
+    assert ds["time"].attrs["units"] == "day"
+    for name in ("age", "body_weight", "egfr", "mg_intake", "k_intake", "na_intake"):
+        assert ds[name].dims == ("patient",) and "units" in ds[name].attrs
+    assert ds["status"].dims == ("arm", "patient")
+    assert (ds["status"].values == 0).all()
+    assert ds.attrs["complete"] == 1 and ds.attrs["seed"] == 5
+    assert "oral_magnesium" in ds.attrs["config"]
+    assert ds.attrs["model_version"] and ds.attrs["popsim_version"]
+    # every variable has units
+    for name, var in ds.variables.items():
+        if name != "arm":
+            assert "units" in var.attrs, name
+    # the supplement raised serum Mg during the intervention, and only then in that arm
+    mg = ds["serum_mg"].values
+    assert np.all(mg[1, :, 7] > mg[0, :, 7])
+    np.testing.assert_allclose(mg[1, :, 0], mg[0, :, 0], rtol=0)
+
+
+def test_same_seed_same_numbers_whatever_the_chunk_size(small_runs):
+    d, _, _ = small_runs
+    x = store.open_cohort(d / "chunk7.h5")
+    y = store.open_cohort(d / "chunk100.h5")
+    for o in OUTPUTS:
+        np.testing.assert_array_equal(x.output(o.name), y.output(o.name), err_msg=o.name)
+    for name in x.covariate_names:
+        np.testing.assert_array_equal(x.covariate(name), y.covariate(name))
+    for name in x.parameter_names:
+        np.testing.assert_array_equal(x.parameter(name), y.parameter(name))
+
+
+def test_summary_counts(small_runs):
+    _, a, _ = small_runs
+    assert [s.name for s in a.arms] == ["control", "magnesium"]
+    assert all(s.n_ok == 14 and s.n_failed == 0 for s in a.arms)
+    assert 0.6 < a.arms[0].medians["serum_mg"] < 1.1
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "popsim.cli", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_refuses_to_overwrite_without_force(small_runs, tmp_path):
+    d, _, _ = small_runs
+    target = tmp_path / "existing.h5"
+    target.write_bytes(b"precious results")
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL)
+    r = run_cli("run", str(config), "--out", str(target))
+    assert r.returncode == 2
+    assert "exists; pass --force" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert target.read_bytes() == b"precious results"
+
+
+@pytest.mark.parametrize("text, args, message", [
+    ("[population]\nsize = 0\n", [], "population.size"),
+    ("[population]\nsize = 5\nsead = 3\n", [], "did you mean 'seed'"),
+    ("[population]\nsize = 5\n[population.covariates.mg_intake]\ndistribution = \"gamma\"\n",
+     [], "unknown distribution 'gamma'"),
+    ("[population]\nsize = 5\n", ["--size", "0"], "--size must be positive"),
+    ("[population]\nsize = 5\n", ["--seed", "abc"], "--seed must be a whole number"),
+    ("[population]\nsize = 5\n", ["--out", "/nonexistent/dir/x.h5"], "does not exist"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, text, args, message):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    out_args = [] if "--out" in args else ["--out", str(tmp_path / "out.h5")]
+    r = run_cli("run", str(config), *out_args, *args)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert not (tmp_path / "out.h5").exists()
+
+
+def test_main_returns_2_for_missing_config(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml")]) == 2
+    assert "no such config file" in capsys.readouterr().err
+
+
+def test_unwritable_directory(tmp_path, monkeypatch):
+    """The check runs before anything is computed (tests run as root, so os.access is faked)."""
+    import os
+
+    from popsim.run import RunError
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if str(p) == str(tmp_path)
+                        else real_access(p, mode))
+    conf = cfg.parse_config({"population": {"size": 3}})
+    with pytest.raises(RunError, match=r"directory .* is not writable"):
+        run_cohort(conf, "", tmp_path / "x.h5", progress=False)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_output_path_is_a_directory(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[population]\nsize = 3\n")
+    r = run_cli("run", str(config), "--out", str(tmp_path))
+    assert r.returncode == 2 and "is a directory" in r.stderr

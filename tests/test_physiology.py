@@ -1,0 +1,154 @@
+"""Steady-state physiology against reference ranges and the behaviours of SPEC §1.
+
+Reference numbers: serum Mg 0.70-1.00, K 3.5-5.0, Na 135-145, total Ca 2.15-2.55 mmol/L (SPEC §1);
+intracellular K 120-150 mmol/L (Emmett & Wiederkehr), Na 10-15 (Guyton; Boron), free Mg 0.5-1.0
+(Rude 1998); urinary Mg 3-5 mmol/day at usual intakes (NIH ODS; PHYSIOLOGY §2.1).
+"""
+
+import numpy as np
+import pytest
+from conftest import patients, steady_observe
+
+RANGES = {"serum_mg": (0.70, 1.00), "serum_k": (3.5, 5.0), "serum_na": (135.0, 145.0),
+          "serum_ca": (2.15, 2.55)}
+
+
+@pytest.mark.parametrize("name", sorted(RANGES))
+def test_reference_population_inside_reference_ranges(reference_cohort, name):
+    cohort, y0, ok, obs = reference_cohort
+    assert ok.all(), f"{(~ok).sum()} steady states not found"
+    lo, hi = RANGES[name]
+    inside = np.mean((obs[name] >= lo) & (obs[name] <= hi))
+    assert inside >= 0.95, f"{name}: only {inside:.1%} inside {lo}-{hi} mmol/L"
+
+
+def test_reference_population_medians(reference_cohort):
+    _, _, _, obs = reference_cohort
+    med = {k: np.median(obs[k]) for k in RANGES}
+    assert med["serum_mg"] == pytest.approx(0.85, abs=0.03)
+    assert med["serum_k"] == pytest.approx(4.2, abs=0.15)
+    assert med["serum_na"] == pytest.approx(140.0, abs=1.5)
+    assert med["serum_ca"] == pytest.approx(2.4, abs=0.06)
+
+
+def test_reference_population_intracellular(reference_cohort):
+    _, _, _, obs = reference_cohort
+    assert 120 <= np.median(obs["intracellular_k"]) <= 150
+    assert 10 <= np.median(obs["intracellular_na"]) <= 15
+    assert 0.5 <= np.median(obs["intracellular_mg_free"]) <= 1.0
+    assert 5 <= np.median(obs["intracellular_mg"]) <= 20
+    # the bulk of cell Mg is bound (80-90% to ATP; free is 1-5%, Rude 1998; we allow up to 8%)
+    assert np.median(obs["intracellular_mg_free"] / obs["intracellular_mg"]) < 0.08
+    # serum Mg is ~62% ionized (Boron & Boulpaep)
+    assert np.median(obs["serum_mg_ionized"] / obs["serum_mg"]) == pytest.approx(0.62, abs=0.01)
+
+
+def test_mass_balance_at_steady_state(reference_cohort):
+    """absorbed = excreted for Mg, K and Na, to 1e-6 relative, for every patient."""
+    cohort, y0, ok, obs = reference_cohort
+    import jax
+
+    from popsim import model
+
+    f = jax.vmap(lambda y, p, q: model.fluxes(y, p, q, model.baseline_inputs(q)))(
+        y0, cohort.params, cohort.patients)
+    mg_in = np.asarray(f.mg_absorbed - f.mg_endogenous)
+    np.testing.assert_allclose(np.asarray(f.mg_urine), mg_in, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(f.k_urine), np.asarray(f.k_absorbed), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(f.na_urine), np.asarray(f.na_absorbed), rtol=1e-6)
+
+
+def test_urinary_mg_at_usual_intake():
+    pb, pt = patients(mg_intake_mg=300.0, egfr=[60, 75, 90, 100, 110, 120, 90, 100],
+                      female=[0, 0, 0, 0, 1, 1, 1, 1])
+    _, ok, obs = steady_observe(pb, pt)
+    assert ok.all()
+    assert np.all((obs["urine_mg"] >= 3.0) & (obs["urine_mg"] <= 5.0)), obs["urine_mg"]
+    assert np.all(obs["fe_k"] > 5) and np.all(obs["fe_k"] < 20)
+    assert np.all(obs["fe_na"] > 0.4) and np.all(obs["fe_na"] < 1.5)
+
+
+@pytest.fixture(scope="module")
+def deficiency():
+    """Row 0: 300 mg/day; rows 1-3: <= 20 mg/day (severe Mg deficiency), same patient."""
+    pb, pt = patients(mg_intake_mg=[300, 20, 10, 5, 300, 300, 300, 300])
+    y0, ok, obs = steady_observe(pb, pt)
+    assert ok.all()
+    return obs
+
+
+def test_severe_deficiency_hypomagnesemia_and_hypokalemia(deficiency):
+    for i in (1, 2, 3):
+        assert deficiency["serum_mg"][i] < 0.70
+        assert deficiency["serum_k"][i] < 3.5
+        assert deficiency["urine_mg"][i] < 1.0  # renal conservation
+        assert deficiency["fe_mg"][i] < 2.0
+
+
+def test_severe_deficiency_shifts_cell_k_and_na(deficiency):
+    normal = 0
+    for i in (1, 2, 3):
+        assert deficiency["intracellular_na"][i] > deficiency["intracellular_na"][normal] + 1.0
+        assert deficiency["intracellular_k"][i] < deficiency["intracellular_k"][normal] - 2.0
+        assert deficiency["intracellular_mg_free"][i] < deficiency["intracellular_mg_free"][normal]
+
+
+def test_severe_deficiency_lowers_serum_ca(deficiency):
+    for i in (1, 2, 3):
+        assert deficiency["serum_ca"][i] < deficiency["serum_ca"][0] - 0.2
+        assert deficiency["serum_ca"][i] < 2.15  # hypocalcaemia (Shils 1969)
+
+
+def test_ckd_with_high_mg_intake_gives_hypermagnesemia():
+    pb, pt = patients(egfr=[15, 90, 15, 90, 30, 60, 100, 120],
+                      mg_intake_mg=[2500, 2500, 300, 300, 300, 300, 300, 300])
+    _, ok, obs = steady_observe(pb, pt)
+    assert ok.all()
+    assert obs["serum_mg"][0] > 1.05  # eGFR 15, 2,500 mg/day
+    assert obs["serum_mg"][1] < 1.05  # eGFR 90, same intake
+    # at usual intake serum Mg stays within range down to eGFR ~30 (Cunningham 2012)
+    assert np.all(obs["serum_mg"][3:] < 1.0) and np.all(obs["serum_mg"][3:] > 0.75)
+    # FEMg rises as GFR falls (adaptation)
+    fe = obs["fe_mg"]
+    assert fe[4] > fe[5] > fe[6] > fe[7]
+
+
+def test_diuretics_lower_serum_mg_and_k():
+    pb, pt = patients(loop=[0, 0.5, 0, 1.0, 0, 0, 0, 0], thiazide=[0, 0, 0.5, 0, 1.0, 0, 0, 0])
+    _, ok, obs = steady_observe(pb, pt)
+    assert ok.all()
+    for i in (1, 2, 3, 4):
+        assert obs["serum_mg"][i] < obs["serum_mg"][0] - 0.01
+        assert obs["serum_k"][i] < obs["serum_k"][0] - 0.15
+    assert obs["serum_k"][3] < obs["serum_k"][1]  # dose-dependent
+    # thiazides lower urinary Ca, loop diuretics raise it
+    assert obs["urine_ca"][2] < obs["urine_ca"][0] < obs["urine_ca"][1]
+
+
+def test_serum_mg_rises_monotonically_with_intake():
+    intakes = [25, 75, 150, 250, 350, 500, 800, 1500]
+    pb, pt = patients(mg_intake_mg=intakes)
+    _, ok, obs = steady_observe(pb, pt)
+    assert ok.all()
+    assert np.all(np.diff(obs["serum_mg"]) > 0)
+    assert np.all(np.diff(obs["urine_mg"]) > 0)
+
+
+def test_k_supplement_alone_corrects_less_than_mg_plus_k():
+    """Steady-state version of refractory hypokalaemia: in Mg deficiency, extra K raises serum K
+    by less than half of what Mg repletion plus the same K achieves."""
+    pb, pt = patients(mg_intake_mg=[20, 20, 300, 300, 300, 300, 300, 300],
+                      k_intake=[75, 135, 135, 75, 75, 75, 75, 75])
+    _, ok, obs = steady_observe(pb, pt)
+    k = obs["serum_k"]
+    assert k[0] < 3.5
+    assert (k[1] - k[0]) < 0.5 * (k[2] - k[0])
+    assert 3.5 <= k[3] <= 5.0  # Mg repleted: K normal
+
+
+def test_body_size_does_not_change_concentrations_much():
+    pb, pt = patients(body_weight=[50, 70, 90, 120, 50, 70, 90, 120],
+                      female=[1, 1, 1, 1, 0, 0, 0, 0])
+    _, ok, obs = steady_observe(pb, pt)
+    assert ok.all()
+    assert np.ptp(obs["serum_mg"]) < 0.05 and np.ptp(obs["serum_k"]) < 0.2

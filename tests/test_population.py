@@ -1,0 +1,77 @@
+"""Virtual population: US-adult defaults, reproducibility, truncation."""
+
+import numpy as np
+import pytest
+
+from popsim import config as cfg
+from popsim.population import sample_cohort
+
+
+@pytest.fixture(scope="module")
+def us_adults():
+    conf, _ = cfg.load_config("configs/us_adults.toml")
+    c = sample_cohort(conf.population, 7, 0, 20000)
+    return conf, {k: np.asarray(v) for k, v in c.covariates.items()}, c
+
+
+def test_about_half_of_adults_below_mg_ear(us_adults):
+    _, cov, _ = us_adults
+    ear = np.where(cov["sex"] == 1, 350.0, 265.0)  # IOM 1997, adults >= 31 y
+    below = np.mean(cov["mg_intake"] < ear)
+    assert 0.45 <= below <= 0.65, below  # ~48-60% (Moshfegh 2009; Workinger 2018)
+
+
+def test_ckd_prevalence_and_diuretic_use(us_adults):
+    _, cov, _ = us_adults
+    stage3 = np.mean((cov["egfr"] >= 30) & (cov["egfr"] < 60))
+    assert 0.03 <= stage3 <= 0.10  # 4-8% (Coresh 2003; Castro & Coresh 2009)
+    assert 0.0005 <= np.mean(cov["egfr"] < 30) <= 0.01
+    assert np.mean(cov["diuretic"] == 2) == pytest.approx(0.10, abs=0.01)
+    assert np.mean(cov["diuretic"] == 1) == pytest.approx(0.03, abs=0.005)
+    # eGFR falls with age
+    assert np.corrcoef(cov["age"], cov["egfr"])[0, 1] < -0.5
+
+
+def test_intakes_by_sex(us_adults):
+    _, cov, _ = us_adults
+    men, women = cov["sex"] == 1, cov["sex"] == 0
+    assert np.median(cov["na_intake"][men]) == pytest.approx(174, rel=0.05)
+    assert np.median(cov["na_intake"][women]) == pytest.approx(123, rel=0.05)
+    assert np.median(cov["body_weight"][men]) > np.median(cov["body_weight"][women])
+
+
+def test_same_patients_whatever_the_chunking(us_adults):
+    conf, cov, whole = us_adults
+    part = sample_cohort(conf.population, 7, 13, 9)
+    for name, values in part.covariates.items():
+        np.testing.assert_array_equal(np.asarray(values), cov[name][13:22])
+    for name in whole.varying:
+        np.testing.assert_array_equal(np.asarray(getattr(part.params, name)),
+                                      np.asarray(getattr(whole.params, name))[13:22])
+
+
+def test_seed_changes_the_cohort(us_adults):
+    conf, cov, _ = us_adults
+    other = sample_cohort(conf.population, 8, 0, 100)
+    assert not np.allclose(np.asarray(other.covariates["mg_intake"]), cov["mg_intake"][:100])
+
+
+def test_truncation_and_between_patient_variability():
+    conf = cfg.parse_config({"population": {"size": 10, "covariates": {
+        "egfr": {"distribution": "normal", "mean": 60, "sd": 40, "min": 30, "max": 90}},
+        "variability": {"scale": 1.0, "cv": {"mg_dct_tm": 0.2}}}})
+    c = sample_cohort(conf.population, 1, 0, 5000)
+    egfr = np.asarray(c.covariates["egfr"])
+    assert egfr.min() >= 30 and egfr.max() <= 90
+    assert np.mean(egfr < 31) < 0.02  # truncation, not clipping: no pile-up at the bound
+    tm = np.asarray(c.params.mg_dct_tm)
+    cv = np.std(np.log(tm)) / 1.0
+    assert cv == pytest.approx(np.sqrt(np.log1p(0.2**2)), rel=0.05)
+    assert np.median(tm) == pytest.approx(0.12, rel=0.02)  # typical value is the median
+
+
+def test_no_variability_when_scale_zero():
+    conf = cfg.parse_config({"population": {"size": 10, "variability": {"scale": 0.0}}})
+    c = sample_cohort(conf.population, 1, 0, 50)
+    assert c.varying == ()
+    assert np.ptp(np.asarray(c.params.nka_vmax)) == 0.0

@@ -1,0 +1,121 @@
+"""The solver: batched equals single, accuracy against a tight reference, mass balance in time,
+per-patient failure codes."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import SCENARIO_BATCH, patients
+
+from popsim import model, protocols, solve
+from popsim.units import mg_to_mmol_mg
+
+SETTINGS = solve.SolverSettings()
+TS = jnp.arange(0.0, 91.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def mixed_batch():
+    """Eight different patients and a protocol with a diet change and a supplement."""
+    pb, pt = patients(egfr=[100, 25, 60, 120, 90, 45, 80, 15],
+                      mg_intake_mg=[300, 150, 500, 250, 100, 350, 200, 400],
+                      k_intake=[75, 60, 100, 50, 80, 70, 90, 65],
+                      loop=[0, 0, 0.5, 0, 0, 0, 0, 0], thiazide=[0, 0, 0, 0, 0.5, 0, 0, 0],
+                      female=[0, 1, 0, 1, 0, 1, 0, 1],
+                      body_weight=[70, 60, 95, 55, 80, 65, 110, 75])
+    prot = protocols.compile_segments(
+        [(5.0, 40.0, {"mg_intake": mg_to_mmol_mg(20.0)}, {}),
+         (40.0, 80.0, {}, {"mg_oral": mg_to_mmol_mg(400.0), "k_oral": 40.0})], n_segments=8)
+    y0, ok = solve.steady_states_with_fallback(pb, pt, SETTINGS)
+    assert bool(ok.all())
+    out, status, steps = solve.batched_simulate_observe(pb, pt, prot, y0, TS, SETTINGS)
+    return pb, pt, prot, y0, out, np.asarray(status)
+
+
+def test_batched_equals_loop_of_single_patients(mixed_batch):
+    pb, pt, prot, y0, out, status = mixed_batch
+    assert (status == solve.Status.OK).all()
+    single = jax.jit(lambda p, q, y: solve.simulate(p, q, prot, y, TS, SETTINGS))
+    for i in range(SCENARIO_BATCH):
+        p_i = jax.tree.map(lambda x, i=i: x[i], pb)
+        q_i = jax.tree.map(lambda x, i=i: x[i], pt)
+        ys, st, _ = single(p_i, q_i, y0[i])
+        obs = solve.observe_series(p_i, q_i, prot, TS, ys)
+        for name in ("serum_mg", "serum_k", "intracellular_na", "urine_k"):
+            np.testing.assert_allclose(np.asarray(out[name][i]), np.asarray(obs[name]),
+                                       rtol=1e-8, err_msg=f"patient {i} {name}")
+
+
+def test_batched_agrees_with_tight_reference(mixed_batch):
+    """Default tolerances vs rtol 1e-10 single-patient solves: agreement to 1e-4 relative."""
+    pb, pt, prot, y0, out, status = mixed_batch
+    tight = dataclasses.replace(SETTINGS, rtol=1e-10, atol=1e-12, newton_rtol=1e-8,
+                                newton_atol=1e-10, max_steps=200_000)
+    single = jax.jit(lambda p, q, y: solve.simulate(p, q, prot, y, TS, tight))
+    worst = 0.0
+    for i in (0, 1, 2, 7):
+        p_i = jax.tree.map(lambda x, i=i: x[i], pb)
+        q_i = jax.tree.map(lambda x, i=i: x[i], pt)
+        ys, st, _ = single(p_i, q_i, y0[i])
+        assert int(st) == solve.Status.OK
+        obs = solve.observe_series(p_i, q_i, prot, TS, ys)
+        for name in ("serum_mg", "serum_k", "serum_na", "serum_ca", "intracellular_mg",
+                     "intracellular_k", "intracellular_na", "pth"):
+            rel = np.max(np.abs(np.asarray(out[name][i]) / np.asarray(obs[name]) - 1))
+            worst = max(worst, rel)
+    assert worst < 1e-4, worst
+
+
+def test_mass_balance_during_simulation(mixed_batch):
+    """change in body content = integral of (in - out), through every intervention."""
+    pb, pt, prot, y0, out, status = mixed_batch
+    run = jax.jit(jax.vmap(lambda p, q, y: solve.simulate(p, q, prot, y, TS, SETTINGS,
+                                                          track_balance=True)))
+    ys, st, _ = run(pb, pt, y0)
+    ys = np.asarray(ys)
+    body = {
+        "Mg": ys[..., model.MG_ECF] + ys[..., model.MG_ICF] + ys[..., model.MG_BONE],
+        "K": ys[..., model.K_ECF] + ys[..., model.K_ICF],
+        "Na": ys[..., model.NA_ECF] + ys[..., model.NA_ICF],
+    }
+    for j, name in enumerate(("Mg", "K", "Na")):
+        change = body[name] - body[name][:, :1]
+        cumulative = ys[..., model.N_STATES + j]
+        err = np.max(np.abs(change - cumulative) / body[name])
+        assert err < 1e-6, f"{name}: relative mass-balance error {err:.2e}"
+        assert np.max(np.abs(change)) > 1.0  # the protocol really moved mmol in and out
+
+
+def test_depletion_protocol_really_depletes(mixed_batch):
+    _, _, _, _, out, _ = mixed_batch
+    mg = np.asarray(out["serum_mg"])
+    assert np.all(mg[:, 39] < mg[:, 4])  # Mg-free diet from day 5 to 40
+    assert np.all(mg[:, 79] > mg[:, 39])  # supplement from day 40
+
+
+def test_failing_patient_gets_status_not_crash(mixed_batch):
+    pb, pt, prot, y0, _, _ = mixed_batch
+    starved = dataclasses.replace(SETTINGS, max_steps=20)
+    _, status, _ = solve.batched_simulate_observe(pb, pt, prot, y0, TS, starved)
+    status = np.asarray(status)
+    assert (status == solve.Status.MAX_STEPS).any()
+    assert set(np.unique(status)) <= {solve.Status.OK, solve.Status.MAX_STEPS}
+
+
+def test_steady_state_fallback_rescues_newton_failures():
+    """Extreme patients where plain Newton from the textbook state fails are still solved,
+    and agree with the Newton solution where both converge."""
+    pb, pt = patients(mg_intake_mg=[5, 15, 3000, 300, 8, 12, 2500, 50],
+                      egfr=[100, 40, 10, 100, 120, 8, 15, 30], loop=[0, 1, 0, 0, 0.8, 0, 0, 1])
+    y_newton, ok_newton = solve.batched_steady_state(pb, pt, SETTINGS)
+    assert not bool(ok_newton.all()), "choose harder patients: Newton alone solved them all"
+    y_fb, ok_fb = solve.batched_steady_state_fallback(pb, pt, SETTINGS)
+    assert bool(ok_fb.all())
+    both = np.asarray(ok_newton & ok_fb)
+    np.testing.assert_allclose(np.asarray(y_newton)[both], np.asarray(y_fb)[both], rtol=1e-8)
+    resid = jax.vmap(lambda y, p, q: jnp.stack(model.derivatives(y, p, q,
+                                                                 model.baseline_inputs(q))) / y)(
+        y_fb, pb, pt)
+    assert float(jnp.max(jnp.abs(resid))) < 1e-8
