@@ -7,12 +7,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import xarray as xr  # noqa: E402
 
 from popsim import store
 from popsim.store import CohortLayout, StoreError
-
-xr = pytest.importorskip("xarray")
-pytest.importorskip("h5netcdf")
 
 ARMS = ("baseline", "mg_400")
 N, CHUNK = 10, 4  # three chunks: 4, 4 and a short last one of 2
