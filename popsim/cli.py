@@ -62,7 +62,34 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--figure", type=Path, default=None,
                      help="also write an overview figure (PNG) to this path")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    rep = sub.add_parser("report", help="tables and figures for a cohort file")
+    rep.add_argument("file", type=Path, help="cohort file (HDF5) written by popsim run")
+    rep.add_argument("--out", type=Path, default=None,
+                     help="output directory (default: FILE without suffix + _report)")
+    rep.add_argument("--days", type=_days, default=None,
+                     help="comma-separated days for the tables (default: first, middle, last)")
+
+    val = sub.add_parser("validate", help="run the built-in physiology scenarios")
+    val.add_argument("--out", type=Path, default=Path("validation"),
+                     help="directory for figures and validation.json (default: validation/)")
+    val.add_argument("--size", type=_positive_int("--size"), default=32,
+                     help="patients per scenario (default 32)")
+    val.add_argument("--scenario", action="append", default=None,
+                     help="run only this scenario (repeatable)")
+    val.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _days(text):
+    try:
+        days = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--days must be comma-separated numbers, got {text!r}") \
+            from None
+    if not days or any(d < 0 for d in days):
+        raise argparse.ArgumentTypeError(f"--days must be non-negative days, got {text!r}")
+    return days
 
 
 def _fail(message: str) -> int:
@@ -99,7 +126,34 @@ def cmd_run(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run}
+def cmd_report(args) -> int:
+    from popsim.report import ReportError, report
+
+    out = args.out if args.out is not None else args.file.with_name(args.file.stem + "_report")
+    try:
+        summary = report(args.file, out, days=args.days)
+    except ReportError as e:
+        return _fail(str(e))
+    print(f"wrote {out}/summary.json, {out}/summary.csv and "
+          f"{len(summary['figures'])} figures in {out}/")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from popsim.validation import print_report, scenarios, validate
+
+    known = [s.name for s in scenarios()]
+    for name in args.scenario or []:
+        if name not in known:
+            return _fail(f"--scenario {name!r}: unknown; allowed: {', '.join(known)}")
+    result = validate(size=args.size, out=args.out, progress=not args.quiet,
+                      only=tuple(args.scenario) if args.scenario else None)
+    print_report(result)
+    print(f"figures and validation.json in {args.out}/")
+    return 0 if result.passed else 1
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "validate": cmd_validate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -235,7 +235,7 @@ class Simulation(_Strict):
     solver: Literal["kvaerno3", "kvaerno4", "kvaerno5", "tsit5", "dopri5"] = "kvaerno3"
     rtol: Annotated[float, Field(gt=0, lt=1e-2)] = 1e-5
     atol: Annotated[float, Field(gt=0, lt=1e-2)] = 1e-7
-    max_steps: Annotated[int, Field(gt=0)] = 20_000
+    max_steps: Annotated[int, Field(gt=0)] | None = None  # default: 2000 + 10 per simulated day
     precision: Literal["float64", "float32"] = "float64"
 
     @model_validator(mode="after")
@@ -247,6 +247,11 @@ class Simulation(_Strict):
         if n > 200_000:
             raise ValueError(f"{n:.0f} output times is too many (at most 200000)")
         return self
+
+    @property
+    def step_budget(self) -> int:
+        """Solver steps allowed per patient and arm (a year needs ~200-400)."""
+        return self.max_steps if self.max_steps is not None else int(2000 + 10 * self.days)
 
     @property
     def n_times(self) -> int:

@@ -15,28 +15,40 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from popsim.parameters import Params
-from popsim.physiology import adrenal, bone, cells, drugs, gut, kidney, parathyroid
+from popsim.physiology import adrenal, bone, cells, drugs, gut, kidney, parathyroid, water
 
 STATE_NAMES = (
-    "mg_ecf", "mg_icf", "mg_bone", "k_ecf", "k_icf", "na_ecf", "na_icf", "ca_ecf", "pth",
-    "aldosterone",
+    "mg_ecf", "mg_icf", "mg_bone", "k_ecf", "na_ecf", "na_icf", "ca_ecf", "pth", "aldosterone",
+    "ecf_volume",
 )
-STATE_UNITS = ("mmol", "mmol", "mmol", "mmol", "mmol", "mmol", "mmol", "mmol", "pmol/L", "1")
+STATE_UNITS = ("mmol", "mmol", "mmol", "mmol", "mmol", "mmol", "mmol", "pmol/L", "1", "L")
 STATE_DESCRIPTIONS = (
     "extracellular (plasma + interstitial) Mg", "intracellular Mg, free + bound",
-    "exchangeable bone-surface Mg", "extracellular K", "intracellular K", "extracellular Na",
+    "exchangeable bone-surface Mg", "extracellular K", "extracellular Na",
     "intracellular Na", "extracellular Ca", "plasma parathyroid hormone",
-    "plasma aldosterone relative to 85 ng/L",
+    "plasma aldosterone relative to 85 ng/L", "extracellular fluid volume",
 )
 N_STATES = len(STATE_NAMES)
-MG_ECF, MG_ICF, MG_BONE, K_ECF, K_ICF, NA_ECF, NA_ICF, CA_ECF, PTH, ALDO = range(N_STATES)
+MG_ECF, MG_ICF, MG_BONE, K_ECF, NA_ECF, NA_ICF, CA_ECF, PTH, ALDO, V_ECF = range(N_STATES)
+
+
+def cell_k(y, p: Params, pt: Patient):
+    """Cell K (mmol): cells hold a fixed amount of monovalent cation (balanced by impermeant
+    anions), so K is what Na leaves: ``C_cat * V_icf - Na_icf``."""
+    return p.cell_cation_concentration * pt.v_icf - y[NA_ICF]
+
+
+def body_contents(y, p: Params, pt: Patient):
+    """Exchangeable body Mg, K and Na (mmol)."""
+    return (y[MG_ECF] + y[MG_ICF] + y[MG_BONE], y[K_ECF] + cell_k(y, p, pt),
+            y[NA_ECF] + y[NA_ICF])
 
 
 class Patient(eqx.Module):
     """Per-patient quantities derived from the covariates (all scalars for one patient)."""
 
     body_weight: Float[Array, ""]  # kg
-    v_ecf: Float[Array, ""]  # L
+    v_ecf: Float[Array, ""]  # reference ECF volume, L (the state ecf_volume moves around it)
     v_icf: Float[Array, ""]  # L
     gfr: Float[Array, ""]  # L/day
     nephron_fraction: Float[Array, ""]  # eGFR / 100, dimensionless
@@ -51,8 +63,9 @@ def make_patient(params: Params, body_weight, is_female, egfr, mg_intake_mmol, k
                  na_intake_mmol, loop_dose, thiazide_dose) -> Patient:
     """Derive a :class:`Patient` from covariates (all in model units, scalars or arrays).
 
-    Volumes scale with body weight and sex (Guyton & Hall fractions in :class:`Params`); GFR in
-    L/day from eGFR (mL/min/1.73 m²).
+    Volumes scale with body weight and sex (Guyton & Hall fractions in :class:`Params`): the ICF
+    volume is fixed, the ECF volume is a state that starts near this reference. GFR in L/day
+    from eGFR (mL/min/1.73 m²).
     """
     ecf = jnp.where(is_female, params.ecf_l_per_kg_female, params.ecf_l_per_kg_male)
     icf = jnp.where(is_female, params.icf_l_per_kg_female, params.icf_l_per_kg_male)
@@ -99,15 +112,16 @@ class Concentrations(NamedTuple):
 
 def concentrations(y, p: Params, pt: Patient) -> Concentrations:
     """Concentrations (mmol/L) from the amounts in state ``y``."""
-    mg_p = y[MG_ECF] / pt.v_ecf
+    v = y[V_ECF]
+    mg_p = y[MG_ECF] / v
     mg_i_total = y[MG_ICF] / pt.v_icf
-    ca_p = y[CA_ECF] / pt.v_ecf
+    ca_p = y[CA_ECF] / v
     return Concentrations(
         mg_p=mg_p, mg_ionized=p.mg_ionized_fraction * mg_p,
         mg_uf=p.mg_ultrafilterable_fraction * mg_p, mg_i_total=mg_i_total,
         mg_i_free=cells.mg_free_from_total(mg_i_total, p.mg_buffer_capacity, p.mg_buffer_kd),
-        k_o=y[K_ECF] / pt.v_ecf, k_i=y[K_ICF] / pt.v_icf,
-        na_o=y[NA_ECF] / pt.v_ecf, na_i=y[NA_ICF] / pt.v_icf,
+        k_o=y[K_ECF] / v, k_i=cell_k(y, p, pt) / pt.v_icf,
+        na_o=y[NA_ECF] / v, na_i=y[NA_ICF] / pt.v_icf,
         ca_p=ca_p, ca_ionized=p.ca_ionized_fraction * ca_p,
         ca_uf=p.ca_ultrafilterable_fraction * ca_p,
     )
@@ -131,7 +145,7 @@ class Fluxes(NamedTuple):
     k_secreted: object
     romk_open: object  # dimensionless
     nka_k: object  # K pumped into cells (Na out = 1.5x)
-    k_leak: object
+    k_leak: object  # K leaving cells through channels
     na_absorbed: object
     na_urine: object
     na_filtered: object
@@ -144,6 +158,8 @@ class Fluxes(NamedTuple):
     pth_target: object  # pmol/L
     pth_action: object  # dimensionless
     aldosterone_target: object  # dimensionless
+    water_gain: object  # L/day
+    volume_deviation: object  # % of the reference ECF volume
 
 
 def fluxes(y, p: Params, pt: Patient, u: Inputs) -> Fluxes:
@@ -163,11 +179,14 @@ def fluxes(y, p: Params, pt: Patient, u: Inputs) -> Fluxes:
         p.ca_tal_max_fraction, p.ca_tal_casr_ki, p.ca_ckd_exponent, p.ca_dct_basal_fraction,
         p.ca_dct_max_fraction, p.ca_dct_pth_k, p.ca_thiazide_effect, loop, thiazide)
 
-    # Na
+    # Na and water
+    dv = water.volume_deviation_percent(y[V_ECF], pt.v_ecf)
     na_renal = kidney.sodium_handling(
-        pt.gfr, c.na_o, pt.nephron_fraction, p.na_pt_fraction, p.na_tal_fraction,
+        pt.gfr, c.na_o, dv, pt.nephron_fraction, p.na_pt_fraction, p.na_tal_fraction,
         p.na_dct_fraction, p.na_cd_max_fraction, p.na_natriuresis_midpoint,
-        p.na_natriuresis_gain, p.na_ckd_exponent, loop, thiazide)
+        p.na_natriuresis_gain, p.na_pt_volume_gain, p.na_ckd_exponent, loop, thiazide)
+    setpoint = p.na_osmotic_setpoint - water.thiazide_setpoint_shift(
+        thiazide, p.thiazide_osmotic_shift)
 
     # Mg
     mg_renal = kidney.magnesium_handling(
@@ -206,7 +225,10 @@ def fluxes(y, p: Params, pt: Patient, u: Inputs) -> Fluxes:
         k_secreted=k_renal.secreted,
         romk_open=k_renal.romk_open,
         nka_k=nka_k,
-        k_leak=cells.passive_leak(pt.v_icf, p.k_leak_permeability, c.k_i, c.k_o),
+        k_leak=cells.electroneutral_k_efflux(
+            nka_k, cells.passive_leak(pt.v_icf, p.na_leak_permeability, c.na_o, c.na_i),
+            2.0 * cells.mg_cell_efflux(pt.v_icf, p.mg_cell_efflux_vmax, c.mg_i_free, c.na_o,
+                                       c.na_i, p.namgx_km_mg, p.namgx_km_na, p.namgx_ki_na)),
         na_absorbed=gut.fractional_absorption(u.na_oral, p.na_gut_fraction),
         na_urine=na_renal.urine,
         na_filtered=na_renal.filtered,
@@ -223,7 +245,10 @@ def fluxes(y, p: Params, pt: Patient, u: Inputs) -> Fluxes:
         pth_target=pth_target,
         pth_action=action,
         aldosterone_target=adrenal.aldosterone_target(c.k_o, p.aldo_k_setpoint,
-                                                      p.aldo_k_sensitivity),
+                                                      p.aldo_k_sensitivity, dv,
+                                                      p.aldo_volume_sensitivity),
+        water_gain=water.osmoregulation(c.na_o, setpoint, p.water_osmoregulation_rate, y[V_ECF]),
+        volume_deviation=dv,
     )
 
 
@@ -236,22 +261,27 @@ def derivatives(y, p: Params, pt: Patient, u: Inputs):
     d_mg_icf = f.mg_cell_in - f.mg_cell_out
     d_mg_bone = f.mg_bone_in - f.mg_bone_out
     d_k_ecf = f.k_absorbed - f.k_urine - f.nka_k + f.k_leak
-    d_k_icf = f.nka_k - f.k_leak
     d_na_ecf = f.na_absorbed - f.na_urine + 1.5 * f.nka_k - f.na_leak - namgx_na
     d_na_icf = f.na_leak + namgx_na - 1.5 * f.nka_k
     d_ca_ecf = f.ca_absorbed + f.ca_bone_net - f.ca_urine
     d_pth = p.pth_clearance * (f.pth_target - y[PTH])
     d_aldo = (f.aldosterone_target - y[ALDO]) / p.aldo_time_constant
-    return (d_mg_ecf, d_mg_icf, d_mg_bone, d_k_ecf, d_k_icf, d_na_ecf, d_na_icf, d_ca_ecf, d_pth,
-            d_aldo)
+    return (d_mg_ecf, d_mg_icf, d_mg_bone, d_k_ecf, d_na_ecf, d_na_icf, d_ca_ecf, d_pth, d_aldo,
+            f.water_gain)
 
 
 def reference_state(p: Params, pt: Patient) -> Float[Array, " state"]:
     """A textbook-normal state scaled to the patient's volumes: the start of the steady-state
-    search (not itself a steady state)."""
+    search (not itself a steady state). PTH starts at what the patient's gland secretes at these
+    concentrations, so the steep Ca set point does not throw Newton's first step."""
     mg_i_total = 12.0
+    one = jnp.ones_like(pt.v_ecf)
+    pth0 = parathyroid.pth_target(
+        p.ca_ionized_fraction * 2.4, p.mg_ionized_fraction * 0.85, p.pth_max,
+        p.pth_basal_fraction, p.pth_ca_setpoint, p.pth_ca_hill, p.pth_mg_casr_potency,
+        p.pth_mg_secretion_k, p.pth_mg_secretion_hill)
     return jnp.stack([
         0.85 * pt.v_ecf, mg_i_total * pt.v_icf, 2.4 * pt.body_weight,
-        4.2 * pt.v_ecf, 140.0 * pt.v_icf, 140.0 * pt.v_ecf, 12.0 * pt.v_icf,
-        2.4 * pt.v_ecf, 3.5 * jnp.ones_like(pt.v_ecf), jnp.ones_like(pt.v_ecf),
+        4.2 * pt.v_ecf, 140.0 * pt.v_ecf, 12.0 * pt.v_icf,
+        2.4 * pt.v_ecf, jnp.clip(pth0, 0.5, 20.0) * one, one, pt.v_ecf,
     ])

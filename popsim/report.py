@@ -104,3 +104,290 @@ def cohort_overview_figure(path: str | Path, png: str | Path, arm: int = 0,
                  f"day {day:g}")
     fig.savefig(png, dpi=120)
     plt.close(fig)
+
+
+UNITS = {"serum_mg": "mmol/L", "serum_mg_ionized": "mmol/L", "serum_k": "mmol/L",
+         "serum_na": "mmol/L", "serum_ca": "mmol/L", "serum_ca_ionized": "mmol/L",
+         "pth": "pmol/L", "aldosterone": "ng/L", "intracellular_mg": "mmol/L",
+         "intracellular_mg_free": "mmol/L", "intracellular_k": "mmol/L",
+         "intracellular_na": "mmol/L", "urine_mg": "mmol/day", "urine_k": "mmol/day",
+         "urine_na": "mmol/day", "urine_ca": "mmol/day", "fe_mg": "%", "fe_k": "%", "fe_na": "%",
+         "mg_absorbed_net": "mmol/day", "mg_bone_exchangeable": "mmol", "body_mg": "mmol",
+         "body_k": "mmol", "body_na": "mmol"}
+TITLES = {"serum_mg": "serum Mg", "serum_mg_ionized": "serum ionized Mg", "serum_k": "serum K",
+          "serum_na": "serum Na", "serum_ca": "serum Ca", "pth": "PTH",
+          "intracellular_mg": "cell Mg (total)", "intracellular_mg_free": "cell Mg (free)",
+          "intracellular_k": "cell K", "intracellular_na": "cell Na", "urine_mg": "urinary Mg",
+          "urine_k": "urinary K", "urine_na": "urinary Na", "urine_ca": "urinary Ca",
+          "mg_bone_exchangeable": "exchangeable bone Mg", "aldosterone": "aldosterone"}
+
+
+def _label(name: str) -> str:
+    return f"{TITLES.get(name, name)} ({UNITS.get(name, '')})"
+
+
+def time_course_figure(times, outputs: dict, arms, png, title: str = "",
+                       n_patients_note: str = "") -> None:
+    """Median and 5-95% band over time for each arm, one panel per output.
+
+    ``outputs``: name -> array (arm, patient, time) (only the patients to summarise).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(outputs)
+    ncol = 2 if len(names) > 1 else 1
+    nrow = -(-len(names) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6 * ncol, 3.4 * nrow), squeeze=False,
+                             constrained_layout=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, name in zip(axes.flat, names, strict=False):
+        data = outputs[name]
+        for a, arm in enumerate(arms):
+            q = np.nanpercentile(data[a], [5, 50, 95], axis=0)
+            c = colors[a % len(colors)]
+            ax.fill_between(times, q[0], q[2], color=c, alpha=0.15, lw=0)
+            ax.plot(times, q[1], color=c, lw=2, label=f"{arm} (median, 5-95%)")
+        if name in REFERENCE_RANGES:
+            lo, hi = REFERENCE_RANGES[name]
+            ax.axhline(lo, color="k", ls=":", lw=1, label="reference range")
+            ax.axhline(hi, color="k", ls=":", lw=1)
+        ax.set_xlabel("time (days)")
+        ax.set_ylabel(_label(name))
+        ax.set_title(TITLES.get(name, name))
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(title + (f"\n{n_patients_note}" if n_patients_note else ""))
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+# --- popsim report ---------------------------------------------------------------------------
+
+REPORT_VARIABLES = ("serum_mg", "serum_k", "serum_na", "serum_ca", "intracellular_na")
+EGFR_STRATA = ((90, np.inf, ">= 90"), (60, 90, "60-89"), (45, 60, "45-59"), (30, 45, "30-44"),
+               (15, 30, "15-29"), (0, 15, "< 15"))
+MAX_PLOT_PATIENTS = 20_000
+
+
+class ReportError(Exception):
+    """A file that cannot be reported on, in one line."""
+
+
+def _disorders():
+    from popsim.run import THRESHOLDS
+
+    return THRESHOLDS
+
+
+def report(path, out_dir, days=None, console=None) -> dict:
+    """Tables and figures for a cohort file; returns the machine-readable summary (also written
+    as ``summary.json`` and ``summary.csv`` in ``out_dir``)."""
+    import csv
+    import json
+
+    try:
+        coh = store.open_cohort(path)
+    except store.StoreError as e:
+        raise ReportError(str(e)) from None
+    if not coh.complete:
+        done = store.chunks_done(path)
+        raise ReportError(f"{path} is incomplete ({int(done.sum())} of {done.size} chunks "
+                          "written); finish it with popsim run --resume")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    times = coh.times
+    if days is None:
+        days = sorted({float(times[0]), float(times[len(times) // 2]), float(times[-1])})
+    tidx = [int(np.argmin(np.abs(times - d))) for d in days]
+    status = coh.status
+    ok_all = np.all(status == Status.OK, axis=0)
+    arms = coh.arms
+    rows = []  # long format: arm, day, variable, statistic, value, unit
+    summary = {"file": str(path), "n_patients": coh.n_patients, "arms": list(arms),
+               "patients_ok_all_arms": int(ok_all.sum()),
+               "failed_per_arm": {a: int((status[i] != Status.OK).sum())
+                                  for i, a in enumerate(arms)},
+               "days": [float(times[i]) for i in tidx], "tables": {}, "prevalence": {},
+               "paired_difference": {}}
+    slices = {}
+    for v in set(REPORT_VARIABLES) | {x[0] for x in _disorders().values()}:
+        slices[v] = {i: coh.output(v, time=i) for i in tidx}  # (arm, patient)
+    for a, arm in enumerate(arms):
+        ok = status[a] == Status.OK
+        for i in tidx:
+            day = float(times[i])
+            for v in REPORT_VARIABLES:
+                x = slices[v][i][a][ok]
+                q = np.percentile(x, [5, 50, 95]) if x.size else [np.nan] * 3
+                for stat, val in zip(("p5", "median", "p95"), q, strict=True):
+                    rows.append((arm, day, v, stat, float(val), UNITS[v]))
+                summary["tables"].setdefault(arm, {}).setdefault(str(day), {})[v] = dict(
+                    p5=float(q[0]), median=float(q[1]), p95=float(q[2]), unit=UNITS[v])
+            for disorder, (v, op, thr) in _disorders().items():
+                x = slices[v][i][a][ok]
+                prev = float(np.mean(x < thr if op == "<" else x > thr)) if x.size else np.nan
+                rows.append((arm, day, disorder, "prevalence", prev, "1"))
+                summary["prevalence"].setdefault(arm, {}).setdefault(str(day), {})[disorder] = prev
+    # paired differences against the first arm, patients solved in both arms
+    for a, arm in enumerate(arms[1:], start=1):
+        both = (status[0] == Status.OK) & (status[a] == Status.OK)
+        for i in tidx:
+            day = float(times[i])
+            for v in REPORT_VARIABLES:
+                d = slices[v][i][a][both] - slices[v][i][0][both]
+                n = d.size
+                mean = float(d.mean()) if n else np.nan
+                half = float(1.96 * d.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
+                rows.append((arm, day, v, f"mean_difference_vs_{arms[0]}", mean, UNITS[v]))
+                rows.append((arm, day, v, "ci95_low", mean - half, UNITS[v]))
+                rows.append((arm, day, v, "ci95_high", mean + half, UNITS[v]))
+                summary["paired_difference"].setdefault(arm, {}).setdefault(str(day), {})[v] = \
+                    dict(mean=mean, ci95=[mean - half, mean + half], n=n, unit=UNITS[v],
+                         reference_arm=arms[0])
+    with open(out_dir / "summary.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(("arm", "day", "variable", "statistic", "value", "unit"))
+        w.writerows(rows)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    _print_report_tables(summary, console)
+    figures = _report_figures(coh, out_dir, status)
+    summary["figures"] = [str(f) for f in figures]
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _print_report_tables(summary, console=None):
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    for day in (str(d) for d in summary["days"]):
+        t = Table(title=f"day {float(day):g}: median (5th-95th percentile)")
+        t.add_column("arm")
+        for v in REPORT_VARIABLES:
+            t.add_column(f"{TITLES.get(v, v)}\n({UNITS[v]})", justify="right")
+        for arm in summary["arms"]:
+            cells = []
+            for v in REPORT_VARIABLES:
+                s = summary["tables"][arm][day][v]
+                digits = 1 if v in ("serum_na", "intracellular_na") else 2
+                cells.append(f"{s['median']:.{digits + 1}f}\n({s['p5']:.{digits}f}-"
+                             f"{s['p95']:.{digits}f})")
+            t.add_row(arm, *cells)
+        console.print(t)
+        p = Table(title=f"day {float(day):g}: prevalence")
+        p.add_column("arm")
+        for d in _disorders():
+            p.add_column(d, justify="right")
+        for arm in summary["arms"]:
+            p.add_row(arm, *(f"{100 * summary['prevalence'][arm][day][d]:.1f}%"
+                             for d in _disorders()))
+        console.print(p)
+    if summary["paired_difference"]:
+        last = str(summary["days"][-1])
+        t = Table(title=f"day {float(last):g}: mean paired difference vs "
+                        f"'{summary['arms'][0]}' (95% CI)")
+        t.add_column("arm")
+        for v in REPORT_VARIABLES:
+            t.add_column(f"{TITLES.get(v, v)}\n({UNITS[v]})", justify="right")
+        for arm, by_day in summary["paired_difference"].items():
+            cells = []
+            for v in REPORT_VARIABLES:
+                s = by_day[last][v]
+                cells.append(f"{s['mean']:+.3f}\n({s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f})")
+            t.add_row(arm, *cells)
+        console.print(t)
+
+
+def _report_figures(coh, out_dir: Path, status) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    arms = coh.arms
+    ok_all = np.all(status == Status.OK, axis=0)
+    idx = np.flatnonzero(ok_all)
+    note = ""
+    if idx.size > MAX_PLOT_PATIENTS:
+        idx = np.sort(np.random.default_rng(0).choice(idx, MAX_PLOT_PATIENTS, replace=False))
+        note = f"time courses summarise a random sample of {MAX_PLOT_PATIENTS:,} patients"
+    names = ("serum_mg", "serum_k", "serum_na", "serum_ca", "intracellular_na",
+             "intracellular_k", "intracellular_mg_free", "urine_mg")
+    data = {n: coh.output(n)[:, idx] for n in names}
+    png = out_dir / "time_courses.png"
+    time_course_figure(coh.times, data, arms, png, title=f"{Path(coh.path).name}: "
+                       f"{int(ok_all.sum()):,} patients", n_patients_note=note)
+    figures.append(png)
+
+    # end-of-run distributions
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
+    for ax, v in zip(axes.flat, ("serum_mg", "serum_k", "serum_na", "serum_ca"), strict=True):
+        end = coh.output(v, time=-1)
+        lo, hi = REFERENCE_RANGES[v]
+        ax.axvspan(lo, hi, color="tab:green", alpha=0.08, label="reference range")
+        for a, arm in enumerate(arms):
+            x = end[a][status[a] == Status.OK]
+            ax.hist(x, bins=60, histtype="step", lw=1.8, density=True, label=arm)
+        ax.set_xlabel(_label(v))
+        ax.set_ylabel("density")
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle(f"distributions on day {coh.times[-1]:g}")
+    png = out_dir / "distributions.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    figures.append(png)
+
+    # prevalence by Mg-intake quintile and by eGFR stratum
+    mg = coh.covariate("mg_intake")
+    egfr = coh.covariate("egfr")
+    quint = np.quantile(mg, [0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    groups = {
+        "prevalence_by_mg_intake.png": (
+            "dietary Mg intake quintile (mg/day)",
+            [(f"Q{k + 1}\n{quint[k]:.0f}-{quint[k + 1]:.0f}",
+              (mg >= quint[k]) & (mg <= quint[k + 1] if k == 4 else mg < quint[k + 1]))
+             for k in range(5)]),
+        "prevalence_by_egfr.png": (
+            "eGFR stratum (mL/min/1.73 m²)",
+            [(label, (egfr >= lo) & (egfr < hi)) for lo, hi, label in EGFR_STRATA]),
+    }
+    disorders = ("hypomagnesemia", "hypokalemia", "hypermagnesemia", "hyperkalemia")
+    ends = {v: coh.output(v, time=-1) for v in ("serum_mg", "serum_k")}
+    for fname, (xlabel, strata) in groups.items():
+        fig, axes = plt.subplots(1, len(disorders), figsize=(4.2 * len(disorders), 4),
+                                 constrained_layout=True, sharey=False)
+        width = 0.8 / len(arms)
+        counts = [int((sel & (status[0] == Status.OK)).sum()) for _, sel in strata]
+        for ax, d in zip(axes, disorders, strict=True):
+            v, op, thr = _disorders()[d]
+            top = 0.0
+            for a, arm in enumerate(arms):
+                prev = []
+                for _, sel in strata:
+                    x = ends[v][a][sel & (status[a] == Status.OK)]
+                    prev.append(100 * np.mean(x < thr if op == "<" else x > thr)
+                                if x.size else np.nan)
+                top = max(top, np.nanmax(prev) if np.isfinite(prev).any() else 0.0)
+                pos = np.arange(len(strata)) + (a - (len(arms) - 1) / 2) * width
+                ax.bar(pos, prev, width, label=arm)
+            ax.set_ylim(0, max(5.0, 1.15 * top))
+            ax.set_xticks(np.arange(len(strata)),
+                          [f"{s[0]}\nn={n:,}" for s, n in zip(strata, counts, strict=True)],
+                          fontsize=7)
+            ax.set_xlabel(xlabel, fontsize=8)
+            ax.set_ylabel("prevalence (%)")
+            ax.set_title(f"{d} ({v.split('_')[1].title()} {op} {thr:g} mmol/L)", fontsize=9)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+        fig.suptitle(f"prevalence on day {coh.times[-1]:g} by {xlabel.split(' (')[0]}")
+        png = out_dir / fname
+        fig.savefig(png, dpi=110)
+        plt.close(fig)
+        figures.append(png)
+    return figures

@@ -79,16 +79,17 @@ def arm_protocol(arm: cfg.Arm, days: float, n_segments: int, dtype) -> Protocol:
     return compile_segments(items, n_segments=n_segments, dtype=dtype)
 
 
-def protocols_for(config: cfg.RunConfig, dtype) -> list[Protocol]:
-    """One protocol per arm, all with the same (static) number of segments."""
-    n_seg = max(2 * len(a.intervention) + 1 for a in config.arms)
-    n_seg = 1 << (n_seg - 1).bit_length()  # round up to a power of 2: fewer distinct compilations
+def protocols_for(config: cfg.RunConfig, dtype, n_segments: int | None = None) -> list[Protocol]:
+    """One protocol per arm, all with the same (static) number of segments: ``n_segments``, or
+    the number the arms need rounded up to a power of 2 (fewer distinct compilations)."""
+    need = max(2 * len(a.intervention) + 1 for a in config.arms)
+    n_seg = 1 << (need - 1).bit_length() if n_segments is None else n_segments
     return [arm_protocol(a, config.simulation.days, n_seg, dtype) for a in config.arms]
 
 
 def solver_settings(sim: cfg.Simulation) -> SolverSettings:
     return SolverSettings(rtol=sim.rtol, atol=sim.atol, solver=sim.solver,
-                          max_steps=sim.max_steps)
+                          max_steps=sim.step_budget)
 
 
 def output_times(sim: cfg.Simulation) -> np.ndarray:
@@ -212,23 +213,35 @@ def run_cohort(
     return RunResult(out, n, config.simulation.days, summaries, time.perf_counter() - t_start)
 
 
-def _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, protocols, settings, ts,
-               dtype):
-    cohort = sample_cohort(config.population, seed, start, chunk_size, params)
+def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSettings,
+                  dtype=jnp.float64, track_balance: bool = False):
+    """Steady states of a sampled cohort, then every arm from them.
+
+    Returns ``(outputs, status)``: a dict of numpy arrays ``(arm, patient, time)`` and the status
+    codes ``(arm, patient)``; a patient without a steady state has status 1 in every arm.
+    """
     p = jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.params)
     pts = jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.patients)
     y0, ok = steady_states_with_fallback(p, pts, settings)
-    outs, statuses = {o.name: [] for o in OUTPUTS}, []
+    outs, statuses = {}, []
     for prot in protocols:
-        res, status, _ = batched_simulate_observe(p, pts, prot, y0, ts, settings)
+        res, status, _ = batched_simulate_observe(p, pts, prot, y0, ts, settings, track_balance)
         status = jnp.where(ok, status, Status.STEADY_STATE_FAILED)
-        for k in outs:
-            outs[k].append(np.asarray(res[k][:n_real], np.float32))
-        statuses.append(np.asarray(status[:n_real], np.int8))
+        for k, v in res.items():
+            outs.setdefault(k, []).append(np.asarray(v))
+        statuses.append(np.asarray(status, np.int8))
+    return {k: np.stack(v) for k, v in outs.items()}, np.stack(statuses)
+
+
+def _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, protocols, settings, ts,
+               dtype):
+    cohort = sample_cohort(config.population, seed, start, chunk_size, params)
+    outs, status = simulate_arms(cohort, protocols, ts, settings, dtype)
     covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
     pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
-    store.write_chunk(out, c, start, covs, pars, {k: np.stack(v) for k, v in outs.items()},
-                      np.stack(statuses))
+    store.write_chunk(out, c, start, covs, pars,
+                      {o.name: outs[o.name][:, :n_real].astype(np.float32) for o in OUTPUTS},
+                      status[:, :n_real])
 
 
 class _progress:

@@ -10,6 +10,11 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)  # the suite runs in float64 (the default precision)
 
 import jax.numpy as jnp  # noqa: E402
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+# JAX dispatch makes the first example of a property test slow: no per-example deadline.
+hypothesis_settings.register_profile("popsim", deadline=None, max_examples=50)
+hypothesis_settings.load_profile("popsim")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -56,3 +61,39 @@ def reference_cohort(reference_config):
                                  0, 1024)
     y0, ok, obs = steady_observe(c.params, c.patients)
     return c, y0, ok, obs
+
+
+SMALL_TRIAL = """
+[population]
+size = 14
+seed = 5
+[population.covariates.egfr]
+distribution = "uniform"
+low = 20
+high = 120
+[simulation]
+days = 10
+output_interval_days = 1.0
+[[arm]]
+name = "control"
+[[arm]]
+name = "magnesium"
+[[arm.intervention]]
+kind = "oral_magnesium"
+dose = 400
+start_day = 2
+end_day = 8
+"""
+
+
+@pytest.fixture(scope="session")
+def small_trial(tmp_path_factory):
+    """A 14-patient, two-arm, 10-day trial written with chunk size 7 (two chunks)."""
+    import tomllib
+
+    from popsim.run import run_cohort
+
+    path = tmp_path_factory.mktemp("trial") / "trial.h5"
+    conf = cfg.parse_config(tomllib.loads(SMALL_TRIAL))
+    result = run_cohort(conf, SMALL_TRIAL, path, chunk_size=7, progress=False)
+    return path, result

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import SMALL_TRIAL
 
 from popsim import config as cfg
 from popsim import store
@@ -13,41 +14,22 @@ from popsim.cli import main
 from popsim.observables import OUTPUTS
 from popsim.run import run_cohort
 
-SMALL = """
-[population]
-size = 14
-seed = 5
-[population.covariates.egfr]
-distribution = "uniform"
-low = 20
-high = 120
-[simulation]
-days = 10
-output_interval_days = 1.0
-[[arm]]
-name = "control"
-[[arm]]
-name = "magnesium"
-[[arm.intervention]]
-kind = "oral_magnesium"
-dose = 400
-start_day = 2
-end_day = 8
-"""
+SMALL = SMALL_TRIAL
 
 
 @pytest.fixture(scope="module")
-def small_runs(tmp_path_factory):
+def small_runs(small_trial, tmp_path_factory):
+    """The session trial (chunk size 7) and the same config run with chunk size 100."""
+    path7, a = small_trial
     d = tmp_path_factory.mktemp("runs")
     conf = cfg.parse_config(__import__("tomllib").loads(SMALL))
-    a = run_cohort(conf, SMALL, d / "chunk7.h5", chunk_size=7, progress=False)
     b = run_cohort(conf, SMALL, d / "chunk100.h5", chunk_size=100, progress=False)
-    return d, a, b
+    return {"chunk7": path7, "chunk100": d / "chunk100.h5"}, a, b
 
 
 def test_cohort_file_opens_in_xarray_with_dims_and_units(small_runs):
-    d, a, _ = small_runs
-    ds = xr.open_dataset(d / "chunk7.h5", engine="h5netcdf")
+    paths, a, _ = small_runs
+    ds = xr.open_dataset(paths["chunk7"], engine="h5netcdf")
     for o in OUTPUTS:
         assert ds[o.name].dims == ("arm", "patient", "time")
         assert ds[o.name].attrs["units"] == o.unit
@@ -73,9 +55,9 @@ def test_cohort_file_opens_in_xarray_with_dims_and_units(small_runs):
 
 
 def test_same_seed_same_numbers_whatever_the_chunk_size(small_runs):
-    d, _, _ = small_runs
-    x = store.open_cohort(d / "chunk7.h5")
-    y = store.open_cohort(d / "chunk100.h5")
+    paths, _, _ = small_runs
+    x = store.open_cohort(paths["chunk7"])
+    y = store.open_cohort(paths["chunk100"])
     for o in OUTPUTS:
         np.testing.assert_array_equal(x.output(o.name), y.output(o.name), err_msg=o.name)
     for name in x.covariate_names:
@@ -97,7 +79,6 @@ def run_cli(*args):
 
 
 def test_refuses_to_overwrite_without_force(small_runs, tmp_path):
-    d, _, _ = small_runs
     target = tmp_path / "existing.h5"
     target.write_bytes(b"precious results")
     config = tmp_path / "small.toml"

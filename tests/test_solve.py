@@ -74,12 +74,10 @@ def test_mass_balance_during_simulation(mixed_batch):
     run = jax.jit(jax.vmap(lambda p, q, y: solve.simulate(p, q, prot, y, TS, SETTINGS,
                                                           track_balance=True)))
     ys, st, _ = run(pb, pt, y0)
+    contents = jax.vmap(jax.vmap(model.body_contents, in_axes=(0, None, None)))(
+        ys[..., : model.N_STATES], pb, pt)
+    body = dict(zip(("Mg", "K", "Na"), (np.asarray(b) for b in contents), strict=True))
     ys = np.asarray(ys)
-    body = {
-        "Mg": ys[..., model.MG_ECF] + ys[..., model.MG_ICF] + ys[..., model.MG_BONE],
-        "K": ys[..., model.K_ECF] + ys[..., model.K_ICF],
-        "Na": ys[..., model.NA_ECF] + ys[..., model.NA_ICF],
-    }
     for j, name in enumerate(("Mg", "K", "Na")):
         change = body[name] - body[name][:, :1]
         cumulative = ys[..., model.N_STATES + j]

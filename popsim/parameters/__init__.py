@@ -76,6 +76,13 @@ _mg_efflux_shape = (_R["mg_icf_free"] ** 2 / (_R["mg_icf_free"] ** 2 + _NAMGX_KM
                     * _R["na_ecf"] ** 2 / (_R["na_ecf"] ** 2 + _NAMGX_KM_NA**2)
                     * _NAMGX_KI_NA / (_R["na_icf"] + _NAMGX_KI_NA))
 _mg_buffer_kd = 0.2
+# CD Na regulation: reabsorbs 75.8% of what reaches it at the reference (FENa 0.73%, 150 mmol/day)
+_NA_GAIN = 0.25  # per % ECF volume
+_NA_CD_MAX = 0.98
+_na_to_cd = 1.44 * 100 * 140.0 * (1 - 0.67) * (1 - 0.76) * (1 - 0.62)  # mmol/day
+_na_cd_frac = 1.0 - 0.98 * 150.0 / _na_to_cd
+_NA_MIDPOINT = float(__import__("math").log(_na_cd_frac / _NA_CD_MAX
+                                            / (1 - _na_cd_frac / _NA_CD_MAX)) / _NA_GAIN)
 _mg_buffer_capacity = ((_R["mg_icf_total"] - _R["mg_icf_free"])
                        * (_mg_buffer_kd + _R["mg_icf_free"]) / _R["mg_icf_free"])
 
@@ -150,9 +157,9 @@ class Params(eqx.Module):
                               "[S: Luo-Rudy / Zhou 2009 KM_Na 10 mM]")
     nka_km_mg: float = _param(_NKA_KM_MG, "mmol/L", "NKA half-saturation by free cell Mg (MgATP)",
                               "calibrated; PHYSIOLOGY §3.1 suggests 0.1-0.3 mM", calibrated=True)
-    k_leak_permeability: float = _param(
-        _nka_ref / (_R["k_icf"] - _R["k_ecf"]), "L/day/L", "passive K permeability of cells",
-        "[D] reference at steady state (as Stadt 2022 set P_muscle)", iiv=0.04)
+    cell_cation_concentration: float = _param(
+        _R["k_icf"] + _R["na_icf"], "mmol/L", "cell K + Na (fixed by impermeant cell anions)",
+        "[D] K 140 + Na 12 mmol/L (Emmett & Wiederkehr; Guyton)", iiv=0.03)
     na_leak_permeability: float = _param(
         1.5 * _nka_ref / (_R["na_ecf"] - _R["na_icf"]), "L/day/L",
         "passive Na permeability of cells",
@@ -200,11 +207,25 @@ class Params(eqx.Module):
     na_cd_max_fraction: float = _param(0.98, "1", "maximal CD fractional Na reabsorption",
                                        "calibrated", calibrated=True, upper=1.0)
     na_natriuresis_midpoint: float = _param(
-        141.5, "mmol/L", "plasma Na at half-maximal CD Na reabsorption",
-        "[D] FENa ~0.75% at 150 mmol/day intake and plasma Na 140", iiv=0.014, lower=100.0)
-    na_natriuresis_gain: float = _param(0.8, "1/(mmol/L)", "steepness of CD Na regulation",
-                                        "calibrated; Hallow 2017 sigmoidal modifiers",
+        _NA_MIDPOINT, "%", "ECF volume deviation at half-maximal CD Na reabsorption",
+        "[D] FENa ~0.75% at 150 mmol/day intake at the reference volume", lower=-100.0)
+    na_natriuresis_gain: float = _param(_NA_GAIN, "1/%", "steepness of CD Na regulation by ECF "
+                                        "volume", "calibrated; Hallow 2017 sigmoidal modifiers; "
+                                        "~1% ECF expansion per doubling of salt intake",
                                         calibrated=True)
+    na_pt_volume_gain: float = _param(0.02, "1/%", "fall of PT Na reabsorption per % ECF "
+                                      "expansion", "calibrated; Hallow 2017 pressure effect on "
+                                      "the PT", calibrated=True)
+    na_osmotic_setpoint: float = _param(140.0, "mmol/L", "plasma Na defended by thirst and "
+                                        "vasopressin", "[M: plasma Na 135-145; osmolality "
+                                        "set point ~285 mOsm/kg]", iiv=0.014, lower=100.0)
+    water_osmoregulation_rate: float = _param(24.0, "1/day", "rate of water retention per unit "
+                                              "relative excess of plasma Na",
+                                              "[M: vasopressin/thirst act within hours]")
+    thiazide_osmotic_shift: float = _param(4.0, "mmol/L", "fall of the defended plasma Na at "
+                                           "full thiazide block", "calibrated; thiazide-"
+                                           "associated hyponatraemia [M: Leung 2011]",
+                                           calibrated=True)
     na_ckd_exponent: float = _param(0.15, "1", "fall of segmental Na reabsorption with nephron "
                                     "loss", "calibrated; FENa rises in CKD (Bricker 1972)",
                                     calibrated=True)
@@ -274,6 +295,10 @@ class Params(eqx.Module):
                                     "[S: Maddah/Stadt K_p0]")
     aldo_k_sensitivity: float = _param(0.95, "1/(mmol/L)", "aldosterone log-gain on plasma K",
                                        "[S: Maddah m_K = 951.2 per mol/L]")
+    aldo_volume_sensitivity: float = _param(0.1, "1/%", "aldosterone log-gain on ECF volume "
+                                            "contraction (renin-angiotensin)",
+                                            "calibrated; Guyton 1992 module_aldost",
+                                            calibrated=True)
     aldo_time_constant: float = _param(1.0 / 24.0, "day", "aldosterone time constant",
                                        "[S: Stadt 2022 T_al = 60 min]")
 

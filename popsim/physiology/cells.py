@@ -68,6 +68,18 @@ def passive_leak(v_icf, permeability, c_from, c_to):
     return permeability * v_icf * (c_from - c_to)
 
 
+def electroneutral_k_efflux(nka_k, na_leak, na_exchanger_in):
+    """K+ leaving cells through K channels (mmol/day), set by electroneutrality.
+
+    Cells hold a fixed amount of monovalent cation (their anions are impermeant), so the membrane
+    potential settles where every Na+ that enters (leak + Na+/Mg2+ exchange) or leaves (1.5 per
+    pumped K+) is matched by K+ moving the other way: ``K_out = Na_in_total - 0.5 * J_pump``.
+    Cell K then falls exactly as cell Na rises when the pump slows (Mg deficiency, low K), and
+    cell K + Na stays at its physiological ~150 mmol/L.
+    """
+    return na_leak + na_exchanger_in - 0.5 * nka_k
+
+
 def mg_cell_influx(v_icf, rate, mg_ionized_o):
     """Mg2+ entry into cells through TRPM7-like channels (mmol/day), proportional to ionized ECF Mg.
 

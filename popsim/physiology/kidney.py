@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from popsim.physiology._math import hill, hill_inhibition, logistic, smooth_min
+from popsim.physiology._math import exp, hill, hill_inhibition, logistic, smooth_min
 
 
 def gfr_l_per_day(egfr_ml_min_173):
@@ -26,36 +26,43 @@ class SodiumHandling(NamedTuple):
 
 
 def sodium_handling(
-    gfr, na_p, nephron_fraction, pt_fraction, tal_fraction, dct_fraction, cd_max_fraction,
-    natriuresis_midpoint, natriuresis_gain, ckd_exponent, loop_block, thiazide_block,
+    gfr, na_p, volume_deviation, nephron_fraction, pt_fraction, tal_fraction, dct_fraction,
+    cd_max_fraction, natriuresis_midpoint, natriuresis_gain, pt_volume_gain, ckd_exponent,
+    loop_block, thiazide_block,
 ):
     """Renal Na excretion (mechanism 6).
 
     Fixed fractional reabsorption in the PT (~67% of filtered), TAL (~25% of filtered) and DCT
     (~5%), cut by loop and thiazide diuretics; the CD reabsorbs a regulated fraction that falls
-    steeply as plasma Na (a stand-in for ECF Na content, i.e. volume) rises above its set point, a
-    logistic in the style of the Hallow & Gebremichael 2017 pressure-natriuresis modifiers. Urinary
-    Na then tracks intake within days at FENa ~0.5-1%. In CKD the remnant nephrons reabsorb a
+    steeply as the ECF volume expands (pressure natriuresis and the renin-angiotensin system), a
+    logistic in the style of the Hallow & Gebremichael 2017 modifiers. Urinary Na then tracks
+    intake within days at FENa ~0.5-1%. The PT reabsorbs a little less as the ECF expands
+    (``exp(-pt_volume_gain * dV)``, Hallow's pressure effect on the PT), so salt loading raises
+    distal flow, and volume contraction on a diuretic raises PT reabsorption (the "braking"
+    that blunts chronic natriuresis). In CKD the remnant nephrons reabsorb a
     smaller fraction in every segment (``nephron_fraction**ckd_exponent``; Bricker's
     magnification phenomenon), so FENa rises and Na balance holds as GFR falls.
 
     Args:
         gfr: L/day. na_p: plasma Na, mmol/L.
+        volume_deviation: ECF volume above the patient's reference, %.
         pt_fraction, tal_fraction, dct_fraction: fraction of the load *delivered to* each segment
             that it reabsorbs (dimensionless).
         cd_max_fraction: maximal CD fractional reabsorption.
-        natriuresis_midpoint: plasma Na at which the CD reabsorbs half its maximum, mmol/L.
-        natriuresis_gain: steepness, per mmol/L.
+        natriuresis_midpoint: volume deviation at which the CD reabsorbs half its maximum, %.
+        natriuresis_gain: steepness, per % of ECF volume.
         loop_block, thiazide_block: 0..1.
     """
     filtered = gfr * na_p
     adapt = nephron_fraction**ckd_exponent
-    after_tal_fraction = (1.0 - pt_fraction * adapt) * (
+    pt = pt_fraction * adapt * exp(-pt_volume_gain * volume_deviation)
+    after_tal_fraction = (1.0 - pt) * (
         1.0 - tal_fraction * adapt * (1.0 - loop_block))
     to_cd_fraction = after_tal_fraction * (1.0 - dct_fraction * adapt * (1.0 - thiazide_block))
     reference_fraction = (1.0 - pt_fraction) * (1.0 - tal_fraction) * (1.0 - dct_fraction)
     to_cd = filtered * to_cd_fraction
-    cd_reabsorbed = cd_max_fraction * logistic(natriuresis_gain * (natriuresis_midpoint - na_p))
+    cd_reabsorbed = cd_max_fraction * logistic(
+        natriuresis_gain * (natriuresis_midpoint - volume_deviation))
     urine = to_cd * (1.0 - cd_reabsorbed)
     return SodiumHandling(filtered, to_cd, urine, to_cd_fraction / reference_fraction)
 
