@@ -135,3 +135,17 @@ def test_output_path_is_a_directory(tmp_path):
     config.write_text("[population]\nsize = 3\n")
     r = run_cli("run", str(config), "--out", str(tmp_path))
     assert r.returncode == 2 and "is a directory" in r.stderr
+
+
+def test_report_and_validate_bad_input_exit_2(tmp_path):
+    r = run_cli("report", str(tmp_path / "missing.h5"))
+    assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a cohort")
+    r = run_cli("report", str(notes))
+    assert r.returncode == 2 and "not a popsim cohort" in r.stderr
+    r = run_cli("validate", "--scenario", "bogus", "--out", str(tmp_path / "v"))
+    assert r.returncode == 2 and "unknown; allowed: reference" in r.stderr
+    assert not (tmp_path / "v").exists()
+    r = run_cli("report", str(notes), "--days", "a,b")
+    assert r.returncode == 2 and "--days must be comma-separated numbers" in r.stderr
