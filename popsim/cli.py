@@ -61,7 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="overwrite an existing output file")
     run.add_argument("--figure", type=Path, default=None,
                      help="also write an overview figure (PNG) to this path")
+    run.add_argument("--params", type=Path, default=None,
+                     help="parameter file from popsim calibrate (default: the shipped "
+                          "calibrated set)")
+    run.add_argument("--resume", action="store_true",
+                     help="finish an interrupted run in --out (same config, seed, size, chunk "
+                          "size and parameters), keeping its finished chunks")
+    run.add_argument("--devices", type=_devices, default=None,
+                     help="shard each chunk over N local devices, or 'all'")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    cal = sub.add_parser("calibrate", help="fit parameters to reference ranges (optax)")
+    cal.add_argument("config", type=Path, help="calibration config (TOML)")
+    cal.add_argument("--out", type=Path, required=True,
+                     help="parameter file to write (TOML); figures go beside it")
+    cal.add_argument("--force", action="store_true", help="overwrite an existing parameter file")
+    cal.add_argument("--quiet", action="store_true", help="no progress bar")
 
     rep = sub.add_parser("report", help="tables and figures for a cohort file")
     rep.add_argument("file", type=Path, help="cohort file (HDF5) written by popsim run")
@@ -79,6 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only this scenario (repeatable)")
     val.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _devices(text):
+    if text == "all":
+        return text
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--devices must be a whole number or 'all', got "
+                                         f"{text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"--devices must be positive, got {v}")
+    return v
 
 
 def _days(text):
@@ -107,12 +135,22 @@ def cmd_run(args) -> int:
     except ConfigError as e:
         return _fail(str(e))
     out = args.out if args.out is not None else args.config.with_suffix(".h5")
+    if args.force and args.resume:
+        return _fail("--force and --resume exclude each other (overwrite, or finish the file?)")
     if args.figure is not None and not args.figure.parent.exists():
         return _fail(f"--figure {args.figure}: directory {args.figure.parent} does not exist")
+    params = None
+    if args.params is not None:
+        from popsim.parameters.io import ParamsFileError, load_params_file
+
+        try:
+            params = load_params_file(args.params)
+        except ParamsFileError as e:
+            return _fail(str(e))
     try:
         result = run_cohort(config, text, out, size=args.size, seed=args.seed,
-                            chunk_size=args.chunk_size, force=args.force,
-                            progress=not args.quiet)
+                            chunk_size=args.chunk_size, force=args.force, params=params,
+                            progress=not args.quiet, resume=args.resume, devices=args.devices)
     except (RunError, StoreError) as e:
         return _fail(str(e))
     from popsim.report import print_run_summary
@@ -153,7 +191,34 @@ def cmd_validate(args) -> int:
     return 0 if result.passed else 1
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "validate": cmd_validate}
+def cmd_calibrate(args) -> int:
+    from popsim.calibration import build_problem, fit, load_calibration, write_outputs
+    from popsim.config import ConfigError
+    from popsim.report import print_calibration_table
+
+    try:
+        conf, pop, text = load_calibration(args.config)
+    except ConfigError as e:
+        return _fail(str(e))
+    out = args.out
+    if out.suffix != ".toml":
+        return _fail(f"--out {out}: a parameter file must end in .toml")
+    if not out.parent.exists():
+        return _fail(f"--out {out}: directory {out.parent} does not exist")
+    figures = [out.with_name(out.stem + "_loss.png"), out.with_name(out.stem + "_fit.png")]
+    if not args.force:
+        for path in [out, *figures]:
+            if path.exists():
+                return _fail(f"--out {out}: {path} exists; use --force to overwrite")
+    result = fit(build_problem(conf, pop), progress=not args.quiet)
+    print_calibration_table(result)
+    write_outputs(result, out, text)
+    print(f"wrote {out}, {figures[0]} and {figures[1]}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "validate": cmd_validate,
+            "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:

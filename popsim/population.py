@@ -32,11 +32,22 @@ _PARAM_INDEX = {s.name: k for k, s in enumerate(parameter_specs())}
 AGE_REFERENCE = 40.0  # years: ``age_slope`` shifts the location relative to this age
 
 
-def variability(pop: cfg.Population) -> dict[str, float]:
-    """Coefficient of variation of every parameter that varies between patients."""
-    cvs = {s.name: s.iiv * pop.variability.scale for s in parameter_specs()}
+def variability(pop: cfg.Population, base: dict[str, float] | None = None) -> dict[str, float]:
+    """Coefficient of variation of every parameter that varies between patients.
+
+    ``base``: CVs replacing the parameter table's (e.g. fitted by a calibration); the config's
+    ``scale`` multiplies them and its ``cv`` entries override them.
+    """
+    cvs = {s.name: s.iiv for s in parameter_specs()}
+    cvs.update(base or {})
+    cvs = {k: v * pop.variability.scale for k, v in cvs.items()}
     cvs.update(pop.variability.cv)
     return {k: v for k, v in cvs.items() if v > 0}
+
+
+def omega(cv):
+    """SD of log(theta_i) for a log-normal with coefficient of variation ``cv``."""
+    return jnp.sqrt(jnp.log1p(cv**2))
 
 
 def _truncated(key, location, spread, lo, hi, kind):
@@ -94,7 +105,7 @@ def _covariate(key, spec, name, age, sex):
     return _draw(key, spec, name, age)
 
 
-def _sample_one(key, pop: cfg.Population, cvs: dict[str, float]):
+def _sample_one(key, pop: cfg.Population, names: tuple[str, ...]):
     k = lambda name: jax.random.fold_in(key, _STREAM[name])  # noqa: E731
     age = _covariate(k("age"), pop.covariate("age"), "age", None, None)
     sex = _covariate(k("sex"), pop.covariate("sex"), "sex", age, None)
@@ -102,12 +113,48 @@ def _sample_one(key, pop: cfg.Population, cvs: dict[str, float]):
     for name in COVARIATE_NAMES:
         if name not in cov:
             cov[name] = _covariate(k(name), pop.covariate(name), name, age, sex)
-    etas = {}
-    for name, cv in cvs.items():
-        z = jax.random.normal(jax.random.fold_in(key, _PARAM_STREAM_OFFSET + _PARAM_INDEX[name]),
-                              dtype=jnp.float64)
-        etas[name] = jnp.sqrt(jnp.log1p(cv**2)) * z
-    return cov, etas
+    z = {name: jax.random.normal(jax.random.fold_in(key, _PARAM_STREAM_OFFSET
+                                                    + _PARAM_INDEX[name]), dtype=jnp.float64)
+         for name in names}
+    return cov, z
+
+
+def sample_draws(pop: cfg.Population, seed: int, start: int, n: int, names: tuple[str, ...]):
+    """Covariates of patients ``start .. start+n-1`` and their standard-normal draws ``z`` for the
+    parameters ``names`` (each patient's own streams: independent of chunking)."""
+    index = jnp.arange(start, start + n, dtype=jnp.int64)
+    root = jax.random.key(seed)
+    keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(index)
+    cov, z = jax.jit(jax.vmap(lambda kk: _sample_one(kk, pop, tuple(names))))(keys)
+    return index, cov, z
+
+
+def individual_params(params: Params, z: dict, cvs: dict) -> Params:
+    """Per-patient parameters: ``theta * exp(omega(cv) * z)`` for each varying parameter,
+    clipped to its physical bounds; the others broadcast. Differentiable in ``params`` and
+    ``cvs`` (used by calibration)."""
+    n = next(iter(z.values())).shape[0] if z else None
+    specs = {s.name: s for s in parameter_specs()}
+    fields = {}
+    for f in dataclasses.fields(Params):
+        typical = jnp.asarray(getattr(params, f.name), jnp.float64)
+        if f.name in z and f.name in cvs:
+            s = specs[f.name]
+            fields[f.name] = jnp.clip(typical * jnp.exp(omega(cvs[f.name]) * z[f.name]),
+                                      s.lower, s.upper)
+        else:
+            fields[f.name] = typical if n is None else jnp.broadcast_to(typical, (n,))
+    return Params(**fields)
+
+
+def patients_from_covariates(per_patient: Params, cov: dict, chronic_diuretic_dose: float):
+    """The model's :class:`Patient` batch from sampled covariates (config units)."""
+    is_female = cov["sex"] == 0
+    loop = jnp.where(cov["diuretic"] == 1, chronic_diuretic_dose, 0.0)
+    thiazide = jnp.where(cov["diuretic"] == 2, chronic_diuretic_dose, 0.0)
+    return make_patient(per_patient, cov["body_weight"], is_female, cov["egfr"],
+                        mg_to_mmol_mg(cov["mg_intake"]), cov["k_intake"], cov["na_intake"],
+                        loop, thiazide)
 
 
 class Cohort(eqx.Module):
@@ -130,36 +177,28 @@ class Cohort(eqx.Module):
 
 
 def sample_cohort(pop: cfg.Population, seed: int, start: int, n: int,
-                  params: Params | None = None) -> Cohort:
+                  params: Params | None = None, cvs: dict[str, float] | None = None) -> Cohort:
     """Patients ``start .. start+n-1`` of the population ``pop`` drawn with ``seed``.
 
     Args:
         pop: the population section of a run config.
         seed: the run's seed.
         start, n: first patient index and number of patients.
-        params: typical parameter values (default :class:`Params()`), e.g. from a calibration.
+        params: typical parameter values, e.g. from a calibration (default: the shipped
+            calibrated set, :func:`popsim.parameters.io.default_parameters`).
+        cvs: between-patient CVs replacing the table's (default: those of the shipped set
+            when ``params`` is also defaulted, else none).
     """
-    params = Params() if params is None else params
-    cvs = variability(pop)
-    index = jnp.arange(start, start + n, dtype=jnp.int64)
-    root = jax.random.key(seed)
-    keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(index)
-    cov, etas = jax.jit(jax.vmap(lambda kk: _sample_one(kk, pop, cvs)))(keys)
-    specs = {s.name: s for s in parameter_specs()}
+    if params is None:
+        from popsim.parameters.io import default_parameters
 
-    def field(name):
-        typical = jnp.full((n,), getattr(params, name), jnp.float64)
-        if name not in etas:
-            return typical
-        s = specs[name]
-        return jnp.clip(typical * jnp.exp(etas[name]), s.lower, s.upper)
-
-    per_patient = Params(**{f.name: field(f.name) for f in dataclasses.fields(Params)})
-    is_female = cov["sex"] == 0
-    loop = jnp.where(cov["diuretic"] == 1, pop.chronic_diuretic_dose, 0.0)
-    thiazide = jnp.where(cov["diuretic"] == 2, pop.chronic_diuretic_dose, 0.0)
-    patients = make_patient(per_patient, cov["body_weight"], is_female, cov["egfr"],
-                            mg_to_mmol_mg(cov["mg_intake"]), cov["k_intake"], cov["na_intake"],
-                            loop, thiazide)
+        ps = default_parameters()
+        params, cvs = ps.params, ps.cvs if cvs is None else cvs
+    cvs = variability(pop, cvs)
+    names = tuple(sorted(cvs))
+    index, cov, z = sample_draws(pop, seed, start, n, names)
+    with jax.enable_x64(True):
+        per_patient = individual_params(params, z, cvs)
+        patients = patients_from_covariates(per_patient, cov, pop.chronic_diuretic_dose)
     return Cohort(index=index, covariates=cov, params=per_patient, patients=patients,
-                  varying=tuple(sorted(etas)))
+                  varying=names)

@@ -51,6 +51,49 @@ def print_run_summary(result, console=None) -> None:
     console.print(t)
 
 
+def _fmt(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{x:.4g}"
+
+
+def print_calibration_table(result, console=None) -> None:
+    """The before/after table of a calibration: every target, its wanted value or range, the
+    (exact, unsmoothed) statistic before and after, its unit, and whether it is met."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from popsim.calibration.fitting import result_table
+
+    console = console or Console()
+    t = Table(title=f"calibration: loss {result.losses[0]:.4g} -> {result.final_loss:.4g} in "
+                    f"{result.steps} steps ({result.stopped}); compile {result.compile_seconds:.0f}"
+                    f" s, {result.step_seconds:.2f} s/step; {result.problem.n} patients, "
+                    f"{result.failed_after} not solved")
+    for col, just in (("target", "left"), ("wanted", "right"), ("before", "right"),
+                      ("after", "right"), ("unit", "left"), ("met", "center")):
+        t.add_column(col, justify=just)
+    for r in result_table(result):
+        met = "yes" if r["met_after"] else "[red]no[/red]"
+        t.add_row(r["target"], r["wanted"], _fmt(r["before"]), _fmt(r["after"]), r["unit"], met)
+    console.print(t)
+    values, cvs = result.fitted
+    p = Table(title="fitted parameters")
+    for col in ("parameter", "initial", "fitted", "unit"):
+        p.add_column(col, justify="left" if col in ("parameter", "unit") else "right")
+    for fp in result.problem.fit:
+        v = cvs[fp.parameter] if fp.is_cv else values[fp.parameter]
+        p.add_row(fp.name, _fmt(fp.start), _fmt(v), fp.unit)
+    console.print(p)
+
+
+def calibration_markdown(rows: list[dict]) -> str:
+    """The before/after rows of a calibration as a Markdown table (for the README)."""
+    lines = ["| target | wanted | before | after | unit |", "|---|---:|---:|---:|---|"]
+    for r in rows:
+        lines.append(f"| {r['target']} | {r['wanted']} | {_fmt(r['before'])} | "
+                     f"{_fmt(r['after'])} | {r['unit']} |")
+    return "\n".join(lines)
+
+
 def _binned(x, y, edges):
     idx = np.digitize(x, edges) - 1
     mids, med, lo, hi = [], [], [], []

@@ -7,6 +7,7 @@ the chunk size and an interrupted run keeps its finished chunks.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 import os
@@ -20,9 +21,10 @@ import numpy as np
 
 from popsim import config as cfg
 from popsim import store
-from popsim._version import MODEL_VERSION, __version__
+from popsim._version import MODEL_VERSION, __version__, library_versions
 from popsim.observables import OUTPUTS
 from popsim.parameters import Params, parameter_specs
+from popsim.parameters.io import ParameterSet, default_parameters
 from popsim.population import COVARIATE_NAMES, sample_cohort, variability
 from popsim.protocols import ADD_CHANNELS, DIET_CHANNELS, Protocol, compile_segments
 from popsim.solve import (
@@ -157,9 +159,10 @@ def run_cohort(
     seed: int | None = None,
     chunk_size: int = 1000,
     force: bool = False,
-    params: Params | None = None,
-    params_source: str = "default",
+    params: ParameterSet | None = None,
     progress: bool = True,
+    resume: bool = False,
+    devices: int | str | None = None,
 ) -> RunResult:
     """Run the cohort of ``config`` and write it to ``out`` (HDF5). See the module docstring.
 
@@ -167,8 +170,13 @@ def run_cohort(
         size, seed: override ``population.size`` / ``population.seed``.
         chunk_size: patients per compiled batch (memory and resume granularity); results do not
             depend on it.
-        params: typical parameter values (default: the shipped parameter table).
-        params_source: recorded in the file (``params_source`` attribute).
+        params: typical values and between-patient CVs, e.g. from ``popsim calibrate``
+            (default: the shipped calibrated set, :func:`default_parameters`); its ``source``
+            is recorded in the file (``params_source`` attribute).
+        resume: finish an interrupted run in ``out``: chunks marked done are kept, the rest are
+            computed; refused when the config, seed, size, chunk size or parameters differ.
+        devices: shard each chunk over this many local devices (``"all"``: every one) along the
+            patient axis (``jax.sharding``); results do not depend on it.
     """
     out = Path(out)
     n = config.population.size if size is None else size
@@ -177,13 +185,15 @@ def run_cohort(
         raise RunError(f"--size {n}: must be a positive number of patients")
     if chunk_size <= 0:
         raise RunError(f"--chunk-size {chunk_size}: must be a positive number of patients")
-    _check_output_path(out, force, resume=False)
+    _check_output_path(out, force, resume=resume)
     chunk_size = min(chunk_size, n)
-    params = Params() if params is None else params
+    mesh = patient_mesh(devices)
+    ps = default_parameters() if params is None else params
+    params, cvs, params_source = ps.params, ps.cvs, ps.source
     dtype = jnp.float64 if config.simulation.precision == "float64" else jnp.float32
     t_start = time.perf_counter()
     with jax.enable_x64(True):
-        varying = sorted(variability(config.population))
+        varying = sorted(variability(config.population, cvs))
         layout = _layout(config, n, chunk_size, varying)
         attrs = {
             "popsim_version": __version__, "model_version": MODEL_VERSION,
@@ -192,36 +202,111 @@ def run_cohort(
             "params_source": params_source, "solver": config.simulation.solver,
             "rtol": config.simulation.rtol, "atol": config.simulation.atol,
             "precision": config.simulation.precision, "chunk_size": int(chunk_size),
+            "params_fingerprint": params_fingerprint(params, cvs),
+            **{f"{k}_version": v for k, v in library_versions().items()},
         }
-        try:
-            store.create(out, layout, attrs, status_meanings=STATUS_DESCRIPTIONS, force=force)
-        except store.StoreError as e:
-            raise RunError(str(e)) from None
+        n_chunks = math.ceil(n / chunk_size)
+        if resume and out.exists():
+            done = _resumable(out, attrs)
+        else:
+            try:
+                store.create(out, layout, attrs, status_meanings=STATUS_DESCRIPTIONS,
+                             force=force or resume)
+            except store.StoreError as e:
+                raise RunError(str(e)) from None
+            done = np.zeros(n_chunks, bool)
         protocols = protocols_for(config, dtype)
         settings = solver_settings(config.simulation)
         ts = jnp.asarray(output_times(config.simulation), dtype)
-        n_chunks = math.ceil(n / chunk_size)
         with _progress(progress, n) as bar:
             for c in range(n_chunks):
                 start = c * chunk_size
                 n_real = min(chunk_size, n - start)
-                _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, protocols,
-                           settings, ts, dtype)
+                if not done[c]:
+                    _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, cvs,
+                               protocols, settings, ts, dtype, mesh)
                 bar(n_real)
-        store.finalize(out)
+        if not store.is_complete(out):
+            store.finalize(out)
     summaries = summarize(out)
     return RunResult(out, n, config.simulation.days, summaries, time.perf_counter() - t_start)
 
 
+# resume: what must match between an interrupted file and the run that finishes it
+RESUME_KEYS = ("model_version", "config", "seed", "n_patients", "chunk_size", "params_fingerprint",
+               "solver", "rtol", "atol", "precision")
+
+
+def params_fingerprint(params: Params, cvs: dict) -> str:
+    """SHA-256 of the typical values and CVs a run uses (recorded; checked on resume)."""
+    import hashlib
+
+    items = [(f.name, float(getattr(params, f.name))) for f in dataclasses.fields(params)]
+    items += [(f"cv.{k}", float(v)) for k, v in sorted(cvs.items())]
+    return hashlib.sha256(repr(items).encode()).hexdigest()
+
+
+def _resumable(out: Path, attrs: dict) -> np.ndarray:
+    """Check that ``out`` is an interrupted run of the same job; returns its finished chunks."""
+    try:
+        old = store.read_attrs(out)
+        done = store.chunks_done(out)
+    except store.StoreError as e:
+        raise RunError(f"--resume: {e}") from None
+    for key in RESUME_KEYS:
+        if key not in old:
+            raise RunError(f"--resume {out}: the file has no {key!r} attribute; it was not "
+                           "written by this version of popsim run")
+        mine, theirs = attrs[key], old[key]
+        same = (float(mine) == float(theirs) if isinstance(mine, float | int)
+                else str(mine) == str(theirs))
+        if not same:
+            what = {"config": "the config text", "params_fingerprint": "the parameters"}.get(
+                key, key)
+            shown = "" if key in ("config", "params_fingerprint") else \
+                f" (file: {theirs}, now: {mine})"
+            raise RunError(f"--resume {out}: {what} differs from the interrupted run's{shown}; "
+                           "use the same config, --size, --seed, --chunk-size and --params, or "
+                           "start again with --force")
+    return done
+
+
+def patient_mesh(devices: int | str | None):
+    """A 1-D device mesh over the patient axis, or ``None`` for one device."""
+    if devices is None:
+        return None
+    local = jax.local_devices()
+    n = len(local) if devices == "all" else int(devices)
+    if not 1 <= n <= len(local):
+        raise RunError(f"--devices {devices}: must be 1..{len(local)} (local devices: "
+                       f"{len(local)} {local[0].platform.upper()}) or 'all'")
+    if n == 1:
+        return None
+    from jax.sharding import Mesh
+
+    return Mesh(np.array(local[:n]), ("patient",))
+
+
+def _shard(tree, mesh):
+    """Place every leaf's leading (patient) axis across the mesh."""
+    if mesh is None:
+        return tree
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    sharding = NamedSharding(mesh, P("patient"))
+    return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
+
+
 def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSettings,
-                  dtype=jnp.float64, track_balance: bool = False):
+                  dtype=jnp.float64, track_balance: bool = False, mesh=None):
     """Steady states of a sampled cohort, then every arm from them.
 
     Returns ``(outputs, status)``: a dict of numpy arrays ``(arm, patient, time)`` and the status
     codes ``(arm, patient)``; a patient without a steady state has status 1 in every arm.
     """
-    p = jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.params)
-    pts = jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.patients)
+    p = _shard(jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.params), mesh)
+    pts = _shard(jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.patients), mesh)
     y0, ok = steady_states_with_fallback(p, pts, settings)
     outs, statuses = {}, []
     for prot in protocols:
@@ -233,10 +318,13 @@ def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSetting
     return {k: np.stack(v) for k, v in outs.items()}, np.stack(statuses)
 
 
-def _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, protocols, settings, ts,
-               dtype):
-    cohort = sample_cohort(config.population, seed, start, chunk_size, params)
-    outs, status = simulate_arms(cohort, protocols, ts, settings, dtype)
+def _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, cvs, protocols, settings,
+               ts, dtype, mesh=None):
+    # the compute batch is the chunk padded to a multiple of the device count; the padding
+    # patients are real draws (indices past the chunk) and are discarded
+    batch = chunk_size if mesh is None else -(-chunk_size // mesh.size) * mesh.size
+    cohort = sample_cohort(config.population, seed, start, batch, params, cvs)
+    outs, status = simulate_arms(cohort, protocols, ts, settings, dtype, mesh=mesh)
     covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
     pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
     store.write_chunk(out, c, start, covs, pars,

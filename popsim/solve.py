@@ -66,6 +66,7 @@ class SolverSettings:
     ss_atol: float = 1e-10  # on dy/dt relative to the reference pools, 1/day
     ss_max_steps: int = 64
     fallback_max_steps: int = 20_000
+    adjoint: str = "recursive"  # "recursive" (reverse mode) or "forward" (jvp/jacfwd, few inputs)
 
 
 IMPLICIT_SOLVERS = {"kvaerno3": dfx.Kvaerno3, "kvaerno4": dfx.Kvaerno4, "kvaerno5": dfx.Kvaerno5}
@@ -108,14 +109,18 @@ def _newton(x0, p, pt, u, scale, s: SolverSettings):
     return y, ok
 
 
-def steady_state(p: Params, pt: Patient, s: SolverSettings = SolverSettings(), u=None):
-    """Steady state of one patient under constant inputs ``u`` (default: baseline).
+def steady_state(p: Params, pt: Patient, s: SolverSettings = SolverSettings(), u=None,
+                 y_start=None):
+    """Steady state of one patient under constant inputs ``u`` (default: baseline), by Newton
+    from ``y_start`` (default: the textbook state). Differentiable in ``p`` and ``pt`` by the
+    implicit function theorem (optimistix ``ImplicitAdjoint``).
 
     Returns ``(y, ok)``: the state (model units) and whether Newton converged.
     """
     u = model.baseline_inputs(pt) if u is None else u
     scale = model.reference_state(p, pt)
-    return _newton(jnp.ones_like(scale), p, pt, u, scale, s)
+    x0 = jnp.ones_like(scale) if y_start is None else y_start / scale
+    return _newton(x0, p, pt, u, scale, s)
 
 
 def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSettings(), u=None):
@@ -164,6 +169,7 @@ def simulate(p: Params, pt: Patient, protocol: Protocol, y0, ts,
     sol = dfx.diffeqsolve(
         dfx.ODETerm(vf), _make_solver(s), ts[0], ts[-1], s.dt0, x0,
         saveat=dfx.SaveAt(ts=ts), stepsize_controller=controller, max_steps=s.max_steps,
+        adjoint=dfx.ForwardMode() if s.adjoint == "forward" else dfx.RecursiveCheckpointAdjoint(),
         throw=False)
     ys = sol.ys * scale
     status = jnp.where(

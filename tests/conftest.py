@@ -21,6 +21,7 @@ import pytest  # noqa: E402
 from popsim import config as cfg  # noqa: E402
 from popsim import model, observables, population, solve  # noqa: E402
 from popsim.parameters import Params  # noqa: E402
+from popsim.parameters.io import default_parameters  # noqa: E402
 from popsim.units import mg_to_mmol_mg  # noqa: E402
 
 SCENARIO_BATCH = 8  # every scenario batch is padded to this size: one compilation for all
@@ -31,7 +32,7 @@ def patients(params: Params = None, n: int = SCENARIO_BATCH, *, body_weight=70.0
              thiazide=0.0):
     """A batch of ``n`` typical patients (no between-patient variability). Any covariate may be
     a scalar or a length-``n`` sequence."""
-    params = Params() if params is None else params
+    params = default_parameters().params if params is None else params
     a = lambda x: jnp.broadcast_to(jnp.asarray(x, jnp.float64), (n,))  # noqa: E731
     pt = model.make_patient(params, a(body_weight), jnp.broadcast_to(jnp.asarray(female), (n,)),
                             a(egfr), a(mg_to_mmol_mg(np.asarray(mg_intake_mg, float))),

@@ -1,0 +1,486 @@
+"""Fitting: a differentiable loss over a fixed virtual cohort, minimised with optax.
+
+* **Common random numbers, fixed**: the cohort (covariates and the standard-normal draws behind
+  every patient's parameters) is sampled once from the seed and reused at every step. The loss is
+  then a deterministic, smooth function of the parameters, so Adam converges instead of
+  wandering with sampling noise, finite-difference checks are meaningful and a fit is
+  reproducible from its seed; the price is the sampling error of one cohort, controlled by
+  ``cohort_size``.
+* **Gradients**: steady states by Newton with optimistix's implicit adjoint (implicit function
+  theorem at the root, no differentiation through the iterations); time courses for targets on
+  an arm by diffrax's default adjoint (recursive checkpointing) through the same Kvaerno3 solve
+  as `popsim run`.
+* **Failures**: a patient whose steady state is not found at the current parameters is swapped
+  for the reference patient inside the step (so no NaN reaches the gradient) and masked out of
+  every statistic.
+* **One compiled step**: value-and-grad, the optax update and the parameter update are one
+  ``eqx.filter_jit`` region; every step has the same shapes, so it compiles once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from popsim import model, observables, solve
+from popsim._version import MODEL_VERSION, __version__, library_versions
+from popsim.calibration import targets as tg
+from popsim.calibration.config import CalibrationConfig
+from popsim.config import Population
+from popsim.parameters import Params, parameter_specs
+from popsim.population import (
+    individual_params,
+    patients_from_covariates,
+    sample_draws,
+    variability,
+)
+from popsim.run import arm_protocol, solver_settings
+
+_SPECS = {s.name: s for s in parameter_specs()}
+
+
+def _forward(fp, u):
+    lo, hi = fp.lower, fp.upper
+    if fp.transform == "logit":
+        return lo + (hi - lo) * jax.nn.sigmoid(u)
+    return jnp.exp(jnp.clip(u, math.log(lo), math.log(hi)))
+
+
+def _inverse(fp, v):
+    lo, hi = fp.lower, fp.upper
+    if fp.transform == "logit":
+        f = (v - lo) / (hi - lo)
+        return math.log(f / (1 - f))
+    return math.log(v)
+
+
+@dataclass
+class Problem:
+    """A calibration problem: the config, its fixed cohort and the compiled pieces."""
+
+    conf: CalibrationConfig
+    pop: Population
+    base: Params
+    base_cvs: dict[str, float]
+    cov: dict
+    z: dict
+    settings: solve.SolverSettings
+    protocols: dict  # arm name -> Protocol
+    days: dict  # arm name -> sorted tuple of target days
+    safe_params: Params  # the reference patient, used in place of failed ones
+    safe_patient: model.Patient
+    n: int
+    n_arm: int  # patients whose time courses feed the targets on arms
+
+    @property
+    def fit(self):
+        return self.conf.parameter
+
+    def u0(self) -> jax.Array:
+        return jnp.array([_inverse(fp, fp.start) for fp in self.fit], jnp.float64)
+
+    def physical(self, u) -> tuple[dict, dict]:
+        """Transformed parameter vector -> (typical values, CVs) that it sets."""
+        values, cvs = {}, {}
+        for k, fp in enumerate(self.fit):
+            v = _forward(fp, u[k])
+            (cvs if fp.is_cv else values)[fp.parameter] = v
+        return values, cvs
+
+
+def build_problem(conf: CalibrationConfig, pop: Population, base: Params | None = None,
+                  base_cvs: dict | None = None) -> Problem:
+    """Sample the fixed cohort and compile the arms of dynamic targets."""
+    base = Params() if base is None else base
+    n = conf.optimizer.cohort_size
+    cvs = variability(pop, base_cvs)
+    for fp in conf.parameter:
+        if fp.is_cv:
+            cvs.setdefault(fp.parameter, fp.start)
+    names = tuple(sorted(cvs))
+    with jax.enable_x64(True):
+        _, cov, z = sample_draws(pop, conf.optimizer.seed, 0, n, names)
+        settings = dataclasses.replace(solver_settings(conf.simulation),
+                                       adjoint=conf.optimizer.gradient)
+        n_seg = max([2 * len(a.intervention) + 1 for a in conf.arm] + [1])
+        n_seg = 1 << (n_seg - 1).bit_length()
+        protocols = {a.name: arm_protocol(a, conf.simulation.days, n_seg, jnp.float64)
+                     for a in conf.arm}
+        days = {a: tuple(sorted({t.day for t in conf.target if t.arm == a})) for a in protocols}
+        days = {a: d for a, d in days.items() if d}
+        f64 = jnp.float64
+        safe_params = jax.tree.map(lambda x: jnp.asarray(x, f64), base)
+        safe_patient = model.make_patient(safe_params, f64(70.0), False, f64(100.0),
+                                          f64(300 / 24.305), f64(75.0), f64(150.0), f64(0.0),
+                                          f64(0.0))
+    return Problem(conf, pop, base, cvs, cov, z, settings, protocols, days, safe_params,
+                   safe_patient, n, min(n, conf.optimizer.arm_cohort_size))
+
+
+def _select(mask, a, b):
+    """Per patient: ``a`` where mask else ``b`` (``b`` broadcast)."""
+    return jax.tree.map(lambda x, y: jnp.where(mask.reshape((-1,) + (1,) * (x.ndim - 1)), x, y),
+                        a, b)
+
+
+def outputs(problem: Problem, u, y_warm):
+    """Every output needed by the targets, per patient, at the parameters ``u``.
+
+    Returns ``(values, ok, y_start)``: ``values`` maps ``(output, arm, day)`` (arm ``None`` for
+    the steady state) to ``(patient,)`` arrays; ``ok`` the patients solved; ``y_start`` their
+    steady states (no gradient), the warm start of the next step.
+    """
+    values_, cvs_ = problem.physical(u)
+    params = dataclasses.replace(problem.base, **values_)
+    per = individual_params(params, problem.z, {**problem.base_cvs, **cvs_})
+    pts = patients_from_covariates(per, problem.cov, problem.pop.chronic_diuretic_dose)
+    s = problem.settings
+
+    # 1. where does Newton converge (no gradient), from last step's states
+    y_fwd, ok = jax.vmap(lambda p, q, y: solve.steady_state(p, q, s, y_start=y))(
+        jax.lax.stop_gradient(per), jax.lax.stop_gradient(pts), y_warm)
+    ok = jax.lax.stop_gradient(ok)
+    y_fwd = jax.lax.stop_gradient(y_fwd)
+    # 2. differentiable steady states, failed patients swapped for the reference patient
+    per_s = _select(ok, per, problem.safe_params)
+    pts_s = _select(ok, pts, problem.safe_patient)
+    y_ref = jax.vmap(model.reference_state)(per_s, pts_s)
+    y0, _ = jax.vmap(lambda p, q, y: solve.steady_state(p, q, s, y_start=y))(
+        per_s, pts_s, jnp.where(ok[:, None], y_fwd, y_ref))
+
+    need = {(t.output, t.arm, t.day) for t in problem.conf.target}
+    values = {}
+    base_obs = jax.vmap(lambda y, p, q: observables.observe(y, p, q, model.baseline_inputs(q)))(
+        y0, per_s, pts_s)
+    for o, arm, _ in need:
+        if arm is None:
+            values[(o, None, None)] = base_obs[o]
+    m = problem.n_arm
+    first = lambda tree: jax.tree.map(lambda x: x[:m], tree)  # noqa: E731
+    for arm, days in problem.days.items():
+        prot = problem.protocols[arm]
+        ts = jnp.asarray((0.0,) + days, jnp.float64)
+
+        def course(p, q, y, prot=prot, ts=ts):
+            ys, st, _ = solve.simulate(p, q, prot, y, ts, s)
+            return solve.observe_series(p, q, prot, ts, ys), st
+
+        obs, st = jax.vmap(course)(first(per_s), first(pts_s), y0[:m])
+        ok = ok.at[:m].set(ok[:m] & (jax.lax.stop_gradient(st) == solve.Status.OK))
+        for k, d in enumerate(days, start=1):
+            for o, a, dd in need:
+                if a == arm and dd == d:
+                    values[(o, arm, d)] = obs[o][:, k]
+    y_start = jnp.where(ok[:, None], y_fwd, y_ref)
+    return values, ok, jax.lax.stop_gradient(y_start)
+
+
+def loss_and_stats(problem: Problem, u, y_warm):
+    """The loss, and ``(statistics, ok, next warm start, raw outputs (target, patient))``.
+
+    Targets on an arm see only the first ``n_arm`` patients; their raw rows are NaN beyond."""
+    values, ok, y_start = outputs(problem, u, y_warm)
+    terms, stats, raw = [], [], []
+    for t in problem.conf.target:
+        x = values[(t.output, t.arm, t.day)]
+        mask = ok[: x.shape[0]]
+        x = jnp.where(mask, x, 0.0)
+        st = tg.statistic(t, x, mask)
+        stats.append(st)
+        terms.append(t.weight * tg.loss_term(t, st))
+        row = jnp.full((problem.n,), jnp.nan, x.dtype)
+        raw.append(row.at[: x.shape[0]].set(jnp.where(mask, x, jnp.nan)))
+    wsum = sum(t.weight for t in problem.conf.target) or 1.0
+    loss = sum(terms) / wsum
+    return loss, (jnp.stack(stats), ok, y_start, jnp.stack(raw))
+
+
+def loss_and_grad(problem: Problem, u, y_warm):
+    """``(loss, aux), grad`` by the config's gradient mode (forward: jacfwd; reverse: vjp)."""
+    if problem.conf.optimizer.gradient == "reverse":
+        return jax.value_and_grad(lambda v: loss_and_stats(problem, v, y_warm), has_aux=True)(u)
+
+    def f(v):
+        loss, aux = loss_and_stats(problem, v, y_warm)
+        return loss, (loss, aux)
+
+    grad, (loss, aux) = jax.jacfwd(f, has_aux=True)(u)
+    return (loss, aux), grad
+
+
+def evaluate(problem: Problem, u=None, gradient: bool = False):
+    """The loss at ``u`` (default: the starting values), from robust warm starts.
+
+    Returns ``(loss, smoothed statistics per target, ok per patient, raw outputs, grad)``; ``grad``
+    (by the config's gradient mode) only when ``gradient``, else ``None``. Compiled once per
+    problem and mode.
+    """
+    cache = problem.__dict__.setdefault("_compiled", {})
+    if gradient not in cache:
+        f = loss_and_grad if gradient else loss_and_stats
+        cache[gradient] = eqx.filter_jit(lambda v, y: f(problem, v, y))
+    with jax.enable_x64(True):
+        u = problem.u0() if u is None else jnp.asarray(u, jnp.float64)
+        out = cache[gradient](u, warm_start(problem, u))
+    if gradient:
+        (loss, (stats, ok, _, raw)), grad = out
+    else:
+        (loss, (stats, ok, _, raw)), grad = out, None
+    return loss, stats, ok, raw, grad
+
+
+def make_optimizer(conf: CalibrationConfig):
+    o = conf.optimizer
+    lr = {"constant": o.learning_rate,
+          "cosine": optax.cosine_decay_schedule(o.learning_rate, o.steps, alpha=0.05),
+          "exponential": optax.exponential_decay(o.learning_rate, o.steps, 0.05)}[o.schedule]
+    return getattr(optax, o.name)(learning_rate=lr)
+
+
+@dataclass
+class FitResult:
+    problem: Problem
+    u: jax.Array  # best transformed parameters
+    losses: list[float]
+    stats_before: np.ndarray  # hard statistics per target
+    stats_after: np.ndarray
+    values_before: np.ndarray  # (target, patient) raw outputs
+    values_after: np.ndarray
+    compile_seconds: float
+    step_seconds: float
+    steps: int
+    stopped: str
+    failed_after: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def fitted(self) -> tuple[dict, dict]:
+        """Fitted ``(typical values, CVs)`` as Python floats."""
+        with jax.enable_x64(True):
+            v, c = self.problem.physical(jnp.asarray(self.u, jnp.float64))
+        return {k: float(x) for k, x in v.items()}, {k: float(x) for k, x in c.items()}
+
+    @property
+    def final_loss(self) -> float:
+        return float(min(self.losses))
+
+
+def hard_statistics(problem: Problem, raw: np.ndarray) -> np.ndarray:
+    """Exact (unsmoothed) statistics for the before/after table."""
+    out = []
+    for t, x in zip(problem.conf.target, raw, strict=True):
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            out.append(np.nan)
+        elif t.statistic == "quantile":
+            out.append(np.quantile(x, t.q))
+        elif t.statistic == "median":
+            out.append(np.median(x))
+        elif t.statistic == "mean":
+            out.append(np.mean(x))
+        else:
+            out.append(np.mean((x >= t.low) & (x <= t.high)))
+    return np.array(out)
+
+
+def fit(problem: Problem, progress: bool = True, callback=None) -> FitResult:
+    """Minimise the calibration loss; returns the best parameters seen."""
+    conf = problem.conf
+    opt = make_optimizer(conf)
+    with jax.enable_x64(True):
+        u = problem.u0()
+        opt_state = opt.init(u)
+
+        @eqx.filter_jit
+        def step(u, opt_state, y_warm):
+            (loss, aux), grad = loss_and_grad(problem, u, y_warm)
+            updates, opt_state = opt.update(grad, opt_state, u)
+            return optax.apply_updates(u, updates), opt_state, loss, aux, grad
+
+        evaluate = eqx.filter_jit(lambda u, y: loss_and_stats(problem, u, y))
+        t0 = time.perf_counter()
+        y_warm = warm_start(problem, u)
+        loss0, (stats0, ok0, y_warm, raw0) = evaluate(u, y_warm)
+        loss0.block_until_ready()
+        # the first step compiles; time it separately
+        t1 = time.perf_counter()
+        u_new, opt_state, loss, aux, grad = step(u, opt_state, y_warm)
+        loss.block_until_ready()
+        compile_s = time.perf_counter() - t1 + (t1 - t0)
+        losses = [float(loss)]
+        best_u, best = u, float(loss)
+        u, y_warm = u_new, aux[2]
+        stopped = "max steps"
+        t_loop = time.perf_counter()
+        last_improve, ref_best = 0, best
+        n_repaired = int((~aux[1]).sum())
+        with _Bar(progress, conf.optimizer.steps) as bar:
+            bar(1, float(loss))
+            for k in range(1, conf.optimizer.steps):
+                u_next, opt_state, loss, aux, grad = step(u, opt_state, y_warm)
+                lv = float(loss)
+                if not math.isfinite(lv):
+                    stopped = f"non-finite loss at step {k}"
+                    break
+                losses.append(lv)
+                if lv < best:
+                    best, best_u = lv, u
+                if callback is not None:
+                    callback(k, lv)
+                bar(1, lv)
+                u, y_warm = u_next, aux[2]
+                n_failed = int((~aux[1]).sum())
+                if n_failed > n_repaired:  # new Newton failures: retry them robustly, once
+                    y_warm = jnp.where(aux[1][:, None], y_warm, warm_start(problem, u))
+                    n_repaired = n_failed
+                if best <= conf.stopping.loss_below:
+                    stopped = f"loss below {conf.stopping.loss_below:g}"
+                    break
+                if best < ref_best * (1 - conf.stopping.min_relative_improvement):
+                    ref_best, last_improve = best, k
+                elif k - last_improve >= conf.stopping.patience:
+                    stopped = ("no relative improvement > "
+                               f"{conf.stopping.min_relative_improvement:g} in "
+                               f"{conf.stopping.patience} steps")
+                    break
+        n_steps = len(losses)
+        step_s = (time.perf_counter() - t_loop) / max(n_steps - 1, 1)
+        loss1, (stats1, ok1, _, raw1) = evaluate(best_u, y_warm)
+    return FitResult(problem, best_u, losses, hard_statistics(problem, np.asarray(raw0)),
+                     hard_statistics(problem, np.asarray(raw1)), np.asarray(raw0),
+                     np.asarray(raw1), compile_s, step_s, n_steps, stopped,
+                     int((~np.asarray(ok1)).sum()))
+
+
+def warm_start(problem: Problem, u) -> jax.Array:
+    """Steady states at ``u`` found robustly (Newton, then pseudo-transient continuation for
+    the patients where it fails; host-side, outside the compiled step), reference states for
+    patients without one. Newton inside the step starts from these."""
+    with jax.enable_x64(True):
+        y, _ = solve.steady_states_with_fallback(*_initial_batch(problem, u), problem.settings)
+    return y
+
+
+def _initial_batch(problem: Problem, u=None):
+    values_, cvs_ = problem.physical(problem.u0() if u is None else u)
+    params = dataclasses.replace(problem.base, **values_)
+    per = individual_params(params, problem.z, {**problem.base_cvs, **cvs_})
+    pts = patients_from_covariates(per, problem.cov, problem.pop.chronic_diuretic_dose)
+    return per, pts
+
+
+class _Bar:
+    def __init__(self, enabled, total):
+        self.enabled, self.total = enabled, total
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda k, loss: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self._p = Progress(TextColumn("[bold]calibrating"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("steps  loss {task.fields[loss]}"))
+        self._p.start()
+        self._t = self._p.add_task("fit", total=self.total, loss="")
+        return lambda k, loss: self._p.update(self._t, advance=k, loss=f"{loss:.4g}")
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._p.stop()
+        return False
+
+
+def result_table(res: FitResult) -> list[dict]:
+    """Before/after rows: target, wanted, value before, value after, unit, met."""
+    rows = []
+    for t, b, a in zip(res.problem.conf.target, res.stats_before, res.stats_after, strict=True):
+        rows.append(dict(target=t.label, wanted=t.wanted, before=float(b), after=float(a),
+                         unit="1" if t.statistic == "fraction_in_range" else t.unit,
+                         met_before=bool(tg.met(t, b)), met_after=bool(tg.met(t, a))))
+    return rows
+
+
+def write_outputs(res: FitResult, out: str | Path, config_text: str) -> list[Path]:
+    """The parameter file, and its figures beside it (``<stem>_loss.png``, ``<stem>_fit.png``)."""
+    from popsim.parameters.io import write_params_file
+
+    out = Path(out)
+    values, cvs = res.fitted
+    fp_by = {fp.parameter if not fp.is_cv else fp.name: fp for fp in res.problem.fit}
+    meta = dict(popsim_version=__version__, model_version=MODEL_VERSION,
+                created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+                seed=int(res.problem.conf.optimizer.seed),
+                cohort_size=int(res.problem.n), steps=int(res.steps),
+                final_loss=float(res.final_loss), initial_loss=float(res.losses[0]),
+                stopped=res.stopped, optimizer=res.problem.conf.optimizer.name,
+                versions=library_versions(), calibration_config=config_text)
+    write_params_file(
+        out, {k: (v, fp_by[k].start) for k, v in values.items()},
+        {k: (v, fp_by["cv." + k].start) for k, v in cvs.items()}, meta,
+        [{k: v for k, v in r.items()} for r in result_table(res)])
+    figs = [out.with_name(out.stem + "_loss.png"), out.with_name(out.stem + "_fit.png")]
+    _figures(res, figs)
+    return figs
+
+
+def _figures(res: FitResult, paths):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    ax.semilogy(np.arange(1, len(res.losses) + 1), res.losses, lw=2)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (weighted mean of squared scaled misses)")
+    ax.set_title(f"calibration loss: {res.losses[0]:.3g} -> {res.final_loss:.3g}")
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+
+    targets = res.problem.conf.target
+    groups = {}
+    for i, t in enumerate(targets):
+        groups.setdefault((t.output, t.arm, t.day), []).append(i)
+    n = len(groups)
+    ncol = min(3, n)
+    nrow = -(-n // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.8 * ncol, 3.4 * nrow), squeeze=False,
+                             constrained_layout=True)
+    for ax, ((o, arm, day), idx) in zip(axes.flat, groups.items(), strict=False):
+        before = res.values_before[idx[0]]
+        after = res.values_after[idx[0]]
+        lo = np.nanmin([np.nanmin(before), np.nanmin(after)])
+        hi = np.nanmax([np.nanmax(before), np.nanmax(after)])
+        bins = np.linspace(lo, hi, 40)
+        ax.hist(before[np.isfinite(before)], bins=bins, histtype="step", lw=1.5, label="before")
+        ax.hist(after[np.isfinite(after)], bins=bins, histtype="stepfilled", alpha=0.35,
+                label="after")
+        for i in idx:
+            t = targets[i]
+            if t.statistic == "fraction_in_range" or t.value is None:
+                ax.axvspan(t.low, t.high, color="tab:green", alpha=0.08)
+            if t.statistic in ("quantile", "median", "mean"):
+                marks = [t.value] if t.value is not None else [t.low, t.high]
+                for m in marks:
+                    ax.axvline(m, color="tab:green", ls="--", lw=1)
+                ax.axvline(res.stats_after[i], color="k", lw=1)
+        where = f", {arm} day {day:g}" if arm else ""
+        ax.set_xlabel(f"{o} ({targets[idx[0]].unit}){where}")
+        ax.set_ylabel("patients")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize=8)
+    fig.suptitle("fitted distributions (green: target values and ranges; black: fitted "
+                 "statistic)")
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)

@@ -1,0 +1,122 @@
+"""Parameter files (TOML): what `popsim calibrate` writes and `popsim run --params` reads.
+
+A parameter file holds fitted typical values (``[parameters.<name>] value = ...``) and fitted
+between-patient CVs (``[variability.<name>] cv = ...``), each with its unit and the value it
+replaced, plus the calibration's targets, final loss, seed and versions (``[meta]``). Any
+parameter it does not mention keeps its table value.
+
+The package ships one: ``popsim/parameters/reference_calibration.toml``, the output of
+``configs/calibration_reference.toml``; :func:`default_parameters` applies it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import math
+import tomllib
+from pathlib import Path
+
+import tomli_w
+
+from popsim.parameters import Params, parameter_specs
+
+SHIPPED = Path(__file__).with_name("reference_calibration.toml")
+
+
+class ParamsFileError(ValueError):
+    """A bad parameter file, in one line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSet:
+    params: Params  # typical values
+    cvs: dict[str, float]  # between-patient CVs that replace the table's
+    source: str  # where they came from (recorded in cohort files)
+    meta: dict
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, [s.name for s in parameter_specs()], n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def load_params_file(path: str | Path) -> ParameterSet:
+    """Read and validate a parameter file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsFileError(f"{path}: no such parameter file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ParamsFileError(f"{path}: cannot read ({e})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ParamsFileError(f"{path}: not valid TOML ({e})") from None
+    specs = {s.name: s for s in parameter_specs()}
+    unknown = set(data) - {"meta", "parameters", "variability", "target"}
+    if unknown:
+        raise ParamsFileError(f"{path}: unknown section {sorted(unknown)[0]!r}; allowed: meta, "
+                              "parameters, variability, target")
+    values = {}
+    for name, entry in data.get("parameters", {}).items():
+        if name not in specs:
+            raise ParamsFileError(f"{path}: parameters.{name}: unknown parameter{_suggest(name)}")
+        v = entry.get("value") if isinstance(entry, dict) else entry
+        if not isinstance(v, int | float) or not math.isfinite(v):
+            raise ParamsFileError(f"{path}: parameters.{name}.value must be a finite number, "
+                                  f"got {v!r}")
+        s = specs[name]
+        if not s.lower <= v <= s.upper:
+            raise ParamsFileError(f"{path}: parameters.{name}.value = {v:g} is outside "
+                                  f"{s.lower:g}..{s.upper:g} {s.unit}")
+        if isinstance(entry, dict) and "unit" in entry and entry["unit"] != s.unit:
+            raise ParamsFileError(f"{path}: parameters.{name}.unit is {entry['unit']!r}, "
+                                  f"the model uses {s.unit!r}")
+        values[name] = float(v)
+    cvs = {}
+    for name, entry in data.get("variability", {}).items():
+        if name not in specs:
+            raise ParamsFileError(f"{path}: variability.{name}: unknown parameter{_suggest(name)}")
+        v = entry.get("cv") if isinstance(entry, dict) else entry
+        if not isinstance(v, int | float) or not math.isfinite(v) or not 0 <= v <= 2:
+            raise ParamsFileError(f"{path}: variability.{name}.cv must be a number in 0..2, "
+                                  f"got {v!r}")
+        cvs[name] = float(v)
+    params = dataclasses.replace(Params(), **values)
+    return ParameterSet(params, cvs, str(path), data.get("meta", {}))
+
+
+def write_params_file(path: str | Path, values: dict[str, tuple[float, float]],
+                      cvs: dict[str, tuple[float, float]], meta: dict,
+                      targets: list[dict]) -> None:
+    """Write a parameter file. ``values`` and ``cvs`` map a parameter name to
+    ``(fitted, initial)``."""
+    specs = {s.name: s for s in parameter_specs()}
+    doc = {
+        "meta": meta,
+        "parameters": {k: {"value": float(v), "unit": specs[k].unit, "initial": float(v0),
+                           "description": specs[k].description}
+                       for k, (v, v0) in values.items()},
+        "variability": {k: {"cv": float(v), "initial": float(v0)}
+                        for k, (v, v0) in cvs.items()},
+        "target": targets,
+    }
+    text = ("# popsim parameter file: written by `popsim calibrate`, read by "
+            "`popsim run --params`.\n" + tomli_w.dumps(doc))
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def table_parameters() -> ParameterSet:
+    """The parameter table's values, without any calibration."""
+    return ParameterSet(Params(), {}, "table", {})
+
+
+@functools.cache
+def default_parameters() -> ParameterSet:
+    """The shipped calibrated parameter set if present, else the table."""
+    if SHIPPED.exists():
+        ps = load_params_file(SHIPPED)
+        return ParameterSet(ps.params, ps.cvs, "popsim/parameters/reference_calibration.toml",
+                            ps.meta)
+    return table_parameters()

@@ -1,0 +1,301 @@
+"""Calibration: parameter recovery, gradients against finite differences, masking of failed
+patients, reproducibility, and the config's bad-input errors.
+
+Recovery: targets are computed by the model itself at the table values (the "truth") on a fixed
+cohort; the fit starts 30-40% away and must come back within 5% (it does to < 0.5%).
+"""
+
+import dataclasses
+from pathlib import Path
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from popsim.calibration import build_problem, fit, parse_calibration
+from popsim.calibration.fitting import evaluate
+from popsim.config import ConfigError
+from popsim.parameters import Params
+
+ROOT = Path(__file__).resolve().parent.parent
+TRUTH = {"mg_dct_tm": Params().mg_dct_tm, "mg_gut_vmax": Params().mg_gut_vmax,
+         "k_romk_clearance": Params().k_romk_clearance}
+START = {"mg_dct_tm": 1.40, "mg_gut_vmax": 0.65, "k_romk_clearance": 1.35}  # x truth
+BOUNDS = {"mg_dct_tm": (0.03, 0.4), "mg_gut_vmax": (1.0, 15.0), "k_romk_clearance": (5.0, 150.0)}
+OUTPUTS = {"serum_mg": "mmol/L", "urine_mg": "mmol/day", "serum_k": "mmol/L"}
+
+
+def _recovery_config(start: dict, target_values: dict | None, steps: int = 250) -> dict:
+    return {
+        "population_from": str(ROOT / "configs" / "reference_healthy.toml"),
+        "optimizer": {"name": "adam", "learning_rate": 0.05, "schedule": "cosine",
+                      "steps": steps, "cohort_size": 32, "seed": 11},
+        "stopping": {"loss_below": 1e-12, "patience": 400},
+        "parameter": [{"name": k, "lower": BOUNDS[k][0], "upper": BOUNDS[k][1],
+                       "initial": start[k]} for k in TRUTH],
+        "target": [{"output": o, "statistic": "median", "unit": u,
+                    "value": 1.0 if target_values is None else target_values[o],
+                    "scale": 0.001 * (1.0 if target_values is None else target_values[o])}
+                   for o, u in OUTPUTS.items()],
+    }
+
+
+@pytest.fixture(scope="module")
+def truth_targets():
+    """Medians (smoothed, as the loss sees them) of the three outputs at the true parameters."""
+    conf, pop = parse_calibration(_recovery_config(TRUTH, None))
+    _, stats, ok, _, _ = evaluate(build_problem(conf, pop))
+    assert np.asarray(ok).all()
+    return dict(zip(OUTPUTS, np.asarray(stats).tolist(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def recovery(truth_targets):
+    start = {k: TRUTH[k] * START[k] for k in TRUTH}
+    conf, pop = parse_calibration(_recovery_config(start, truth_targets))
+    problem = build_problem(conf, pop)
+    return problem, fit(problem, progress=False)
+
+
+def test_parameter_recovery_within_5_percent(recovery):
+    _, res = recovery
+    values, _ = res.fitted
+    for name, true in TRUTH.items():
+        start = true * START[name]
+        assert abs(start / true - 1) >= 0.3
+        assert values[name] == pytest.approx(true, rel=0.05), (name, values[name], true)
+
+
+def test_loss_decreases(recovery):
+    _, res = recovery
+    losses = np.array(res.losses)
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 1e-4 * losses[0]
+    # mostly monotone: a running minimum that keeps falling through the fit
+    best = np.minimum.accumulate(losses)
+    assert best[len(best) // 4] < 0.5 * losses[0]
+    assert best[-1] < best[len(best) // 2]
+
+
+def test_fit_is_reproducible_from_its_seed(recovery, truth_targets):
+    problem, res = recovery
+    again = fit(build_problem(problem.conf, problem.pop), progress=False)
+    np.testing.assert_array_equal(np.asarray(again.u), np.asarray(res.u))
+    assert again.losses == res.losses
+
+
+def test_failed_patient_is_masked_not_nan(recovery):
+    """A patient without a steady state (NaN body weight) drops out of every statistic: the
+    loss equals that of the cohort without it, and loss and gradient stay finite."""
+    problem, _ = recovery
+    cov = {k: np.array(v, copy=True) for k, v in problem.cov.items()}
+    cov["body_weight"][0] = np.nan
+    broken = dataclasses.replace(problem, cov=cov)
+    loss, _, ok, raw, grad = evaluate(broken, gradient=True)
+    assert not bool(ok[0]) and bool(np.asarray(ok[1:]).all())
+    assert np.isfinite(float(loss)) and np.all(np.isfinite(np.asarray(grad)))
+    assert np.all(np.isnan(np.asarray(raw)[:, 0]))
+
+    drop = lambda tree: {k: np.asarray(v)[1:] for k, v in tree.items()}  # noqa: E731
+    smaller = dataclasses.replace(problem, cov=drop(problem.cov), z=drop(problem.z),
+                                  n=problem.n - 1, n_arm=problem.n_arm - 1)
+    loss_small, *_ = evaluate(smaller)
+    assert float(loss) == pytest.approx(float(loss_small), rel=1e-10)
+
+
+# --- gradients against central finite differences (float64), with a dynamic target -----------
+
+GRAD_CONFIG = {
+    "population_from": str(ROOT / "configs" / "reference_healthy.toml"),
+    "optimizer": {"cohort_size": 8, "arm_cohort_size": 8, "seed": 3},
+    "simulation": {"days": 5, "rtol": 1e-10, "atol": 1e-12},
+    "arm": [{"name": "low_mg", "intervention": [{"kind": "diet", "mg_intake": 20,
+                                                  "start_day": 0, "end_day": 5}]}],
+    "parameter": [
+        {"name": "mg_gut_vmax", "lower": 1.0, "upper": 15.0},
+        {"name": "mg_dct_tm", "lower": 0.03, "upper": 0.4},
+        {"name": "k_romk_clearance", "lower": 5.0, "upper": 150.0},
+        {"name": "cv.mg_dct_tm", "lower": 0.0, "upper": 0.5, "transform": "logit"},
+    ],
+    "target": [
+        {"output": "serum_mg", "statistic": "median", "value": 0.95, "unit": "mmol/L"},
+        {"output": "serum_k", "statistic": "quantile", "q": 0.9, "value": 4.9,
+         "unit": "mmol/L"},
+        {"output": "urine_mg", "statistic": "mean", "low": 4.5, "high": 6.0,
+         "unit": "mmol/day"},
+        {"output": "serum_mg", "statistic": "fraction_in_range", "low": 0.8, "high": 0.86,
+         "fraction": 0.9, "unit": "1"},
+        {"output": "serum_mg", "statistic": "median", "arm": "low_mg", "day": 5,
+         "value": 0.6, "unit": "mmol/L"},
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def grad_problem():
+    conf, pop = parse_calibration(GRAD_CONFIG)
+    return build_problem(conf, pop)
+
+
+def _central_differences(problem, h=1e-5):
+    u0 = np.asarray(problem.u0())
+    fd = []
+    for i in range(u0.size):
+        e = np.zeros_like(u0)
+        e[i] = h
+        lp = float(evaluate(problem, jnp.asarray(u0 + e))[0])
+        lm = float(evaluate(problem, jnp.asarray(u0 - e))[0])
+        fd.append((lp - lm) / (2 * h))
+    return np.array(fd)
+
+
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_gradient_matches_central_differences(grad_problem, mode):
+    conf = grad_problem.conf
+    conf = conf.model_copy(update={"optimizer": conf.optimizer.model_copy(
+        update={"gradient": mode})})
+    problem = build_problem(conf, grad_problem.pop)
+    loss, _, ok, _, grad = evaluate(problem, gradient=True)
+    assert np.asarray(ok).all() and float(loss) > 0
+    grad = np.asarray(grad)
+    fd = _central_differences(grad_problem)
+    assert np.all(np.abs(fd) > 1e-6 * np.abs(fd).max())  # every parameter matters
+    np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-6 * np.abs(fd).max())
+
+
+# --- bad input: one line, exit 2, nothing written ---------------------------------------------
+
+GOOD = """
+population_from = "{pop}"
+[optimizer]
+steps = 2
+cohort_size = 4
+[[parameter]]
+name = "{name}"
+lower = {lower}
+upper = {upper}
+[[target]]
+output = "{output}"
+statistic = "median"
+low = {low}
+high = 1.0
+unit = "mmol/L"
+"""
+
+
+def _cal_text(**kw):
+    fields = dict(pop=ROOT / "configs" / "reference_healthy.toml", name="mg_dct_tm",
+                  lower=0.05, upper=0.3, output="serum_mg", low=0.7)
+    fields.update(kw)
+    return GOOD.format(**fields)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    (dict(name="mg_dct_tmax"), "unknown parameter 'mg_dct_tmax' (did you mean 'mg_dct_tm'?)"),
+    (dict(lower=0.2, upper=0.3), "bounds 0.2..0.3 exclude the current value 0.12"),
+    (dict(output="serum_magnesium"), "unknown output 'serum_magnesium'"),
+    (dict(low=1.2), "infeasible range: low (1.2) must be below high (1)"),
+    (dict(low="nan"), "target.1.low"),
+    (dict(upper="nan"), "parameter.1.upper"),
+])
+def test_bad_calibration_config_one_line_exit_2(tmp_path, capsys, kw, message):
+    from popsim.cli import main
+
+    path = tmp_path / "cal.toml"
+    path.write_text(_cal_text(**kw))
+    out = tmp_path / "params.toml"
+    assert main(["calibrate", str(path), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err, err
+    assert not out.exists() and not list(tmp_path.glob("params*"))
+
+
+def test_parse_errors_name_field_value(tmp_path):
+    import tomllib
+
+    with pytest.raises(ConfigError, match="optimizer.learning_rate"):
+        parse_calibration({**tomllib.loads(_cal_text()), "optimizer": {"learning_rate": -1}})
+
+
+def test_calibrate_refuses_to_overwrite(tmp_path, capsys):
+    from popsim.cli import main
+
+    path = tmp_path / "cal.toml"
+    path.write_text(_cal_text())
+    out = tmp_path / "params.toml"
+    out.write_text("keep me")
+    assert main(["calibrate", str(path), "--out", str(out), "--quiet"]) == 2
+    assert "exists; use --force" in capsys.readouterr().err
+    assert out.read_text() == "keep me"
+
+
+# --- parameter files: popsim run --params, and the shipped default -----------------------------
+
+def test_run_with_params_file_uses_it_and_records_it(small_trial, tmp_path, capsys):
+    """A parameter file raising the osmotic Na set-point by 4 mmol/L raises every patient's
+    serum Na by about that much; the cohort file names the parameter file."""
+    import h5py
+    from conftest import SMALL_TRIAL
+
+    from popsim.cli import main
+    from popsim.parameters.io import write_params_file
+
+    pfile = tmp_path / "params.toml"
+    write_params_file(pfile, {"na_osmotic_setpoint": (144.0, 140.0)}, {}, {"seed": 0}, [])
+    conf = tmp_path / "trial.toml"
+    conf.write_text(SMALL_TRIAL)
+    out = tmp_path / "trial.h5"
+    assert main(["run", str(conf), "--out", str(out), "--params", str(pfile), "--quiet",
+                 "--chunk-size", "7"]) == 0
+    base_path, _ = small_trial
+    with h5py.File(out) as f, h5py.File(base_path) as g:
+        assert f.attrs["params_source"] == str(pfile)
+        assert g.attrs["params_source"] == "popsim/parameters/reference_calibration.toml"
+        shift = f["serum_na"][0, :, 0] - g["serum_na"][0, :, 0]
+    assert np.all((shift > 3.0) & (shift < 5.0)), shift
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[parameters.mg_dct_tmx]\nvalue = 0.1\n", "unknown parameter (did you mean 'mg_dct_tm'?)"),
+    ("[parameters.mg_dct_tm]\nvalue = nan\n", "must be a finite number"),
+    ("[parameters.mg_dct_tm]\nvalue = 0.1\nunit = \"mg/L\"\n", "the model uses 'mmol/L'"),
+    ("[variability.mg_dct_tm]\ncv = -1\n", "cv must be a number in 0..2"),
+    ("not toml [", "not valid TOML"),
+])
+def test_run_with_bad_params_file_exits_2(tmp_path, capsys, text, message):
+    from conftest import SMALL_TRIAL
+
+    from popsim.cli import main
+
+    pfile = tmp_path / "params.toml"
+    pfile.write_text(text)
+    conf = tmp_path / "trial.toml"
+    conf.write_text(SMALL_TRIAL)
+    out = tmp_path / "trial.h5"
+    assert main(["run", str(conf), "--out", str(out), "--params", str(pfile), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err, err
+    assert not out.exists()
+
+
+def test_shipped_parameters_are_the_reference_calibration():
+    """The default parameter set is the output of configs/calibration_reference.toml, and it met
+    every one of its targets (the >= 95%-inside-reference-range check on reference_healthy is
+    tests/test_physiology.py::test_reference_population_inside_reference_ranges, which runs on
+    these defaults)."""
+    import tomllib
+
+    from popsim.parameters.io import SHIPPED, default_parameters
+
+    ps = default_parameters()
+    assert ps.source == "popsim/parameters/reference_calibration.toml"
+    shipped = tomllib.loads(SHIPPED.read_text())
+    config = tomllib.loads((ROOT / "configs" / "calibration_reference.toml").read_text())
+    assert shipped["meta"]["calibration_config"] == \
+        (ROOT / "configs" / "calibration_reference.toml").read_text()
+    assert {t["target"] for t in shipped["target"]} and all(t["met_after"]
+                                                           for t in shipped["target"])
+    fitted = {p["name"] for p in config["parameter"]}
+    assert fitted == set(shipped["parameters"]) | {"cv." + k for k in shipped["variability"]}
+    for name, entry in shipped["parameters"].items():
+        assert getattr(ps.params, name) == entry["value"]
