@@ -18,15 +18,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"popsim: error: {message}\n")
 
 
-def _positive_int(name):
+def _positive_int(name, low: int = 1):
     def parse(text):
         try:
             v = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a whole number, got {text!r}") \
                 from None
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"{name} must be positive, got {v}")
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{name} must be " +
+                                             ("positive" if low == 1 else f">= {low}") +
+                                             f", got {v}")
         return v
 
     return parse
@@ -93,7 +95,28 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--scenario", action="append", default=None,
                      help="run only this scenario (repeatable)")
     val.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench = sub.add_parser("bench", help="throughput: popsim against SciPy on the same model")
+    bench.add_argument("--sizes", type=_sizes, default=[100, 1000, 10_000],
+                       help="comma-separated cohort sizes (default 100,1000,10000)")
+    bench.add_argument("--scipy-patients", type=_positive_int("--scipy-patients", 0), default=4,
+                       help="patients solved one by one with SciPy per method (0: skip)")
+    bench.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (1e-6)")
+    bench.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput.json"),
+                       help="results (JSON)")
+    bench.add_argument("--table", type=Path, default=Path("benchmarks/RESULTS.md"),
+                       help="Markdown table of the results")
     return parser
+
+
+def _sizes(text):
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--sizes must be comma-separated whole numbers, got "
+                                         f"{text!r}") from None
+    if not sizes or any(n <= 0 for n in sizes):
+        raise argparse.ArgumentTypeError(f"--sizes must be positive, got {text!r}")
+    return sizes
 
 
 def _devices(text):
@@ -217,7 +240,25 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "validate": cmd_validate,
+def cmd_bench(args) -> int:
+    if not 0 < args.rtol < 1e-2:
+        return _fail(f"--rtol {args.rtol:g}: must be in (0, 0.01)")
+    for path in (args.out, args.table):
+        if not path.parent.exists():
+            return _fail(f"{path}: directory {path.parent} does not exist")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from popsim.bench import markdown, run_benchmark
+
+    result = run_benchmark(sizes=args.sizes, scipy_patients=args.scipy_patients,
+                           rtol=args.rtol, out=args.out, table=args.table)
+    print(markdown(result))
+    print(f"wrote {args.out} and {args.table}")
+    return 0
+
+
+COMMANDS = {"bench": cmd_bench, "run": cmd_run, "report": cmd_report, "validate": cmd_validate,
             "calibrate": cmd_calibrate}
 
 

@@ -29,6 +29,7 @@ import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optimistix as optx
 
 from popsim import model, observables
@@ -226,14 +227,27 @@ def batched_simulate_observe(params: Params, patients: Patient, protocol: Protoc
     return jax.vmap(one)(params, patients, y0)
 
 
+FALLBACK_BUCKET = 32  # Newton failures are retried in fixed-size batches (one compilation)
+
+
 def steady_states_with_fallback(params: Params, patients: Patient, settings: SolverSettings):
     """Batched steady states; the chunk's Newton failures (checked on the host once) are retried
-    by pseudo-transient continuation. Returns ``(y0, ok)``."""
+    by pseudo-transient continuation, gathered into batches of :data:`FALLBACK_BUCKET` patients
+    (padded by repeating the last one), so the slow fallback runs on the few patients that need
+    it rather than on the whole chunk. Returns ``(y0, ok)``."""
     y0, ok = batched_steady_state(params, patients, settings)
-    if not bool(jnp.all(ok)):
-        y_fb, ok_fb = batched_steady_state_fallback(params, patients, settings)
-        y0 = jnp.where(ok[:, None], y0, y_fb)
-        ok = ok | ok_fb
+    failed = np.flatnonzero(~np.asarray(ok))
+    if failed.size:
+        n = int(ok.shape[0])
+        b = min(FALLBACK_BUCKET, n)
+        for k in range(0, failed.size, b):
+            idx = failed[k:k + b]
+            take = np.concatenate([idx, np.full(b - idx.size, idx[-1])])
+            sub = lambda x, take=take: x[take]  # noqa: E731
+            y_fb, ok_fb = batched_steady_state_fallback(jax.tree.map(sub, params),
+                                                        jax.tree.map(sub, patients), settings)
+            y0 = y0.at[idx].set(jnp.where(ok_fb[: idx.size, None], y_fb[: idx.size], y0[idx]))
+            ok = ok.at[idx].set(ok_fb[: idx.size])
     if not bool(jnp.all(ok)):
         # a patient without a steady state is reported as such; start its (discarded) time course
         # from the textbook state so it cannot hold up the rest of the batch

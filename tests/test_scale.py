@@ -124,3 +124,38 @@ def test_devices_out_of_range(conf, tmp_path):
     with pytest.raises(RunError, match=r"--devices 64: must be 1\.\."):
         run_cohort(conf, SMALL_TRIAL, tmp_path / "x.h5", devices=64, progress=False)
     assert not (tmp_path / "x.h5").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--sizes", "0"], "--sizes must be positive"),
+    (["--sizes", "ten"], "--sizes must be comma-separated whole numbers"),
+    (["--rtol", "0.5"], "--rtol 0.5: must be in (0, 0.01)"),
+    (["--out", "/no/such/dir/x.json"], "directory /no/such/dir does not exist"),
+])
+def test_bench_bad_input_exits_2(args, message, capsys):
+    from popsim.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        code = main(["bench", *args])
+        raise SystemExit(code)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err, err
+
+
+def test_bench_table_ratios():
+    """The Markdown table shows each method's rate and its ratio to the best SciPy method."""
+    from popsim.bench import markdown
+
+    rows = [{"method": "popsim", "patients": 100, "patient_days_per_s": 50_000.0,
+             "compile_seconds": 10.0, "steady_state_seconds": 0.1,
+             "steps_per_patient_median": 280.0, "ratio_to_best_scipy": 12.5},
+            {"method": "scipy_lsoda", "patients": 4, "patient_days_per_s": 4_000.0,
+             "ratio_to_best_scipy": 1.0}]
+    result = {"machine": {"platform": "p", "cpu_count": 2, "backend": "cpu",
+                          "device_kind": "cpu", "device_count": 1}, "dtype": "float64",
+              "solver": "s", "rtol": 1e-6, "atol_relative_to_reference_pools": 1e-8,
+              "peak_rss_mb": 800.0, "created": "now", "rows": rows}
+    table = markdown(result)
+    assert "| popsim | 100 | 50,000 | 12.5 | 10.0 | 0.10 | 280 |" in table
+    assert "| scipy_lsoda | 4 | 4,000 | 1.0 | - | - | - |" in table

@@ -117,3 +117,17 @@ def test_steady_state_fallback_rescues_newton_failures():
                                                                  model.baseline_inputs(q))) / y)(
         y_fb, pb, pt)
     assert float(jnp.max(jnp.abs(resid))) < 1e-8
+
+
+def test_fallback_runs_on_gathered_failures_only(monkeypatch):
+    """steady_states_with_fallback retries only Newton's failures, in fixed-size buckets, and
+    puts each answer back at its patient: same states as the fallback run on the whole batch."""
+    pb, pt = patients(mg_intake_mg=[5, 15, 3000, 300, 8, 12, 2500, 50],
+                      egfr=[100, 40, 10, 100, 120, 8, 15, 30], loop=[0, 1, 0, 0, 0.8, 0, 0, 1])
+    _, ok_newton = solve.batched_steady_state(pb, pt, SETTINGS)
+    y_all, _ = solve.batched_steady_state_fallback(pb, pt, SETTINGS)
+    monkeypatch.setattr(solve, "FALLBACK_BUCKET", 2)  # several buckets, the last one padded
+    y, ok = solve.steady_states_with_fallback(pb, pt, SETTINGS)
+    assert bool(ok.all()) and int((~ok_newton).sum()) >= 2
+    failed = ~np.asarray(ok_newton)
+    np.testing.assert_allclose(np.asarray(y)[failed], np.asarray(y_all)[failed], rtol=1e-8)
