@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "size and parameters), keeping its finished chunks")
     run.add_argument("--devices", type=_devices, default=None,
                      help="shard each chunk over N local devices, or 'all'")
+    run.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                     help="several processes (jax.distributed): the coordinator's address")
+    run.add_argument("--num-processes", type=_positive_int("--num-processes"), default=None,
+                     help="several processes: how many")
+    run.add_argument("--process-id", type=_positive_int("--process-id", 0), default=None,
+                     help="several processes: this one's index, 0..num-processes-1")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     cal = sub.add_parser("calibrate", help="fit parameters to reference ranges (optax)")
@@ -158,6 +164,15 @@ def cmd_run(args) -> int:
     except ConfigError as e:
         return _fail(str(e))
     out = args.out if args.out is not None else args.config.with_suffix(".h5")
+    multi = (args.coordinator, args.num_processes, args.process_id)
+    if any(x is not None for x in multi):
+        if any(x is None for x in multi):
+            return _fail("--coordinator, --num-processes and --process-id go together")
+        if args.process_id >= args.num_processes:
+            return _fail(f"--process-id {args.process_id}: must be 0..{args.num_processes - 1}")
+        host, _, port = args.coordinator.rpartition(":")
+        if not host or not port.isdigit():
+            return _fail(f"--coordinator {args.coordinator!r}: expected HOST:PORT")
     if args.force and args.resume:
         return _fail("--force and --resume exclude each other (overwrite, or finish the file?)")
     if args.figure is not None and not args.figure.parent.exists():
@@ -170,10 +185,18 @@ def cmd_run(args) -> int:
             params = load_params_file(args.params)
         except ParamsFileError as e:
             return _fail(str(e))
+    distributed = args.num_processes is not None and args.num_processes > 1
+    if distributed:
+        import jax
+
+        jax.distributed.initialize(coordinator_address=args.coordinator,
+                                   num_processes=args.num_processes,
+                                   process_id=args.process_id)
     try:
         result = run_cohort(config, text, out, size=args.size, seed=args.seed,
                             chunk_size=args.chunk_size, force=args.force, params=params,
-                            progress=not args.quiet, resume=args.resume, devices=args.devices)
+                            progress=not args.quiet, resume=args.resume, devices=args.devices,
+                            distributed=distributed)
     except (RunError, StoreError) as e:
         return _fail(str(e))
     from popsim.report import print_run_summary

@@ -163,6 +163,7 @@ def run_cohort(
     progress: bool = True,
     resume: bool = False,
     devices: int | str | None = None,
+    distributed: bool = False,
 ) -> RunResult:
     """Run the cohort of ``config`` and write it to ``out`` (HDF5). See the module docstring.
 
@@ -177,6 +178,10 @@ def run_cohort(
             computed; refused when the config, seed, size, chunk size or parameters differ.
         devices: shard each chunk over this many local devices (``"all"``: every one) along the
             patient axis (``jax.sharding``); results do not depend on it.
+        distributed: several processes (after ``jax.distributed.initialize``) share the run:
+            process ``i`` of ``P`` computes chunks ``c`` with ``c % P == i`` into its shard file
+            (:func:`popsim.store.shard_path`); process 0 then writes ``out`` as a master file of
+            HDF5 virtual datasets over the shards.
     """
     out = Path(out)
     n = config.population.size if size is None else size
@@ -188,6 +193,10 @@ def run_cohort(
     _check_output_path(out, force, resume=resume)
     chunk_size = min(chunk_size, n)
     mesh = patient_mesh(devices)
+    pid, nproc = (jax.process_index(), jax.process_count()) if distributed else (0, 1)
+    target = out if nproc == 1 else store.shard_path(out, pid, nproc)
+    if nproc > 1:
+        _check_output_path(target, force, resume=resume)
     ps = default_parameters() if params is None else params
     params, cvs, params_source = ps.params, ps.cvs, ps.source
     dtype = jnp.float64 if config.simulation.precision == "float64" else jnp.float32
@@ -206,11 +215,13 @@ def run_cohort(
             **{f"{k}_version": v for k, v in library_versions().items()},
         }
         n_chunks = math.ceil(n / chunk_size)
-        if resume and out.exists():
-            done = _resumable(out, attrs)
+        if nproc > 1:
+            attrs["process_id"], attrs["n_processes"] = int(pid), int(nproc)
+        if resume and target.exists():
+            done = _resumable(target, attrs)
         else:
             try:
-                store.create(out, layout, attrs, status_meanings=STATUS_DESCRIPTIONS,
+                store.create(target, layout, attrs, status_meanings=STATUS_DESCRIPTIONS,
                              force=force or resume)
             except store.StoreError as e:
                 raise RunError(str(e)) from None
@@ -218,18 +229,37 @@ def run_cohort(
         protocols = protocols_for(config, dtype)
         settings = solver_settings(config.simulation)
         ts = jnp.asarray(output_times(config.simulation), dtype)
-        with _progress(progress, n) as bar:
-            for c in range(n_chunks):
+        mine = [c for c in range(n_chunks) if c % nproc == pid]
+        n_mine = sum(min(chunk_size, n - c * chunk_size) for c in mine)
+        with _progress(progress, n_mine) as bar:
+            for c in mine:
                 start = c * chunk_size
                 n_real = min(chunk_size, n - start)
                 if not done[c]:
-                    _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, cvs,
+                    _run_chunk(config, target, c, start, n_real, chunk_size, seed, params, cvs,
                                protocols, settings, ts, dtype, mesh)
                 bar(n_real)
-        if not store.is_complete(out):
-            store.finalize(out)
+        if nproc == 1:
+            if not store.is_complete(out):
+                store.finalize(out)
+        else:
+            _stitch_when_all_done(out, nproc, pid)
     summaries = summarize(out)
     return RunResult(out, n, config.simulation.days, summaries, time.perf_counter() - t_start)
+
+
+def _stitch_when_all_done(out: Path, nproc: int, pid: int) -> None:
+    """Every process waits for the others; process 0 writes the master file; all wait again."""
+    from jax.experimental import multihost_utils
+
+    multihost_utils.sync_global_devices("popsim: shards written")
+    if pid == 0:
+        try:
+            store.stitch(out, [store.shard_path(out, i, nproc) for i in range(nproc)],
+                         owner=lambda c: c % nproc)
+        except store.StoreError as e:
+            raise RunError(str(e)) from None
+    multihost_utils.sync_global_devices("popsim: master written")
 
 
 # resume: what must match between an interrupted file and the run that finishes it
@@ -253,7 +283,7 @@ def _resumable(out: Path, attrs: dict) -> np.ndarray:
         done = store.chunks_done(out)
     except store.StoreError as e:
         raise RunError(f"--resume: {e}") from None
-    for key in RESUME_KEYS:
+    for key in RESUME_KEYS + tuple(k for k in ("process_id", "n_processes") if k in attrs):
         if key not in old:
             raise RunError(f"--resume {out}: the file has no {key!r} attribute; it was not "
                            "written by this version of popsim run")

@@ -159,3 +159,43 @@ def test_bench_table_ratios():
     table = markdown(result)
     assert "| popsim | 100 | 50,000 | 12.5 | 10.0 | 0.10 | 280 |" in table
     assert "| scipy_lsoda | 4 | 4,000 | 1.0 | - | - | - |" in table
+
+
+def test_two_processes_write_shards_and_a_virtual_master(small_trial, tmp_path):
+    """Two `popsim run` processes under jax.distributed each write their chunks to a shard
+    file; the master file (HDF5 virtual datasets) reads, in h5py and in xarray, exactly as the
+    single-process run."""
+    import socket
+    import subprocess
+    import sys
+
+    import xarray as xr
+
+    reference, _ = small_trial
+    (tmp_path / "trial.toml").write_text(SMALL_TRIAL)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "popsim.cli", "run", "trial.toml", "--out", "trial.h5",
+         "--chunk-size", "7", "--quiet", "--coordinator", f"127.0.0.1:{port}",
+         "--num-processes", "2", "--process-id", str(i)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for i in range(2)]
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        assert p.returncode == 0, out[-2000:]
+    master = tmp_path / "trial.h5"
+    shards = [tmp_path / "trial.part0of2.h5", tmp_path / "trial.part1of2.h5"]
+    assert all(s.exists() for s in shards)
+    with h5py.File(master) as f:
+        assert f["serum_mg"].is_virtual
+        assert f.attrs["shards"] == "trial.part0of2.h5,trial.part1of2.h5"
+    for k, s in enumerate(shards):  # each shard holds only its own chunk
+        assert store.chunks_done(s).tolist() == [k == 0, k == 1]
+    _assert_same_file(master, reference, skip_attrs={"shards", "n_processes"})
+    ds = xr.open_dataset(master, engine="h5netcdf")
+    ref = xr.open_dataset(reference, engine="h5netcdf")
+    np.testing.assert_array_equal(ds["serum_k"].values, ref["serum_k"].values)
+    assert ds["serum_k"].dims == ("arm", "patient", "time")
+    assert ds["serum_k"].attrs["units"] == "mmol/L"
