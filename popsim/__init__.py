@@ -13,6 +13,9 @@ from popsim.model import STATE_NAMES as STATE_NAMES
 from popsim.observables import OUTPUTS as OUTPUTS
 from popsim.parameters import Params as Params
 from popsim.parameters import parameter_specs as parameter_specs
+from popsim.parameters.io import ParameterSet as ParameterSet
+from popsim.parameters.io import default_parameters as default_parameters
+from popsim.parameters.io import load_params_file as load_params_file
 from popsim.population import sample_cohort as sample_cohort
 from popsim.run import RunError as RunError
 from popsim.run import run_cohort as run_cohort

@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="patients per scenario (default 32)")
     val.add_argument("--scenario", action="append", default=None,
                      help="run only this scenario (repeatable)")
+    val.add_argument("--params", type=Path, default=None,
+                     help="parameter file from popsim calibrate (default: the shipped set)")
     val.add_argument("--quiet", action="store_true", help="no progress bar")
     bench = sub.add_parser("bench", help="throughput: popsim against SciPy on the same model")
     bench.add_argument("--sizes", type=_sizes, default=[100, 1000, 10_000],
@@ -154,6 +156,18 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def _load_params(path):
+    """``(parameter set, None)``, ``(None, None)`` without a path, or ``(None, error line)``."""
+    if path is None:
+        return None, None
+    from popsim.parameters.io import ParamsFileError, load_params_file
+
+    try:
+        return load_params_file(path), None
+    except ParamsFileError as e:
+        return None, str(e)
+
+
 def cmd_run(args) -> int:
     from popsim.config import ConfigError, load_config
     from popsim.run import RunError, run_cohort
@@ -177,14 +191,9 @@ def cmd_run(args) -> int:
         return _fail("--force and --resume exclude each other (overwrite, or finish the file?)")
     if args.figure is not None and not args.figure.parent.exists():
         return _fail(f"--figure {args.figure}: directory {args.figure.parent} does not exist")
-    params = None
-    if args.params is not None:
-        from popsim.parameters.io import ParamsFileError, load_params_file
-
-        try:
-            params = load_params_file(args.params)
-        except ParamsFileError as e:
-            return _fail(str(e))
+    params, err = _load_params(args.params)
+    if err:
+        return _fail(err)
     distributed = args.num_processes is not None and args.num_processes > 1
     if distributed:
         import jax
@@ -230,8 +239,11 @@ def cmd_validate(args) -> int:
     for name in args.scenario or []:
         if name not in known:
             return _fail(f"--scenario {name!r}: unknown; allowed: {', '.join(known)}")
+    params, err = _load_params(args.params)
+    if err:
+        return _fail(err)
     result = validate(size=args.size, out=args.out, progress=not args.quiet,
-                      only=tuple(args.scenario) if args.scenario else None)
+                      only=tuple(args.scenario) if args.scenario else None, params=params)
     print_report(result)
     print(f"figures and validation.json in {args.out}/")
     return 0 if result.passed else 1

@@ -188,7 +188,11 @@ def time_course_figure(times, outputs: dict, arms, png, title: str = "",
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, name in zip(axes.flat, names, strict=False):
         data = outputs[name]
+        if data.shape[1] == 0:  # nobody to summarise (every patient failed)
+            ax.text(0.5, 0.5, "no patient solved", transform=ax.transAxes, ha="center")
         for a, arm in enumerate(arms):
+            if data.shape[1] == 0:
+                break
             q = np.nanpercentile(data[a], [5, 50, 95], axis=0)
             c = colors[a % len(colors)]
             ax.fill_between(times, q[0], q[2], color=c, alpha=0.15, lw=0)

@@ -418,8 +418,10 @@ def scenarios() -> tuple[Scenario, ...]:
     return _scenarios()
 
 
-def run_scenario(scenario: Scenario, size: int) -> ScenarioResult:
-    """Simulate one scenario with ``size`` patients (at least ``scenario.min_size``)."""
+def run_scenario(scenario: Scenario, size: int, params=None) -> ScenarioResult:
+    """Simulate one scenario with ``size`` patients (at least ``scenario.min_size``), with the
+    parameter set ``params`` (:class:`popsim.parameters.io.ParameterSet`; default: the shipped
+    calibrated set)."""
     n = max(size, scenario.min_size)
     data = json.loads(json.dumps(scenario.config))
     data["population"]["size"] = n
@@ -427,7 +429,8 @@ def run_scenario(scenario: Scenario, size: int) -> ScenarioResult:
     data["simulation"]["output_interval_days"] = days / (N_TIMES - 1)
     config = cfg.parse_config(data)
     with jax.enable_x64(True):
-        cohort = sample_cohort(config.population, config.population.seed, 0, n)
+        cohort = sample_cohort(config.population, config.population.seed, 0, n,
+                               *((params.params, params.cvs) if params is not None else ()))
         protocols = protocols_for(config, jnp.float64, n_segments=N_SEGMENTS)
         times = np.linspace(0.0, days, N_TIMES)
         outputs, status = simulate_arms(cohort, protocols, jnp.asarray(times),
@@ -461,7 +464,7 @@ class ValidationReport:
 
 
 def validate(size: int = 32, out: str | Path | None = None, progress: bool = True,
-             only: tuple[str, ...] | None = None) -> ValidationReport:
+             only: tuple[str, ...] | None = None, params=None) -> ValidationReport:
     """Run the scenarios (``only`` by name, default all), evaluate every check and, with
     ``out``, write one figure per scenario and ``validation.json`` there."""
     report = ValidationReport()
@@ -472,7 +475,7 @@ def validate(size: int = 32, out: str | Path | None = None, progress: bool = Tru
             wanted |= set(s.requires)
     chosen = [s for s in every if s.name in wanted]
     for s in _iter(chosen, progress):
-        res = run_scenario(s, size)
+        res = run_scenario(s, size, params)
         res.others = {name: report.scenario_results[name] for name in s.requires}
         report.scenario_results[s.name] = res
         for c in s.checks:

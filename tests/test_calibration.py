@@ -299,3 +299,15 @@ def test_shipped_parameters_are_the_reference_calibration():
     assert fitted == set(shipped["parameters"]) | {"cv." + k for k in shipped["variability"]}
     for name, entry in shipped["parameters"].items():
         assert getattr(ps.params, name) == entry["value"]
+
+
+def test_validate_with_bad_params_file_exits_2(tmp_path, capsys):
+    from popsim.cli import main
+
+    pfile = tmp_path / "params.toml"
+    pfile.write_text("[parameters.k_romk_clearance]\nvalue = -1\n")
+    assert main(["validate", "--params", str(pfile), "--out", str(tmp_path / "v"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "k_romk_clearance.value = -1 is outside" in err, err
+    assert not (tmp_path / "v").exists()
