@@ -269,8 +269,8 @@ def cmd_calibrate(args) -> int:
             if path.exists():
                 return _fail(f"--out {out}: {path} exists; use --force to overwrite")
     result = fit(build_problem(conf, pop), progress=not args.quiet)
+    write_outputs(result, out, text)  # first: the fit is saved whatever happens to stdout
     print_calibration_table(result)
-    write_outputs(result, out, text)
     print(f"wrote {out}, {figures[0]} and {figures[1]}")
     return 0
 
