@@ -429,19 +429,23 @@ def _format(err: dict, data: dict) -> str:
     return f"{where}{msg} (got {value!r})"
 
 
-def parse_config(data: dict) -> RunConfig:
-    """Validate a config already parsed from TOML; :class:`ConfigError` on the first problem."""
+def validate_model(model: type[BaseModel], data: dict):
+    """``model.model_validate(data)``, or :class:`ConfigError` naming the first problem."""
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
         # an unknown (misspelt) key is usually why a required one is "missing": report it first
         errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
         raise ConfigError(_format(errors[0], data)) from None
 
 
-def load_config(path: str | Path) -> tuple[RunConfig, str]:
-    """Read and validate a TOML run config. Returns the config and its text (stored in the cohort
-    file)."""
+def parse_config(data: dict) -> RunConfig:
+    """Validate a config already parsed from TOML; :class:`ConfigError` on the first problem."""
+    return validate_model(RunConfig, data)
+
+
+def read_toml(path: str | Path) -> tuple[dict, str]:
+    """A TOML file's contents and text, or :class:`ConfigError` in one line."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -450,7 +454,13 @@ def load_config(path: str | Path) -> tuple[RunConfig, str]:
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+
+
+def load_config(path: str | Path) -> tuple[RunConfig, str]:
+    """Read and validate a TOML run config. Returns the config and its text (stored in the cohort
+    file)."""
+    data, text = read_toml(path)
     return parse_config(data), text

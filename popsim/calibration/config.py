@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from popsim import config as runcfg
-from popsim.config import Arm, ConfigError, Population, Simulation, _format, _Strict, _suggest
+from popsim.config import Arm, Population, Simulation, _Strict, _suggest
 from popsim.observables import OUTPUT_UNITS
 from popsim.parameters import parameter_specs
 
@@ -201,11 +200,7 @@ class CalibrationConfig(_Strict):
 
 def parse_calibration(data: dict, base: Path = Path(".")) -> tuple[CalibrationConfig, Population]:
     """Validate a calibration config; returns it and the population it simulates."""
-    try:
-        conf = CalibrationConfig.model_validate(data)
-    except ValidationError as e:
-        errors = sorted(e.errors(), key=lambda err: err["type"] != "extra_forbidden")
-        raise ConfigError(_format(errors[0], data)) from None
+    conf = runcfg.validate_model(CalibrationConfig, data)
     if conf.population is not None:
         return conf, conf.population
     path = Path(conf.population_from)
@@ -216,16 +211,6 @@ def parse_calibration(data: dict, base: Path = Path(".")) -> tuple[CalibrationCo
 
 
 def load_calibration(path: str | Path) -> tuple[CalibrationConfig, Population, str]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    conf, pop = parse_calibration(data, base=path.parent)
+    data, text = runcfg.read_toml(path)
+    conf, pop = parse_calibration(data, base=Path(path).parent)
     return conf, pop, text

@@ -23,7 +23,7 @@ import dataclasses
 import datetime as _dt
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import equinox as eqx
@@ -37,7 +37,7 @@ from popsim._version import MODEL_VERSION, __version__, library_versions
 from popsim.calibration import targets as tg
 from popsim.calibration.config import CalibrationConfig
 from popsim.config import Population
-from popsim.parameters import Params, parameter_specs
+from popsim.parameters import Params
 from popsim.population import (
     individual_params,
     patients_from_covariates,
@@ -45,8 +45,6 @@ from popsim.population import (
     variability,
 )
 from popsim.run import arm_protocol, solver_settings
-
-_SPECS = {s.name: s for s in parameter_specs()}
 
 
 def _forward(fp, u):
@@ -225,18 +223,23 @@ def evaluate(problem: Problem, u=None, gradient: bool = False):
     (by the config's gradient mode) only when ``gradient``, else ``None``. Compiled once per
     problem and mode.
     """
-    cache = problem.__dict__.setdefault("_compiled", {})
-    if gradient not in cache:
-        f = loss_and_grad if gradient else loss_and_stats
-        cache[gradient] = eqx.filter_jit(lambda v, y: f(problem, v, y))
     with jax.enable_x64(True):
         u = problem.u0() if u is None else jnp.asarray(u, jnp.float64)
-        out = cache[gradient](u, warm_start(problem, u))
+        out = _compiled(problem, gradient)(u, warm_start(problem, u))
     if gradient:
         (loss, (stats, ok, _, raw)), grad = out
     else:
         (loss, (stats, ok, _, raw)), grad = out, None
     return loss, stats, ok, raw, grad
+
+
+def _compiled(problem: Problem, gradient: bool):
+    """``(u, y_warm) ->`` loss_and_grad / loss_and_stats of ``problem``, jitted once per problem."""
+    cache = problem.__dict__.setdefault("_compiled", {})
+    if gradient not in cache:
+        f = loss_and_grad if gradient else loss_and_stats
+        cache[gradient] = eqx.filter_jit(lambda v, y: f(problem, v, y))
+    return cache[gradient]
 
 
 def make_optimizer(conf: CalibrationConfig):
@@ -261,7 +264,6 @@ class FitResult:
     steps: int
     stopped: str
     failed_after: int
-    extra: dict = field(default_factory=dict)
 
     @property
     def fitted(self) -> tuple[dict, dict]:
@@ -307,10 +309,10 @@ def fit(problem: Problem, progress: bool = True, callback=None) -> FitResult:
             updates, opt_state = opt.update(grad, opt_state, u)
             return optax.apply_updates(u, updates), opt_state, loss, aux, grad
 
-        evaluate = eqx.filter_jit(lambda u, y: loss_and_stats(problem, u, y))
+        loss_at = _compiled(problem, False)
         t0 = time.perf_counter()
         y_warm = warm_start(problem, u)
-        loss0, (stats0, ok0, y_warm, raw0) = evaluate(u, y_warm)
+        loss0, (stats0, ok0, y_warm, raw0) = loss_at(u, y_warm)
         loss0.block_until_ready()
         # the first step compiles; time it separately
         t1 = time.perf_counter()
@@ -355,7 +357,7 @@ def fit(problem: Problem, progress: bool = True, callback=None) -> FitResult:
                     break
         n_steps = len(losses)
         step_s = (time.perf_counter() - t_loop) / max(n_steps - 1, 1)
-        loss1, (stats1, ok1, _, raw1) = evaluate(best_u, y_warm)
+        loss1, (stats1, ok1, _, raw1) = loss_at(best_u, y_warm)
     return FitResult(problem, best_u, losses, hard_statistics(problem, np.asarray(raw0)),
                      hard_statistics(problem, np.asarray(raw1)), np.asarray(raw0),
                      np.asarray(raw1), compile_s, step_s, n_steps, stopped,

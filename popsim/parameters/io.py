@@ -12,7 +12,6 @@ The package ships one: ``popsim/parameters/reference_calibration.toml``, the out
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import math
 import tomllib
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import tomli_w
 
+from popsim.config import _suggest
 from popsim.parameters import Params, parameter_specs
 
 SHIPPED = Path(__file__).with_name("reference_calibration.toml")
@@ -35,11 +35,6 @@ class ParameterSet:
     cvs: dict[str, float]  # between-patient CVs that replace the table's
     source: str  # where they came from (recorded in cohort files)
     meta: dict
-
-
-def _suggest(name: str) -> str:
-    close = difflib.get_close_matches(name, [s.name for s in parameter_specs()], n=1, cutoff=0.5)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def load_params_file(path: str | Path) -> ParameterSet:
@@ -61,7 +56,8 @@ def load_params_file(path: str | Path) -> ParameterSet:
     values = {}
     for name, entry in data.get("parameters", {}).items():
         if name not in specs:
-            raise ParamsFileError(f"{path}: parameters.{name}: unknown parameter{_suggest(name)}")
+            raise ParamsFileError(f"{path}: parameters.{name}: unknown parameter"
+                                  f"{_suggest(name, specs)}")
         v = entry.get("value") if isinstance(entry, dict) else entry
         if not isinstance(v, int | float) or not math.isfinite(v):
             raise ParamsFileError(f"{path}: parameters.{name}.value must be a finite number, "
@@ -77,7 +73,8 @@ def load_params_file(path: str | Path) -> ParameterSet:
     cvs = {}
     for name, entry in data.get("variability", {}).items():
         if name not in specs:
-            raise ParamsFileError(f"{path}: variability.{name}: unknown parameter{_suggest(name)}")
+            raise ParamsFileError(f"{path}: variability.{name}: unknown parameter"
+                                  f"{_suggest(name, specs)}")
         v = entry.get("cv") if isinstance(entry, dict) else entry
         if not isinstance(v, int | float) or not math.isfinite(v) or not 0 <= v <= 2:
             raise ParamsFileError(f"{path}: variability.{name}.cv must be a number in 0..2, "
