@@ -103,6 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--params", type=Path, default=None,
                      help="parameter file from popsim calibrate (default: the shipped set)")
     val.add_argument("--quiet", action="store_true", help="no progress bar")
+    exp = sub.add_parser("export-sbml", help="write a virtual patient as an SBML Level 3 model")
+    exp.add_argument("--out", type=Path, required=True, help="SBML file to write (.xml)")
+    exp.add_argument("--params", type=Path, default=None,
+                     help="parameter file from popsim calibrate (default: the shipped set)")
+    exp.add_argument("--cohort", type=Path, default=None,
+                     help="cohort file written by popsim run (with --patient)")
+    exp.add_argument("--patient", type=_positive_int("--patient", 0), default=None,
+                     help="index of the patient in --cohort (default: the reference adult)")
+    exp.add_argument("--arm", default=None,
+                     help="include this arm's interventions of the cohort's config")
+    exp.add_argument("--force", action="store_true", help="overwrite an existing file")
     bench = sub.add_parser("bench", help="throughput: popsim against SciPy on the same model")
     bench.add_argument("--sizes", type=_sizes, default=[100, 1000, 10_000],
                        help="comma-separated cohort sizes (default 100,1000,10000)")
@@ -293,8 +304,50 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"bench": cmd_bench, "run": cmd_run, "report": cmd_report, "validate": cmd_validate,
-            "calibrate": cmd_calibrate}
+def cmd_export_sbml(args) -> int:
+    if (args.cohort is None) != (args.patient is None):
+        return _fail("--cohort and --patient go together (without them: the reference adult)")
+    if args.arm is not None and args.cohort is None:
+        return _fail("--arm needs --cohort FILE --patient I (the arms are the cohort's)")
+    if args.out.suffix.lower() not in (".xml", ".sbml"):
+        return _fail(f"--out {args.out}: an SBML file must end in .xml or .sbml")
+    if args.out.is_dir():
+        return _fail(f"--out {args.out}: is a directory")
+    if not args.out.parent.exists():
+        return _fail(f"--out {args.out}: directory {args.out.parent} does not exist")
+    if args.out.exists() and not args.force:
+        return _fail(f"--out {args.out}: file exists; use --force to overwrite it")
+    import os
+
+    if not os.access(args.out.parent, os.W_OK):
+        return _fail(f"--out {args.out}: directory {args.out.parent} is not writable")
+    if args.cohort is not None and not args.cohort.is_file():
+        return _fail(f"--cohort {args.cohort}: no such file")
+    params, err = _load_params(args.params)
+    if err:
+        return _fail(err)
+    from popsim import sbml
+    from popsim.parameters.io import default_parameters
+
+    params = default_parameters() if params is None else params
+    try:
+        if args.cohort is None:
+            spec = sbml.patient_spec(params.params, sbml.reference_covariates(),
+                                     title="reference adult",
+                                     notes=(f"Parameters: {params.source}.",))
+        else:
+            spec = sbml.cohort_patient(args.cohort, args.patient, params, args.arm)
+        sbml.write(spec, args.out, force=args.force)
+    except sbml.ExportError as e:
+        return _fail(str(e))
+    errors = sbml.consistency_errors(args.out.read_text())
+    print(f"wrote {args.out}: {spec.title}, SBML L{sbml.SBML_LEVEL}V{sbml.SBML_VERSION}, "
+          f"{len(errors)} libSBML consistency errors")
+    return 0 if not errors else 1
+
+
+COMMANDS = {"bench": cmd_bench, "export-sbml": cmd_export_sbml, "run": cmd_run,
+            "report": cmd_report, "validate": cmd_validate, "calibrate": cmd_calibrate}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from jaxtyping import Array, Float
 
 from popsim.parameters import Params
 from popsim.physiology import adrenal, bone, cells, drugs, gut, kidney, parathyroid, water
+from popsim.physiology._math import select
 
 STATE_NAMES = (
     "mg_ecf", "mg_icf", "mg_bone", "k_ecf", "na_ecf", "na_icf", "ca_ecf", "pth", "aldosterone",
@@ -67,8 +68,8 @@ def make_patient(params: Params, body_weight, is_female, egfr, mg_intake_mmol, k
     volume is fixed, the ECF volume is a state that starts near this reference. GFR in L/day
     from eGFR (mL/min/1.73 m²).
     """
-    ecf = jnp.where(is_female, params.ecf_l_per_kg_female, params.ecf_l_per_kg_male)
-    icf = jnp.where(is_female, params.icf_l_per_kg_female, params.icf_l_per_kg_male)
+    ecf = select(is_female, params.ecf_l_per_kg_female, params.ecf_l_per_kg_male)
+    icf = select(is_female, params.icf_l_per_kg_female, params.icf_l_per_kg_male)
     return Patient(
         body_weight=body_weight, v_ecf=ecf * body_weight, v_icf=icf * body_weight,
         gfr=kidney.gfr_l_per_day(egfr), nephron_fraction=egfr / 100.0,
@@ -162,9 +163,13 @@ class Fluxes(NamedTuple):
     volume_deviation: object  # % of the reference ECF volume
 
 
-def fluxes(y, p: Params, pt: Patient, u: Inputs) -> Fluxes:
-    """All fluxes of one patient at state ``y`` under inputs ``u``."""
-    c = concentrations(y, p, pt)
+def fluxes(y, p: Params, pt: Patient, u: Inputs, c: Concentrations | None = None) -> Fluxes:
+    """All fluxes of one patient at state ``y`` under inputs ``u``.
+
+    ``c`` defaults to :func:`concentrations` of ``y``; the SBML exporter passes named symbols
+    instead, so that each flux is written in terms of the concentrations it reads.
+    """
+    c = concentrations(y, p, pt) if c is None else c
     loop = drugs.transporter_block(u.loop_dose, p.loop_max_block)
     thiazide = drugs.transporter_block(u.thiazide_dose, p.thiazide_max_block)
 
@@ -254,7 +259,12 @@ def fluxes(y, p: Params, pt: Patient, u: Inputs) -> Fluxes:
 
 def derivatives(y, p: Params, pt: Patient, u: Inputs):
     """d(state)/dt as a tuple in :data:`STATE_NAMES` order (works for JAX and SymPy)."""
-    f = fluxes(y, p, pt, u)
+    return rates(y, p, fluxes(y, p, pt, u))
+
+
+def rates(y, p: Params, f: Fluxes):
+    """d(state)/dt from the fluxes ``f`` (the mass balances; SBML rate rules are these
+    expressions with every flux a named symbol)."""
     namgx_na = 2.0 * f.mg_cell_out  # Na+/Mg2+ exchange brings 2 Na in per Mg out
     d_mg_ecf = (f.mg_absorbed - f.mg_endogenous - f.mg_urine + f.mg_iv - f.mg_cell_in
                 + f.mg_cell_out - f.mg_bone_in + f.mg_bone_out)

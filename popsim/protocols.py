@@ -15,6 +15,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from popsim.model import Inputs, Patient
+from popsim.physiology._math import clip, select
 
 # Replace-type channels (a `diet` intervention sets them for everyone), in this order:
 DIET_CHANNELS = ("mg_intake", "k_intake", "na_intake")  # mmol/day
@@ -39,20 +40,50 @@ class Protocol(eqx.Module):
         """The inputs acting on ``patient`` at time ``t`` (days)."""
         seg = jnp.clip(jnp.searchsorted(self.breakpoints, t, side="right") - 1, 0,
                        self.n_segments - 1)
-        repl, val, add = self.diet_replace[seg], self.diet_value[seg], self.added[seg]
-        mg = jnp.where(repl[0], val[0], patient.mg_intake)
-        k = jnp.where(repl[1], val[1], patient.k_intake)
-        na = jnp.where(repl[2], val[2], patient.na_intake)
-        return Inputs(
-            mg_oral=mg + add[0], k_oral=k + add[1], na_oral=na,
-            mg_iv=add[2],
-            loop_dose=jnp.clip(patient.loop_dose + add[3], 0.0, 1.0),
-            thiazide_dose=jnp.clip(patient.thiazide_dose + add[4], 0.0, 1.0),
-        )
+        return segment_inputs(self.diet_replace[seg], self.diet_value[seg], self.added[seg],
+                              patient)
+
+    def symbolic_inputs(self, t, patient: Patient) -> Inputs:
+        """:meth:`inputs` as SymPy expressions of the time symbol ``t`` (one protocol, no arm
+        axis): each channel is a ``Piecewise`` over the segments (used by the SBML export)."""
+        import sympy
+
+        bounds = np.asarray(self.breakpoints, float)
+        repl, val, add = (np.asarray(a) for a in (self.diet_replace, self.diet_value,
+                                                   self.added))
+        per_segment = [segment_inputs([bool(r) for r in repl[k]], [float(v) for v in val[k]],
+                                      [float(a) for a in add[k]], patient)
+                       for k in range(self.n_segments)]
+        channels = []
+        for j in range(len(Inputs._fields)):
+            pieces = []  # (value, end of its time span); neighbours with equal values merged
+            for k in range(self.n_segments):
+                value = per_segment[k][j]
+                if pieces and pieces[-1][0] == value:
+                    pieces[-1] = (value, bounds[k + 1])
+                else:
+                    pieces.append((value, bounds[k + 1]))
+            conds = [t < float(end) for _, end in pieces[:-1]] + [True]
+            channels.append(sympy.Piecewise(*zip([v for v, _ in pieces], conds, strict=True))
+                            if len(pieces) > 1 else pieces[0][0])
+        return Inputs(*channels)
 
     def jump_times(self):
         """Finite breakpoints (days) for the step-size controller (``None`` if there are none)."""
         return self.breakpoints[1:-1] if self.n_segments > 1 else None
+
+
+def segment_inputs(replace, value, added, patient: Patient) -> Inputs:
+    """The inputs during one segment: diet channels replaced where ``replace`` is set, the
+    additive channels added to the patient's baseline, doses kept within 0..1."""
+    return Inputs(
+        mg_oral=select(replace[0], value[0], patient.mg_intake) + added[0],
+        k_oral=select(replace[1], value[1], patient.k_intake) + added[1],
+        na_oral=select(replace[2], value[2], patient.na_intake),
+        mg_iv=added[2],
+        loop_dose=clip(patient.loop_dose + added[3], 0.0, 1.0),
+        thiazide_dose=clip(patient.thiazide_dose + added[4], 0.0, 1.0),
+    )
 
 
 def baseline_protocol(n_segments: int = 1, dtype=jnp.float64) -> Protocol:

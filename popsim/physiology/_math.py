@@ -62,3 +62,24 @@ def smooth_min(a, b, width):
 def logistic(x):
     """``1 / (1 + exp(-x))``."""
     return 1.0 / (1.0 + exp(-x))
+
+
+def select(condition, if_true, if_false):
+    """``if_true`` where ``condition`` holds, else ``if_false``.
+
+    ``condition`` may be a Python bool (chosen now), a JAX boolean array (``jnp.where``) or a
+    SymPy relation (a ``Piecewise``, written to SBML as ``piecewise``).
+    """
+    if isinstance(condition, bool):
+        return if_true if condition else if_false
+    if _is_symbolic(condition, if_true, if_false):
+        return _sympy().Piecewise((if_true, condition), (if_false, True))
+    return jnp.where(condition, if_true, if_false)
+
+
+def clip(x, lower, upper):
+    """``x`` limited to ``[lower, upper]`` (``jnp.clip``, or a SymPy ``Piecewise``)."""
+    if _is_symbolic(x):
+        sp = _sympy()
+        return sp.Piecewise((lower, x < lower), (upper, x > upper), (x, True))
+    return jnp.clip(x, lower, upper)
