@@ -177,6 +177,71 @@ def scipy_rate(method: str, n: int = 4, rtol: float = 1e-6, atol: float = 1e-8) 
             "note": "solve_ivp, jitted JAX right-hand side and Jacobian called from NumPy"}
 
 
+def roadrunner_rate(n: int = 20, rtol: float = 1e-6, atol: float = 1e-8) -> dict:
+    """Patient-days per second of libRoadRunner (CVODE) one patient after another on the SBML
+    export of the same model and workload (``popsim export-sbml``).
+
+    The model is exported and compiled once (its arm as piecewise inputs); for each patient the
+    loop sets the patient's sampled parameters, covariates and steady state, then simulates 365
+    days with daily outputs of every SPEC output: what a libRoadRunner user would write. CVODE
+    at the same rtol and a scalar atol of ``atol`` (mmol, pmol/L or L: at least as tight as
+    popsim's ``atol`` times each state's reference pool, since every pool is >= 1).
+    """
+    import roadrunner
+
+    from popsim import observables, sbml
+
+    conf, prot = workload(rtol, atol)
+    s = _settings(conf)
+    cohort = sample_cohort(conf.population, conf.population.seed, 0, n)
+    y0s, ok = solve.steady_states_with_fallback(cohort.params, cohort.patients, s)
+    y0s = np.asarray(y0s)
+    cov = cohort.covariates
+    dose = conf.population.chronic_diuretic_dose
+    patients = []
+    for i in range(n):
+        params = {name: float(np.asarray(getattr(cohort.params, name))[i])
+                  for name in cohort.varying}
+        diuretic = int(cov["diuretic"][i])
+        covariates = dict(
+            body_weight=float(cov["body_weight"][i]), is_female=float(cov["sex"][i] == 0),
+            egfr=float(cov["egfr"][i]),
+            mg_intake=float(np.asarray(cohort.patients.mg_intake)[i]),
+            k_intake=float(cov["k_intake"][i]), na_intake=float(cov["na_intake"][i]),
+            loop_dose=dose if diuretic == 1 else 0.0,
+            thiazide_dose=dose if diuretic == 2 else 0.0)
+        patients.append((params | covariates, dict(zip(sbml.STATE_IDS, y0s[i], strict=True))))
+    first = jax.tree.map(lambda x: float(np.asarray(x)[0]), cohort.params)
+    spec = sbml.PatientSpec(first, patients[0][0] | {}, y0s[0], prot, "bench")
+    spec.covariates = {k: patients[0][0][k] for k in (c[0] for c in sbml.COVARIATES)}
+    t0 = time.perf_counter()
+    rr = roadrunner.RoadRunner(sbml.to_sbml(spec))
+    load_s = time.perf_counter() - t0
+    rr.integrator.relative_tolerance = rtol
+    rr.integrator.absolute_tolerance = atol
+    rr.integrator.maximum_num_steps = conf.simulation.step_budget
+    days = conf.simulation.days
+    selections = ["time"] + [o.name for o in observables.OUTPUTS]
+    wall, failed = 0.0, 0
+    for values, state in patients:
+        t0 = time.perf_counter()
+        try:
+            rr.reset()
+            for k, v in values.items():
+                rr.setValue(k, v)
+            for k, v in state.items():
+                rr.setValue(k, float(v))
+            rr.simulate(0.0, days, int(days) + 1, selections)
+        except RuntimeError:
+            failed += 1
+        wall += time.perf_counter() - t0
+    return {"method": "libroadrunner", "patients": n, "days": days,
+            "patient_days_per_s": n * days / wall, "simulate_seconds": wall,
+            "compile_seconds": load_s, "failed": failed,
+            "note": f"libRoadRunner {roadrunner.__version__} CVODE on the SBML export, one "
+                    "patient after another; compile = SBML load and LLVM compile"}
+
+
 def machine() -> dict:
     dev = jax.devices()[0]
     return {"platform": platform.platform(), "processor": platform.processor() or "unknown",
