@@ -196,24 +196,15 @@ def roadrunner_rate(n: int = 20, rtol: float = 1e-6, atol: float = 1e-8) -> dict
     cohort = sample_cohort(conf.population, conf.population.seed, 0, n)
     y0s, ok = solve.steady_states_with_fallback(cohort.params, cohort.patients, s)
     y0s = np.asarray(y0s)
-    cov = cohort.covariates
-    dose = conf.population.chronic_diuretic_dose
     patients = []
     for i in range(n):
         params = {name: float(np.asarray(getattr(cohort.params, name))[i])
                   for name in cohort.varying}
-        diuretic = int(cov["diuretic"][i])
-        covariates = dict(
-            body_weight=float(cov["body_weight"][i]), is_female=float(cov["sex"][i] == 0),
-            egfr=float(cov["egfr"][i]),
-            mg_intake=float(np.asarray(cohort.patients.mg_intake)[i]),
-            k_intake=float(cov["k_intake"][i]), na_intake=float(cov["na_intake"][i]),
-            loop_dose=dose if diuretic == 1 else 0.0,
-            thiazide_dose=dose if diuretic == 2 else 0.0)
-        patients.append((params | covariates, dict(zip(sbml.STATE_IDS, y0s[i], strict=True))))
+        patients.append((params | sbml.cohort_covariates(cohort, i),
+                         dict(zip(sbml.STATE_IDS, y0s[i], strict=True))))
     first = jax.tree.map(lambda x: float(np.asarray(x)[0]), cohort.params)
-    spec = sbml.PatientSpec(first, patients[0][0] | {}, y0s[0], prot, "bench")
-    spec.covariates = {k: patients[0][0][k] for k in (c[0] for c in sbml.COVARIATES)}
+    spec = sbml.PatientSpec(first, sbml.cohort_covariates(cohort, 0), y0s[0], prot,
+                            "bench")
     t0 = time.perf_counter()
     rr = roadrunner.RoadRunner(sbml.to_sbml(spec))
     load_s = time.perf_counter() - t0

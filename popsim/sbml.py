@@ -489,6 +489,17 @@ def patient_spec(params: Params, covariates: dict, protocol: Protocol | None = N
                        title, notes)
 
 
+def cohort_covariates(cohort, i: int) -> dict:
+    """The :data:`COVARIATES` of patient ``i`` of a sampled :class:`popsim.population.Cohort`,
+    in model units."""
+    pt, cov = cohort.patients, cohort.covariates
+    value = lambda x: float(np.asarray(x)[i])  # noqa: E731
+    return dict(body_weight=value(pt.body_weight), is_female=float(value(cov["sex"]) == 0),
+                egfr=value(cov["egfr"]), mg_intake=value(pt.mg_intake),
+                k_intake=value(pt.k_intake), na_intake=value(pt.na_intake),
+                loop_dose=value(pt.loop_dose), thiazide_dose=value(pt.thiazide_dose))
+
+
 def cohort_patient(path: str | Path, index: int, param_set, arm: str | None = None):
     """The :class:`PatientSpec` of patient ``index`` of the cohort file ``path``: re-drawn from
     the file's config and seed (each patient has their own random streams), checked against the
@@ -500,7 +511,6 @@ def cohort_patient(path: str | Path, index: int, param_set, arm: str | None = No
     from popsim import store
     from popsim.population import sample_cohort
     from popsim.run import params_fingerprint, protocols_for
-    from popsim.units import mg_to_mmol_mg
 
     try:
         attrs = store.read_attrs(path)
@@ -530,14 +540,7 @@ def cohort_patient(path: str | Path, index: int, param_set, arm: str | None = No
                               "does not match its config and seed; the file was not written "
                               "by this popsim version")
         params = jax.tree.map(lambda x: float(np.asarray(x)[0]), drawn.params)
-        cov = drawn.covariates
-        dose = config.population.chronic_diuretic_dose
-        covariates = dict(
-            body_weight=float(cov["body_weight"][0]), is_female=float(cov["sex"][0] == 0),
-            egfr=float(cov["egfr"][0]), mg_intake=float(mg_to_mmol_mg(cov["mg_intake"][0])),
-            k_intake=float(cov["k_intake"][0]), na_intake=float(cov["na_intake"][0]),
-            loop_dose=dose if int(cov["diuretic"][0]) == 1 else 0.0,
-            thiazide_dose=dose if int(cov["diuretic"][0]) == 2 else 0.0)
+        covariates = cohort_covariates(drawn, 0)
         protocol = None
         if arm is not None:
             names = [a.name for a in config.arms]
