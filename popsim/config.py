@@ -229,6 +229,9 @@ def _check_covariate(name, kind, cats, d):
 
 # --- simulation -------------------------------------------------------------------------------
 
+MAX_OUTPUT_TIMES = 200_000  # saved intervals per run (the file's time axis)
+
+
 class Simulation(_Strict):
     days: Annotated[float, Field(gt=0, le=36500)] = 365.0
     output_interval_days: Annotated[float, Field(gt=0)] = 1.0
@@ -242,10 +245,13 @@ class Simulation(_Strict):
     def _grid(self):
         if self.output_interval_days > self.days:
             raise ValueError(f"output_interval_days ({self.output_interval_days:g}) exceeds "
-                             f"days ({self.days:g})")
+                             f"days ({self.days:g}); allowed: 0 < output_interval_days <= days")
         n = self.days / self.output_interval_days
-        if n > 200_000:
-            raise ValueError(f"{n:.0f} output times is too many (at most 200000)")
+        if n > MAX_OUTPUT_TIMES:
+            raise ValueError(f"output_interval_days ({self.output_interval_days:g}) splits "
+                             f"{self.days:g} days into {n:.0f} intervals; allowed: at most "
+                             f"{MAX_OUTPUT_TIMES} (output_interval_days >= "
+                             f"{self.days / MAX_OUTPUT_TIMES:g})")
         return self
 
     @property
@@ -255,7 +261,21 @@ class Simulation(_Strict):
 
     @property
     def n_times(self) -> int:
-        return int(math.floor(self.days / self.output_interval_days + 1e-9)) + 1
+        """Number of saved times: 0, ``output_interval_days``, 2 ``output_interval_days``, ...
+        up to ``days``, and ``days`` itself when it is not on that grid (the end of the
+        simulation is always saved)."""
+        n = int(math.floor(self.days / self.output_interval_days + 1e-9)) + 1
+        return n + int(self._ends_off_grid(n))
+
+    def _ends_off_grid(self, n_grid: int) -> bool:
+        return self.days - (n_grid - 1) * self.output_interval_days > 1e-9 * self.days
+
+    @property
+    def output_times(self) -> list[float]:
+        """The saved times, days (see :attr:`n_times`)."""
+        n = int(math.floor(self.days / self.output_interval_days + 1e-9)) + 1
+        grid = [i * self.output_interval_days for i in range(n)]
+        return grid + [float(self.days)] if self._ends_off_grid(n) else grid
 
 
 # --- arms and interventions --------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """`popsim run`: sample a cohort, solve it chunk by chunk, stream it into one HDF5 file.
 
 The cohort is processed in fixed-size chunks (the last one padded, so one compilation serves all);
-every finished chunk is written and flushed before the next starts, so host memory is bounded by
-the chunk size and an interrupted run keeps its finished chunks.
+every finished chunk is written before the next starts, so host memory is bounded by the chunk size
+and an interrupted run keeps its finished chunks. Each chunk's write is all-or-nothing, even for a
+process killed in the middle of it (:mod:`popsim.store`'s undo journal), so ``resume`` can trust
+the file's ``chunk_done`` marks.
 """
 
 from __future__ import annotations
@@ -95,8 +97,11 @@ def solver_settings(sim: cfg.Simulation) -> SolverSettings:
 
 
 def output_times(sim: cfg.Simulation) -> np.ndarray:
-    """Saved times, days: 0, interval, 2*interval, ... up to ``days``."""
-    return np.arange(sim.n_times, dtype=np.float64) * sim.output_interval_days
+    """Saved times, days: 0, interval, 2*interval, ... up to ``days``, and ``days`` itself when
+    the interval does not divide it (:attr:`popsim.config.Simulation.output_times`). The solver's
+    steps do not depend on them (diffrax interpolates at the saved times), so a coarser interval
+    stores exactly the values a finer one stores at the same days."""
+    return np.asarray(sim.output_times, dtype=np.float64)
 
 
 @dataclass

@@ -199,3 +199,52 @@ def test_two_processes_write_shards_and_a_virtual_master(small_trial, tmp_path):
     np.testing.assert_array_equal(ds["serum_k"].values, ref["serum_k"].values)
     assert ds["serum_k"].dims == ("arm", "patient", "time")
     assert ds["serum_k"].attrs["units"] == "mmol/L"
+
+
+def test_coarser_output_interval_stores_the_daily_values_exactly(small_trial, tmp_path):
+    """`output_interval_days = 3` on the 10-day trial saves days 0, 3, 6, 9 and 10 (the end of
+    the simulation is always saved): bit for bit the daily run's values on those days, the same
+    patients, status and attributes otherwise, in a smaller file."""
+    reference, _ = small_trial
+    text = SMALL_TRIAL.replace("output_interval_days = 1.0", "output_interval_days = 3.0")
+    assert text != SMALL_TRIAL
+    out = tmp_path / "every3.h5"
+    run_cohort(cfg.parse_config(tomllib.loads(text)), text, out, chunk_size=7, progress=False)
+    days = [0, 3, 6, 9, 10]
+    with h5py.File(out) as f, h5py.File(reference) as ref:
+        np.testing.assert_array_equal(f["time"][...], days)
+        np.testing.assert_array_equal(ref["time"][days], days)
+        assert sorted(f) == sorted(ref)
+        for name in ref:
+            if name == "time":
+                continue
+            expected = ref[name][...]
+            if ref[name].ndim == 3:  # (arm, patient, time)
+                expected = expected[..., days]
+                assert f[name].chunks == (1, 7, len(days))
+            np.testing.assert_array_equal(f[name][...], expected, err_msg=name)
+        mg = f["serum_mg"][1]  # the Mg arm moves between the saved days
+        assert np.all(np.abs(np.diff(mg, axis=1)).max(axis=1) > 1e-3)
+        assert f.attrs["config"] == text
+        assert f["serum_mg"].id.get_storage_size() < ref["serum_mg"].id.get_storage_size()
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("0", "simulation.output_interval_days: Input should be greater than 0 (got 0)"),
+    ("20", "simulation: output_interval_days (20) exceeds days (10); allowed: 0 < "
+           "output_interval_days <= days"),
+    ("1e-5", "simulation: output_interval_days (1e-05) splits 10 days into 1000000 intervals; "
+             "allowed: at most 200000 (output_interval_days >= 5e-05)"),
+])
+def test_bad_output_interval_exits_2_and_keeps_the_file(tmp_path, capsys, value, message):
+    from popsim.cli import main
+
+    config = tmp_path / "trial.toml"
+    config.write_text(SMALL_TRIAL.replace("output_interval_days = 1.0",
+                                          f"output_interval_days = {value}"))
+    out = tmp_path / "trial.h5"
+    out.write_bytes(b"an earlier result")
+    assert main(["run", str(config), "--out", str(out), "--force", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"popsim: error: {message}", err
+    assert out.read_bytes() == b"an earlier result"
