@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated cohort sizes (default 100,1000,10000)")
     bench.add_argument("--scipy-patients", type=_positive_int("--scipy-patients", 0), default=4,
                        help="patients solved one by one with SciPy per method (0: skip)")
+    bench.add_argument("--roadrunner-patients", type=_positive_int("--roadrunner-patients", 0),
+                       default=200, help="patients solved one by one with libRoadRunner on the "
+                       "SBML export (0: skip)")
     bench.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (1e-6)")
     bench.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput.json"),
                        help="results (JSON)")
@@ -298,6 +301,7 @@ def cmd_bench(args) -> int:
     from popsim.bench import markdown, run_benchmark
 
     result = run_benchmark(sizes=args.sizes, scipy_patients=args.scipy_patients,
+                           roadrunner_patients=args.roadrunner_patients,
                            rtol=args.rtol, out=args.out, table=args.table)
     print(markdown(result))
     print(f"wrote {args.out} and {args.table}")

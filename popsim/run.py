@@ -359,7 +359,14 @@ def _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, cvs, pro
     # patients are real draws (indices past the chunk) and are discarded
     batch = chunk_size if mesh is None else -(-chunk_size // mesh.size) * mesh.size
     cohort = sample_cohort(config.population, seed, start, batch, params, cvs)
-    outs, status = simulate_arms(cohort, protocols, ts, settings, dtype, mesh=mesh)
+    if mesh is None:
+        outs, status = simulate_arms(cohort, protocols, ts, settings, dtype)
+    else:  # one contiguous part per device, each its own one-device program (same bits)
+        from popsim.solve import split_over_devices
+
+        outs, status = split_over_devices(
+            lambda part: simulate_arms(part, protocols, ts, settings, dtype), cohort,
+            list(mesh.devices.flat), axis=1)
     covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
     pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
     store.write_chunk(out, c, start, covs, pars,

@@ -11,13 +11,12 @@ Numerics (see README "Solver"):
   fails (~1%) are retried, per chunk, by pseudo-transient continuation: an implicit (L-stable)
   diffrax solve with loose tolerances until a steady-state event, then the same Newton polish.
   Converged to ``|dy/dt| / y_ref < ss_atol`` per day.
-* Time courses: diffrax ``Kvaerno3`` (ESDIRK, L-stable, for the minutes-to-weeks stiffness of the
-  model; eigenvalues from -0.03 to -500 per day at steady state) with full-Newton stage solves,
-  a PID step-size controller (rtol 1e-5, atol 1e-7) on the state normalised by the patient's
-  reference pools, clipped at every protocol breakpoint (``jump_ts``). Chosen by
-  ``benchmarks/solver_choice.py``: on a patient-year of depletion and repletion it is within
-  2e-5 of an rtol-1e-10 reference in 265 steps, against 1536 steps for diffrax's default
-  (chord) Kvaerno5 at the same tolerance.
+* Time courses: Rodas5P (:mod:`popsim.rosenbrock`, a Rosenbrock method written as a diffrax
+  solver: one Jacobian and one LU per step, no Newton iterations) with a PID step-size
+  controller on the state normalised by the patient's reference pools, clipped at every protocol
+  breakpoint (``jump_ts``). Chosen by ``benchmarks/throughput_variants.py``: 7.7x the
+  patient-days/s of the previous default, Kvaerno3 with full-Newton stages, at a smaller error
+  (8.7e-7 against 1.3e-5 of an rtol-1e-10 reference, 2,000 US adults over a year).
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optimistix as optx
 
-from popsim import model, observables
+from popsim import model, observables, rosenbrock
 from popsim.model import Inputs, Patient
 from popsim.parameters import Params
 from popsim.protocols import Protocol
@@ -56,9 +55,9 @@ STATUS_DESCRIPTIONS = {s.value: s.name.lower() for s in Status}
 class SolverSettings:
     """Tolerances and limits (static: changing them recompiles)."""
 
-    rtol: float = 1e-5
+    rtol: float = 1e-5  # output accuracy: see CONTROLLER_TOLERANCE_SCALE
     atol: float = 1e-7  # on states normalised by the patient's reference pools (~1)
-    solver: str = "kvaerno3"
+    solver: str = "rodas5p"
     newton_rtol: float = 1e-4  # stage equations of the implicit solver
     newton_atol: float = 1e-6
     max_steps: int = 20_000
@@ -68,11 +67,47 @@ class SolverSettings:
     ss_max_steps: int = 64
     fallback_max_steps: int = 20_000
     adjoint: str = "recursive"  # "recursive" (reverse mode) or "forward" (jvp/jacfwd, few inputs)
+    linear_solver: str = "gauss"  # Rosenbrock solvers: "gauss" (unrolled) or "lu" (LAPACK)
+    pcoeff: float = 0.0  # PID step-size controller coefficients (diffrax's defaults: I control)
+    icoeff: float = 1.0
 
 
 IMPLICIT_SOLVERS = {"kvaerno3": dfx.Kvaerno3, "kvaerno4": dfx.Kvaerno4, "kvaerno5": dfx.Kvaerno5}
 EXPLICIT_SOLVERS = {"tsit5": dfx.Tsit5, "dopri5": dfx.Dopri5}
-SOLVERS = tuple(sorted(IMPLICIT_SOLVERS) + sorted(EXPLICIT_SOLVERS))
+ROSENBROCK_SOLVERS = {"rodas4": rosenbrock.Rodas4, "rodas4p": rosenbrock.Rodas4P,
+                      "rodas5p": rosenbrock.Rodas5P}
+SOLVERS = tuple(sorted(IMPLICIT_SOLVERS) + sorted(ROSENBROCK_SOLVERS) + sorted(EXPLICIT_SOLVERS))
+
+CONTROLLER_TOLERANCE_SCALE = {"rodas4": 0.3, "rodas4p": 0.1, "rodas5p": 0.1}
+"""The step-size controller runs at ``rtol`` and ``atol`` times this (1 for solvers not listed),
+so that one ``rtol`` gives about the same accuracy of the outputs whatever the solver.
+
+At equal controller tolerances the Rosenbrock methods' outputs are less accurate than
+Kvaerno3's: their steps are 2-3x longer, and the error of the 4th-order embedded solution that
+controls Rodas5P's steps lets more error through than Kvaerno3's 2nd-order one (a coarser bound
+on its 3rd-order solution); on diuretic and K + Mg arms the max error of Rodas5P at rtol r was
+~10x that of Kvaerno3 at r. Calibrated on the scenarios of ``benchmarks/solver_choice.py``:
+with these factors every listed solver's max error is at most Kvaerno3's at the same ``rtol``
+(1e-5 to 1e-7), and Rodas5P is still 5-10x faster per patient-year.
+"""
+
+
+def rms_norm(x) -> jax.Array:
+    """The RMS norm of the step-size controller (diffrax's default norm), summed in a fixed
+    order by elementwise operations.
+
+    diffrax's ``rms_norm`` is a ``jnp.dot``; batched by ``vmap`` it becomes an XLA dot whose
+    summation order depends on the batch size, so the accepted step sizes, and so every output,
+    of a patient changed in the last bits with the size of the batch it was solved in (chunk
+    size, device count, sub-batches). With this norm each patient's arithmetic is the same in
+    any batch. No derivative: the controller's decisions are not differentiated.
+    """
+    v = jnp.concatenate([jnp.ravel(leaf) for leaf in jax.tree.leaves(x)])
+    v = jax.lax.stop_gradient(v)
+    total = v[0] * v[0]
+    for i in range(1, v.shape[0]):
+        total = total + v[i] * v[i]
+    return jnp.sqrt(total / v.shape[0])
 
 
 def _make_solver(s: SolverSettings):
@@ -87,6 +122,10 @@ def _make_solver(s: SolverSettings):
     if s.solver in IMPLICIT_SOLVERS:
         newton = optx.Newton(rtol=s.newton_rtol, atol=s.newton_atol)
         return IMPLICIT_SOLVERS[s.solver](root_finder=newton)
+    if s.solver in ROSENBROCK_SOLVERS:
+        # the vector field depends on t only through piecewise-constant protocol inputs, and
+        # every step ends at a protocol breakpoint: df/dt = 0 within a step
+        return ROSENBROCK_SOLVERS[s.solver](time_derivative=False, linear_solver=s.linear_solver)
     if s.solver in EXPLICIT_SOLVERS:
         return EXPLICIT_SOLVERS[s.solver]()
     raise ValueError(f"solver {s.solver!r} is not one of {list(SOLVERS)}")
@@ -165,7 +204,10 @@ def simulate(p: Params, pt: Patient, protocol: Protocol, y0, ts,
     x0 = y0 / scale[: model.N_STATES]
     if track_balance:
         x0 = jnp.concatenate([x0, jnp.zeros(3, x0.dtype)])
-    controller = dfx.ClipStepSizeController(dfx.PIDController(rtol=s.rtol, atol=s.atol),
+    k = CONTROLLER_TOLERANCE_SCALE.get(s.solver, 1.0)
+    controller = dfx.ClipStepSizeController(dfx.PIDController(rtol=k * s.rtol, atol=k * s.atol,
+                                                              pcoeff=s.pcoeff, icoeff=s.icoeff,
+                                                              norm=rms_norm),
                                             jump_ts=protocol.jump_times())
     sol = dfx.diffeqsolve(
         dfx.ODETerm(vf), _make_solver(s), ts[0], ts[-1], s.dt0, x0,
@@ -192,15 +234,25 @@ def observe_series(p: Params, pt: Patient, protocol: Protocol, ts, ys) -> dict:
 
 # --- batched entry points (the patient axis is added here and only here) ----------------------
 
+def _vmap(fn, *batch):
+    """``jax.vmap(fn)(*batch)``; a batch of one patient is solved as two copies of it, because
+    XLA compiles a batch of one as scalar code with other roundings: with this, a patient's
+    results are the same bits in a batch of any size."""
+    if jax.tree.leaves(batch)[0].shape[0] != 1:
+        return jax.vmap(fn)(*batch)
+    twice = jax.tree.map(lambda x: jnp.concatenate([x, x]), batch)
+    return jax.tree.map(lambda x: x[:1], jax.vmap(fn)(*twice))
+
+
 @eqx.filter_jit
 def batched_steady_state(params: Params, patients: Patient, settings: SolverSettings):
     """Steady states of a batch: ``params`` and ``patients`` carry a leading patient axis."""
-    return jax.vmap(lambda p, pt: steady_state(p, pt, settings))(params, patients)
+    return _vmap(lambda p, pt: steady_state(p, pt, settings), params, patients)
 
 
 @eqx.filter_jit
 def batched_steady_state_fallback(params: Params, patients: Patient, settings: SolverSettings):
-    return jax.vmap(lambda p, pt: steady_state_fallback(p, pt, settings))(params, patients)
+    return _vmap(lambda p, pt: steady_state_fallback(p, pt, settings), params, patients)
 
 
 BALANCE_OUTPUTS = ("net_gain_mg", "net_gain_k", "net_gain_na")
@@ -224,7 +276,7 @@ def batched_simulate_observe(params: Params, patients: Patient, protocol: Protoc
                 out[name] = ys[:, model.N_STATES + j]
         return out, status, steps
 
-    return jax.vmap(one)(params, patients, y0)
+    return _vmap(one, params, patients, y0)
 
 
 FALLBACK_BUCKET = 32  # Newton failures are retried in fixed-size batches (one compilation)
@@ -257,3 +309,40 @@ def steady_states_with_fallback(params: Params, patients: Patient, settings: Sol
 
 def individual_inputs(pt: Patient) -> Inputs:
     return model.baseline_inputs(pt)
+
+
+
+def split_over_devices(fn, batch, devices, axis: int = 0):
+    """``fn(part)`` on equal contiguous parts of ``batch`` (a pytree whose leaves have a leading
+    patient axis of a length divisible by ``len(devices)``), one part per device, concurrently;
+    returns the parts' results (pytrees of arrays) joined along their patient axis ``axis``.
+
+    Each device runs, in its own host thread under ``jax.default_device``, the same one-device
+    program that a one-device run with that part's batch size runs. Every patient therefore gets
+    the same bits as in a one-device run: the per-patient arithmetic of the Rosenbrock solvers
+    and of the steady-state Newton does not depend on the size of the batch (elementwise
+    operations, no batched dot products in the time course), whereas a program partitioned by
+    XLA (``jit`` over a ``NamedSharding``, or ``shard_map``) is compiled differently and its
+    fused multiply-adds differ from the one-device program's in the last bits. On CPU host
+    devices (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) it also uses the cores
+    better than automatic partitioning (``benchmarks/throughput_variants.py``).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = len(devices)
+    size = jax.tree.leaves(batch)[0].shape[0]
+    if size % n:
+        raise ValueError(f"batch of {size} does not split over {n} devices")
+    k = size // n
+
+    def part(i):
+        sub = jax.tree.map(lambda x: x[i * k:(i + 1) * k], batch)
+        with jax.default_device(devices[i]):
+            res = fn(jax.device_put(sub, devices[i]))
+            return jax.tree.map(np.asarray, res)
+
+    if n == 1:
+        return part(0)
+    with ThreadPoolExecutor(n) as pool:
+        results = list(pool.map(part, range(n)))
+    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=axis), *results)

@@ -144,21 +144,26 @@ def test_bench_bad_input_exits_2(args, message, capsys):
 
 
 def test_bench_table_ratios():
-    """The Markdown table shows each method's rate and its ratio to the best SciPy method."""
+    """The Markdown table shows each method's rate, its ratios to libRoadRunner and to the best
+    SciPy method, and its error against the tight reference."""
     from popsim.bench import markdown
 
     rows = [{"method": "popsim", "patients": 100, "patient_days_per_s": 50_000.0,
              "compile_seconds": 10.0, "steady_state_seconds": 0.1,
-             "steps_per_patient_median": 280.0, "ratio_to_best_scipy": 12.5},
+             "steps_per_patient_median": 280.0, "ratio_to_best_scipy": 12.5,
+             "ratio_to_libroadrunner": 0.5, "max_relative_error": 2.5e-5},
+            {"method": "libroadrunner", "patients": 20, "patient_days_per_s": 100_000.0,
+             "ratio_to_best_scipy": 25.0, "ratio_to_libroadrunner": 1.0},
             {"method": "scipy_lsoda", "patients": 4, "patient_days_per_s": 4_000.0,
-             "ratio_to_best_scipy": 1.0}]
+             "ratio_to_best_scipy": 1.0, "ratio_to_libroadrunner": 0.04}]
     result = {"machine": {"platform": "p", "cpu_count": 2, "backend": "cpu",
                           "device_kind": "cpu", "device_count": 1}, "dtype": "float64",
               "solver": "s", "rtol": 1e-6, "atol_relative_to_reference_pools": 1e-8,
               "peak_rss_mb": 800.0, "created": "now", "rows": rows}
     table = markdown(result)
-    assert "| popsim | 100 | 50,000 | 12.5 | 10.0 | 0.10 | 280 |" in table
-    assert "| scipy_lsoda | 4 | 4,000 | 1.0 | - | - | - |" in table
+    assert "| popsim | 100 | 50,000 | 0.50 | 12.5 | 2.5e-05 | 10.0 | 0.10 | 280 |" in table
+    assert "| libroadrunner | 20 | 100,000 | 1.00 | 25.0 | - | - | - | - |" in table
+    assert "| scipy_lsoda | 4 | 4,000 | 0.04 | 1.0 | - | - | - | - |" in table
 
 
 def test_two_processes_write_shards_and_a_virtual_master(small_trial, tmp_path):

@@ -131,3 +131,62 @@ def test_fallback_runs_on_gathered_failures_only(monkeypatch):
     assert bool(ok.all()) and int((~ok_newton).sum()) >= 2
     failed = ~np.asarray(ok_newton)
     np.testing.assert_allclose(np.asarray(y)[failed], np.asarray(y_all)[failed], rtol=1e-8)
+
+
+def _exact(t):
+    return jnp.stack([1 / (1 + t), jnp.exp(jnp.sin(t))])
+
+
+def _vf_exact(t, y, args):
+    """Nonlinear, non-autonomous and (mildly) stiff, with the solution :func:`_exact`."""
+    g = _exact(t)
+    return jnp.stack([-y[0] ** 2 - 10.0 * (y[0] - g[0]) + 0.5 * (y[1] - g[1]),
+                      jnp.cos(t) * y[1] + (y[0] - g[0]) * y[1]])
+
+
+@pytest.mark.parametrize(("name", "order", "dense_order"), [
+    ("Rodas4", 4, 3), ("Rodas4P", 4, 3), ("Rodas5P", 5, 4), ("Ros3P", 3, 3)])
+def test_rosenbrock_convergence_order(name, order, dense_order):
+    """With constant steps h = 2/64 and 2/128 on [0, 2], the error at the step ends falls by
+    2^order and between steps (dense output at 0.37 h into each step) by at least
+    2^dense_order: the transcribed tableaus have their published orders."""
+    import diffrax as dfx
+
+    from popsim import rosenbrock
+
+    solver = getattr(rosenbrock, name)(linear_solver="gauss")
+    errors = []
+    for n in (64, 128):
+        h = 2.0 / n
+        ends = jnp.arange(1, n + 1) * h
+        inside = jnp.arange(n) * h + 0.37 * h
+        ts = jnp.sort(jnp.concatenate([ends, inside]))
+        sol = dfx.diffeqsolve(dfx.ODETerm(_vf_exact), solver, 0.0, 2.0, h, _exact(0.0),
+                              stepsize_controller=dfx.ConstantStepSize(),
+                              saveat=dfx.SaveAt(ts=ts), max_steps=1000)
+        err = jnp.max(jnp.abs(sol.ys - jax.vmap(_exact)(ts)), axis=1)
+        is_end = jnp.isin(ts, ends)
+        errors.append((float(jnp.max(jnp.where(is_end, err, 0))),
+                       float(jnp.max(jnp.where(is_end, 0, err)))))
+    observed = np.log2(np.array(errors[0]) / np.array(errors[1]))
+    assert abs(observed[0] - order) < 0.25, observed
+    assert observed[1] > dense_order - 0.3, observed
+
+
+def test_rosenbrock_time_derivative_matters():
+    """The d_i h df/dt terms are needed for the order on a non-autonomous problem (popsim's
+    vector field is autonomous within each step and leaves them out)."""
+    import diffrax as dfx
+
+    from popsim import rosenbrock
+
+    errs = {}
+    for td in (True, False):
+        e = []
+        for n in (64, 128):
+            sol = dfx.diffeqsolve(dfx.ODETerm(_vf_exact), rosenbrock.Rodas5P(time_derivative=td),
+                                  0.0, 2.0, 2.0 / n, _exact(0.0),
+                                  stepsize_controller=dfx.ConstantStepSize(), max_steps=1000)
+            e.append(float(jnp.max(jnp.abs(sol.ys[-1] - _exact(2.0)))))
+        errs[td] = np.log2(e[0] / e[1])
+    assert errs[True] > 4.7 and errs[False] < 4.0, errs
