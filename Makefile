@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.popsim-installed
 DEMO_SIZE ?= 2000
+BENCH_DEVICES ?= $(shell nproc)
 
 .PHONY: demo test venv lint bench clean
 
@@ -28,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check popsim tests benchmarks scripts
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/throughput.py --devices $(BENCH_DEVICES)
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache

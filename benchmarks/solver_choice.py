@@ -5,9 +5,10 @@ Scenarios (``popsim.solve.simulate`` and ``batched_simulate_observe``, the code 
 
 * ``single``: one typical patient, one year: Mg-free diet days 10-200, 400 mg/day supplement days
   200-300 (the scenario of the first solver choice).
-* cohort scenarios, ``--patients`` (default 32) patients each, sampled from the configs' populations:
-  ``depletion_repletion`` (``configs/us_adults.toml`` population, 50 mg/day Mg for 180 days then
-  usual intake, 365 days: the ``popsim bench`` workload), ``iv_mg`` (``configs/iv_mg_repletion.toml``,
+* cohort scenarios, ``--patients`` (default 32) patients each, sampled from the configs'
+  populations: ``depletion_repletion`` (``configs/us_adults.toml`` population, 50 mg/day Mg for
+  180 days then usual intake, 365 days: the ``popsim bench`` workload), ``iv_mg``
+  (``configs/iv_mg_repletion.toml``,
   24 mmol IV Mg over one day, outputs every 3 h), ``diuretics`` (``configs/diuretics.toml``,
   furosemide and hydrochlorothiazide arms, outputs every 6 h) and ``k_and_mg``
   (``configs/refractory_hypokalemia.toml``, oral K + Mg arm).
@@ -209,7 +210,8 @@ def markdown(result) -> str:
     for r in result["rows"]:
         lines.append(
             f"| {r['scenario']} ({r['patients']}) | {r['solver']} | {r['rtol']:.0e} | "
-            f"{r['controller_rtol']:.0e} | {r['max_rel_error']:.1e} | {r['steps_mean']:.0f} | {r['steps_max']} | "
+            f"{r['controller_rtol']:.0e} | {r['max_rel_error']:.1e} | {r['steps_mean']:.0f} | "
+            f"{r['steps_max']} | "
             f"{r['ms_per_patient_year']:.2f} | {r['failed']} | "
             f"{result['reference_check'][r['scenario']]:.0e} |")
     return "\n".join(lines) + "\n"

@@ -241,7 +241,7 @@ def main():
         print(f"{r['variant']:22s} {r['patient_days_per_s']:10,.0f} patient-days/s  "
               f"steps {r['steps_mean']:6.1f} max {r['steps_max']:4d} "
               f"({r['max_over_mean']:.2f})  err {r['max_rel_error']:.1e}  identical "
-              f"{r['identical_to_default']}  times {['%.2f' % x for x in r['seconds']]}")
+              f"{r['identical_to_default']}  times {[f'{x:.2f}' for x in r['seconds']]}")
     newton = newton_iterations(conf, prot, ts, params, patients, y0) \
         if "kvaerno3" in variants else None
     if newton:
