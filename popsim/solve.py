@@ -314,10 +314,11 @@ def individual_inputs(pt: Patient) -> Inputs:
 
 def split_over_devices(fn, batch, devices, axis: int = 0):
     """``fn(part)`` on equal contiguous parts of ``batch`` (a pytree whose leaves have a leading
-    patient axis of a length divisible by ``len(devices)``), one part per device, concurrently;
+    patient axis of a length divisible by ``len(devices)``), one part per device (dispatched
+    asynchronously, so the devices run at once);
     returns the parts' results (pytrees of arrays) joined along their patient axis ``axis``.
 
-    Each device runs, in its own host thread under ``jax.default_device``, the same one-device
+    Each device runs, under ``jax.default_device``, the same one-device
     program that a one-device run with that part's batch size runs. Every patient therefore gets
     the same bits as in a one-device run: the per-patient arithmetic of the Rosenbrock solvers
     and of the steady-state Newton does not depend on the size of the batch (elementwise
@@ -327,8 +328,6 @@ def split_over_devices(fn, batch, devices, axis: int = 0):
     devices (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) it also uses the cores
     better than automatic partitioning (``benchmarks/throughput_variants.py``).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     n = len(devices)
     size = jax.tree.leaves(batch)[0].shape[0]
     if size % n:
@@ -339,10 +338,15 @@ def split_over_devices(fn, batch, devices, axis: int = 0):
         sub = jax.tree.map(lambda x: x[i * k:(i + 1) * k], batch)
         with jax.default_device(devices[i]):
             res = fn(jax.device_put(sub, devices[i]))
-            return jax.tree.map(np.asarray, res)
+            return res
 
+    # Dispatched one device after another from this thread: JAX runs each device's program
+    # asynchronously, so device i's time course runs while device i+1's steady states are
+    # solved; the results are brought to the host only at the end. (One Python thread per device
+    # was faster in benchmarks/throughput_variants.py but deadlocked in `popsim bench` when both
+    # threads compiled and ran the steady-state solve at once; not used.)
+    results = [part(i) for i in range(n)]
+    results = [jax.tree.map(np.asarray, r) for r in results]
     if n == 1:
-        return part(0)
-    with ThreadPoolExecutor(n) as pool:
-        results = list(pool.map(part, range(n)))
+        return results[0]
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=axis), *results)
