@@ -288,6 +288,9 @@ def main(argv=None):
                   f"failed {x['failed']}", flush=True)
         print(f"{sc}: reference check {checks[sc]:.1e}, {time.perf_counter() - t0:.0f} s",
               file=sys.stderr, flush=True)
+        # every compiled program holds LLVM code mappings; dozens of scenarios' worth exceed the
+        # kernel's vm.max_map_count (65,530) and abort the process
+        jax.clear_caches()
     result = dict(
         benchmark="solver_choice",
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

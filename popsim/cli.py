@@ -182,7 +182,34 @@ def _load_params(path):
         return None, str(e)
 
 
+def _host_devices(devices) -> None:
+    """Before JAX starts: let ``--devices N|all`` use N CPU cores as N host devices.
+
+    XLA's CPU backend shows one device for all cores and runs these small per-patient kernels on
+    one of them, so without this ``--devices 2`` would have nothing to shard over on a CPU-only
+    machine. The flag only affects the CPU platform (on a GPU machine the GPUs are the local
+    devices), is capped at the number of cores (so a count above it is refused by the device
+    check with the real number), and is left alone if already set or once JAX's backends exist."""
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if devices is None or "xla_force_host_platform_device_count" in flags:
+        return
+    try:  # importing JAX reads no flags; creating its backends (first device query) does
+        from jax._src import xla_bridge
+
+        if xla_bridge.backends_are_initialized():
+            return
+    except (ImportError, AttributeError):
+        return
+    cores = os.cpu_count() or 1
+    n = cores if devices == "all" else min(int(devices), cores)
+    if n > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
 def cmd_run(args) -> int:
+    _host_devices(args.devices)
     from popsim.config import ConfigError, load_config
     from popsim.run import RunError, run_cohort
     from popsim.store import StoreError

@@ -236,7 +236,7 @@ class Simulation(_Strict):
     days: Annotated[float, Field(gt=0, le=36500)] = 365.0
     output_interval_days: Annotated[float, Field(gt=0)] = 1.0
     solver: Literal["kvaerno3", "kvaerno4", "kvaerno5", "rodas4", "rodas4p", "rodas5p", "tsit5",
-                    "dopri5"] = "kvaerno3"
+                    "dopri5"] = "rodas5p"
     rtol: Annotated[float, Field(gt=0, lt=1e-2)] = 1e-5
     atol: Annotated[float, Field(gt=0, lt=1e-2)] = 1e-7
     max_steps: Annotated[int, Field(gt=0)] | None = None  # default: 2000 + 10 per simulated day

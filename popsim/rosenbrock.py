@@ -51,6 +51,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+import lineax as lx
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
@@ -276,6 +277,62 @@ def _gauss_solve(fac, r):
             acc = acc - A[i, j] * xs[j]
         xs[i] = acc / A[i, i]
     return jnp.stack(xs)
+
+
+def _gauss_solve_transposed(fac, r):
+    """Solve ``M^T x = r`` from :func:`_gauss_factor`'s ``M[perm] = L U``:
+    ``U^T z = r`` (forward), ``L^T w = z`` (backward, unit diagonal), ``x[perm] = w``."""
+    A, perm = fac
+    n = A.shape[0]
+    zs = [r[i] for i in range(n)]
+    for i in range(n):  # forward: U^T is lower triangular
+        acc = zs[i]
+        for j in range(i):
+            acc = acc - A[j, i] * zs[j]
+        zs[i] = acc / A[i, i]
+    for i in range(n - 2, -1, -1):  # backward: L^T is unit upper triangular
+        acc = zs[i]
+        for j in range(i + 1, n):
+            acc = acc - A[j, i] * zs[j]
+        zs[i] = acc
+    return jnp.zeros_like(r).at[perm].set(jnp.stack(zs))
+
+
+class _SmallLUState(eqx.Module):
+    lu: jax.Array
+    perm: jax.Array
+    transposed: bool = eqx.field(static=True)
+
+
+class SmallLU(lx.AbstractLinearSolver):
+    """Lineax solver: LU with partial pivoting of a small dense square matrix written out in
+    array operations (:func:`_gauss_factor`), for 1-D vectors.
+
+    The steady-state Newton (optimistix) uses it instead of lineax's LU, which calls LAPACK
+    (``getrf``/``trsm`` custom calls): under ``vmap`` that is one LAPACK call per patient, and two
+    host devices running LAPACK custom calls at once hung XLA's CPU runtime (every thread idle,
+    the result never ready; seen in ``popsim bench`` and in ``popsim run --devices 2``)."""
+
+    def init(self, operator, options):
+        del options
+        if operator.in_size() != operator.out_size():
+            raise ValueError("SmallLU needs a square operator")
+        lu, perm = _gauss_factor(operator.as_matrix())
+        return _SmallLUState(lu, perm, False)
+
+    def compute(self, state, vector, options):
+        del options
+        solve = _gauss_solve_transposed if state.transposed else _gauss_solve
+        return solve((state.lu, state.perm), vector), lx.RESULTS.successful, {}
+
+    def transpose(self, state, options):
+        return _SmallLUState(state.lu, state.perm, not state.transposed), {}
+
+    def conj(self, state, options):
+        return _SmallLUState(state.lu.conj(), state.perm, state.transposed), {}
+
+    def assume_full_rank(self):
+        return True
 
 
 def _combine(weights, vectors):

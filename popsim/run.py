@@ -34,6 +34,7 @@ from popsim.solve import (
     SolverSettings,
     Status,
     batched_simulate_observe,
+    batched_steady_state,
     steady_states_with_fallback,
 )
 from popsim.units import mg_to_mmol_mg
@@ -236,14 +237,15 @@ def run_cohort(
         ts = jnp.asarray(output_times(config.simulation), dtype)
         mine = [c for c in range(n_chunks) if c % nproc == pid]
         n_mine = sum(min(chunk_size, n - c * chunk_size) for c in mine)
-        with _progress(progress, n_mine) as bar:
+        with _progress(progress, n_mine) as bar, _Writer(bar) as writer:
             for c in mine:
                 start = c * chunk_size
                 n_real = min(chunk_size, n - start)
-                if not done[c]:
+                if done[c]:
+                    bar(n_real)
+                else:
                     _run_chunk(config, target, c, start, n_real, chunk_size, seed, params, cvs,
-                               protocols, settings, ts, dtype, mesh)
-                bar(n_real)
+                               protocols, settings, ts, dtype, mesh, writer)
         if nproc == 1:
             if not store.is_complete(out):
                 store.finalize(out)
@@ -333,45 +335,113 @@ def _shard(tree, mesh):
     return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
 
 
+def start_steady_states(cohort, settings: SolverSettings, dtype=jnp.float64):
+    """The first stage of :func:`simulate_arms`, started without waiting: the cohort as arrays of
+    ``dtype`` and the Newton steady states ``(params, patients, (y0, ok))``."""
+    p = jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.params)
+    pts = jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.patients)
+    return p, pts, batched_steady_state(p, pts, settings)
+
+
 def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSettings,
-                  dtype=jnp.float64, track_balance: bool = False, mesh=None):
+                  dtype=jnp.float64, track_balance: bool = False, mesh=None, started=None):
     """Steady states of a sampled cohort, then every arm from them.
 
-    Returns ``(outputs, status)``: a dict of numpy arrays ``(arm, patient, time)`` and the status
-    codes ``(arm, patient)``; a patient without a steady state has status 1 in every arm.
+    Returns ``(outputs, status)``: a dict of arrays ``(arm, patient, time)`` and the status
+    codes ``(arm, patient)``; a patient without a steady state has status 1 in every arm. The
+    arrays are JAX arrays still being computed (nothing waits for the time courses), so that
+    :func:`popsim.solve.split_over_devices` can start every device before collecting; convert
+    with ``np.asarray``.
     """
-    p = _shard(jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.params), mesh)
-    pts = _shard(jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.patients), mesh)
-    y0, ok = steady_states_with_fallback(p, pts, settings)
+    if started is None:
+        p = _shard(jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.params), mesh)
+        pts = _shard(jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.patients), mesh)
+        newton = None
+    else:  # from start_steady_states
+        p, pts, newton = started
+    y0, ok = steady_states_with_fallback(p, pts, settings, newton)
     outs, statuses = {}, []
     for prot in protocols:
         res, status, _ = batched_simulate_observe(p, pts, prot, y0, ts, settings, track_balance)
         status = jnp.where(ok, status, Status.STEADY_STATE_FAILED)
         for k, v in res.items():
-            outs.setdefault(k, []).append(np.asarray(v))
-        statuses.append(np.asarray(status, np.int8))
-    return {k: np.stack(v) for k, v in outs.items()}, np.stack(statuses)
+            outs.setdefault(k, []).append(v)
+        statuses.append(status.astype(jnp.int8))
+    return {k: jnp.stack(v) for k, v in outs.items()}, jnp.stack(statuses)
 
 
 def _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, cvs, protocols, settings,
-               ts, dtype, mesh=None):
+               ts, dtype, mesh=None, writer=None):
+    """Compute chunk ``c`` and write it to ``out``: at once, or through ``writer`` (a
+    :class:`_Writer`, which writes it in the background while the next chunk is computed)."""
     # the compute batch is the chunk padded to a multiple of the device count; the padding
     # patients are real draws (indices past the chunk) and are discarded
     batch = chunk_size if mesh is None else -(-chunk_size // mesh.size) * mesh.size
     cohort = sample_cohort(config.population, seed, start, batch, params, cvs)
     if mesh is None:
-        outs, status = simulate_arms(cohort, protocols, ts, settings, dtype)
+        outs, status = jax.tree.map(np.asarray, simulate_arms(cohort, protocols, ts, settings,
+                                                              dtype))
     else:  # one contiguous part per device, each its own one-device program (same bits)
         from popsim.solve import split_over_devices
 
         outs, status = split_over_devices(
-            lambda part: simulate_arms(part, protocols, ts, settings, dtype), cohort,
-            list(mesh.devices.flat), axis=1)
+            lambda part, started: simulate_arms(part, protocols, ts, settings, dtype,
+                                                started=started), cohort,
+            list(mesh.devices.flat), axis=1,
+            prepare=lambda part: start_steady_states(part, settings, dtype))
     covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
     pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
-    store.write_chunk(out, c, start, covs, pars,
-                      {o.name: outs[o.name][:, :n_real].astype(np.float32) for o in OUTPUTS},
-                      status[:, :n_real])
+    outputs = {o.name: outs[o.name][:, :n_real].astype(np.float32) for o in OUTPUTS}
+    del outs
+
+    def write():
+        store.write_chunk(out, c, start, covs, pars, outputs, status[:, :n_real])
+
+    if writer is None:
+        write()
+    else:
+        writer.submit(write, n_real)
+
+
+class _Writer:
+    """Writes finished chunks in one background thread while the next chunk is computed.
+
+    At most one write is pending: :meth:`submit` first waits for the previous one (so host memory
+    holds at most two chunks of outputs, and chunks reach the file in order), re-raises its error
+    if it failed, and reports its patients to ``done``. On leaving the ``with`` block, also after
+    an error or Ctrl-C in the main thread, the pending write is finished, so a chunk that was
+    computed is on disk and marked done (its write session is all-or-nothing either way). Writing
+    (gzip) in parallel with the solve hides its cost on a multi-core machine
+    (``benchmarks/scaling.py``)."""
+
+    def __init__(self, done):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="popsim-writer")
+        self._pending = None
+        self._done = done
+
+    def submit(self, write, n: int) -> None:
+        self.wait()
+        self._pending = (self._pool.submit(write), n)
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            future, n = self._pending
+            self._pending = None
+            future.result()
+            self._done(n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, *exc):
+        try:
+            if kind is None:
+                self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
+        return False
 
 
 class _progress:

@@ -21,7 +21,9 @@ Numerics (see README "Solver"):
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import functools
 from dataclasses import dataclass
 
 import diffrax as dfx
@@ -142,7 +144,8 @@ def _newton(x0, p, pt, u, scale, s: SolverSettings):
     (In log coordinates the pump-leak and Hill terms made Newton diverge for ~65% of patients;
     in these linear normalised coordinates ~1%, who go to the fallback.)
     """
-    sol = optx.root_find(_scaled_residual, optx.Newton(rtol=s.ss_rtol, atol=s.ss_atol), x0,
+    newton = optx.Newton(rtol=s.ss_rtol, atol=s.ss_atol, linear_solver=rosenbrock.SmallLU())
+    sol = optx.root_find(_scaled_residual, newton, x0,
                          args=(p, pt, u, scale), max_steps=s.ss_max_steps, throw=False)
     y = sol.value * scale
     ok = (sol.result == optx.RESULTS.successful) & jnp.all(jnp.isfinite(y)) & jnp.all(y > 0)
@@ -244,9 +247,11 @@ def _vmap(fn, *batch):
     return jax.tree.map(lambda x: x[:1], jax.vmap(fn)(*twice))
 
 
-@eqx.filter_jit
+@functools.partial(jax.jit, static_argnames=("settings",))
 def batched_steady_state(params: Params, patients: Patient, settings: SolverSettings):
-    """Steady states of a batch: ``params`` and ``patients`` carry a leading patient axis."""
+    """Steady states of a batch: ``params`` and ``patients`` carry a leading patient axis.
+    Returns ``(y0, ok)`` at once (``jax.jit``, asynchronous; see
+    :func:`batched_simulate_observe`)."""
     return _vmap(lambda p, pt: steady_state(p, pt, settings), params, patients)
 
 
@@ -259,15 +264,56 @@ BALANCE_OUTPUTS = ("net_gain_mg", "net_gain_k", "net_gain_na")
 """With ``track_balance``: cumulative net external gain since ``ts[0]``, mmol."""
 
 
-@eqx.filter_jit
 def batched_simulate_observe(params: Params, patients: Patient, protocol: Protocol, y0, ts,
                              settings: SolverSettings, track_balance: bool = False):
     """Simulate and observe a batch under one protocol (one compiled region: solve + outputs).
 
     Returns ``(outputs, status, num_steps)`` with outputs a dict of ``(patient, time)`` arrays;
     with ``track_balance`` it also holds :data:`BALANCE_OUTPUTS`.
-    """
 
+    Returns at once (JAX's asynchronous dispatch): compiled with ``jax.jit`` and without host
+    callbacks (see :func:`_checks_without_callbacks`), so that several devices' chunks run at
+    once (:func:`split_over_devices`).
+    """
+    with _checks_without_callbacks():
+        return _batched_simulate_observe(params, patients, protocol, y0, ts, settings,
+                                         track_balance)
+
+
+@contextlib.contextmanager
+def _checks_without_callbacks():
+    """While tracing: Equinox's runtime checks (``eqx.error_if``) give NaN instead of raising.
+
+    diffeqsolve checks its time span and saved times with ``eqx.error_if``, which by default
+    (``EQX_ON_ERROR=raise``) compiles to a Python host callback; JAX's CPU client runs a program
+    that has a host callback synchronously, so with two devices the second device's chunk did not
+    start until the first's had finished (no speed-up from ``--devices 2``, measured). popsim
+    validates those inputs at the boundary (config) and solves with ``throw=False``; a check that
+    failed anyway gives NaN outputs, i.e. status NONFINITE. Equinox reads the mode from the
+    module global ``equinox._errors.EQX_ON_ERROR`` when tracing; it is set here for popsim's own
+    traces only and restored (an Equinox without it just keeps its callbacks; tests/test_scale.py
+    checks that the compiled time course has none).
+    """
+    try:
+        from equinox import _errors
+    except ImportError:  # pragma: no cover - a future Equinox layout
+        yield
+        return
+    old = getattr(_errors, "EQX_ON_ERROR", None)
+    if old is None or old == "breakpoint":  # a user debugging with breakpoints keeps them
+        yield
+        return
+    _errors.EQX_ON_ERROR = "nan"
+    try:
+        yield
+    finally:
+        _errors.EQX_ON_ERROR = old
+
+
+@functools.partial(jax.jit, static_argnames=("settings", "track_balance"))
+def _batched_simulate_observe(params, patients, protocol, y0, ts, settings, track_balance):
+    # jax.jit, not eqx.filter_jit: a top-level eqx.filter_jit call waits for its result (Equinox
+    # blocks to turn runtime errors into readable ones), which would also serialise the devices
     def one(p, pt, y):
         ys, status, steps = simulate(p, pt, protocol, y, ts, settings, track_balance)
         out = observe_series(p, pt, protocol, ts, ys)
@@ -282,12 +328,16 @@ def batched_simulate_observe(params: Params, patients: Patient, protocol: Protoc
 FALLBACK_BUCKET = 32  # Newton failures are retried in fixed-size batches (one compilation)
 
 
-def steady_states_with_fallback(params: Params, patients: Patient, settings: SolverSettings):
+def steady_states_with_fallback(params: Params, patients: Patient, settings: SolverSettings,
+                                newton=None):
     """Batched steady states; the chunk's Newton failures (checked on the host once) are retried
     by pseudo-transient continuation, gathered into batches of :data:`FALLBACK_BUCKET` patients
     (padded by repeating the last one), so the slow fallback runs on the few patients that need
-    it rather than on the whole chunk. Returns ``(y0, ok)``."""
-    y0, ok = batched_steady_state(params, patients, settings)
+    it rather than on the whole chunk. Returns ``(y0, ok)``.
+
+    ``newton``: the ``(y0, ok)`` of :func:`batched_steady_state` if already started (several
+    devices start theirs before any waits for its own)."""
+    y0, ok = batched_steady_state(params, patients, settings) if newton is None else newton
     failed = np.flatnonzero(~np.asarray(ok))
     if failed.size:
         n = int(ok.shape[0])
@@ -298,13 +348,26 @@ def steady_states_with_fallback(params: Params, patients: Patient, settings: Sol
             sub = lambda x, take=take: x[take]  # noqa: E731
             y_fb, ok_fb = batched_steady_state_fallback(jax.tree.map(sub, params),
                                                         jax.tree.map(sub, patients), settings)
-            y0 = y0.at[idx].set(jnp.where(ok_fb[: idx.size, None], y_fb[: idx.size], y0[idx]))
-            ok = ok.at[idx].set(ok_fb[: idx.size])
-    if not bool(jnp.all(ok)):
+            # the padding goes to index n, past the end, and is dropped: fixed shapes, so the
+            # merge compiles once rather than once per number of failures
+            dest = np.concatenate([idx, np.full(b - idx.size, n)])
+            y0, ok = _merge_fallback(y0, ok, y_fb, ok_fb, dest)
         # a patient without a steady state is reported as such; start its (discarded) time course
         # from the textbook state so it cannot hold up the rest of the batch
-        y0 = jnp.where(ok[:, None], y0, jax.vmap(model.reference_state)(params, patients))
+        y0 = _reference_if_failed(y0, ok, params, patients)
     return y0, ok
+
+
+@jax.jit
+def _merge_fallback(y0, ok, y_fb, ok_fb, dest):
+    y0 = y0.at[dest].set(jnp.where(ok_fb[:, None], y_fb, y0.at[dest].get(mode="clip")),
+                         mode="drop")
+    return y0, ok.at[dest].set(ok_fb, mode="drop")
+
+
+@jax.jit
+def _reference_if_failed(y0, ok, params, patients):
+    return jnp.where(ok[:, None], y0, jax.vmap(model.reference_state)(params, patients))
 
 
 def individual_inputs(pt: Patient) -> Inputs:
@@ -312,11 +375,14 @@ def individual_inputs(pt: Patient) -> Inputs:
 
 
 
-def split_over_devices(fn, batch, devices, axis: int = 0):
+def split_over_devices(fn, batch, devices, axis: int = 0, prepare=None):
     """``fn(part)`` on equal contiguous parts of ``batch`` (a pytree whose leaves have a leading
     patient axis of a length divisible by ``len(devices)``), one part per device (dispatched
     asynchronously, so the devices run at once);
     returns the parts' results (pytrees of arrays) joined along their patient axis ``axis``.
+    With ``prepare``, ``prepare(part)`` is first started on every device and then
+    ``fn(part, prepared)`` is called for each (a first stage that ``fn`` waits for, such as the
+    steady states, then runs on all devices at once).
 
     Each device runs, under ``jax.default_device``, the same one-device
     program that a one-device run with that part's batch size runs. Every patient therefore gets
@@ -334,18 +400,26 @@ def split_over_devices(fn, batch, devices, axis: int = 0):
         raise ValueError(f"batch of {size} does not split over {n} devices")
     k = size // n
 
-    def part(i):
-        sub = jax.tree.map(lambda x: x[i * k:(i + 1) * k], batch)
+    # Every part is placed on its device before any part is started: slicing a device-resident
+    # batch is itself a computation on that device, and queued behind device 0's running solve it
+    # would hold back device 1 until device 0 had finished. Then each device's program is
+    # dispatched from this thread; JAX runs it asynchronously, so the devices compute at once.
+    # That needs programs that return at once: jax.jit rather than a top-level eqx.filter_jit
+    # (which waits for its result), no host callbacks (see _checks_without_callbacks), and no
+    # host sync in ``fn`` before its last device has started. (Two devices running LAPACK custom
+    # calls at once, as lineax's LU in the steady-state Newton did, hung XLA's CPU runtime --
+    # also with one Python thread per device; the Newton now uses rosenbrock.SmallLU.)
+    parts = [jax.device_put(jax.tree.map(lambda x, i=i: x[i * k:(i + 1) * k], batch),
+                            devices[i]) for i in range(n)]
+    if prepare is not None:
+        prepared = []
+        for i in range(n):
+            with jax.default_device(devices[i]):
+                prepared.append(prepare(parts[i]))
+    results = []
+    for i in range(n):
         with jax.default_device(devices[i]):
-            res = fn(jax.device_put(sub, devices[i]))
-            return res
-
-    # Dispatched one device after another from this thread: JAX runs each device's program
-    # asynchronously, so device i's time course runs while device i+1's steady states are
-    # solved; the results are brought to the host only at the end. (One Python thread per device
-    # was faster in benchmarks/throughput_variants.py but deadlocked in `popsim bench` when both
-    # threads compiled and ran the steady-state solve at once; not used.)
-    results = [part(i) for i in range(n)]
+            results.append(fn(parts[i]) if prepare is None else fn(parts[i], prepared[i]))
     results = [jax.tree.map(np.asarray, r) for r in results]
     if n == 1:
         return results[0]

@@ -433,9 +433,9 @@ def run_scenario(scenario: Scenario, size: int, params=None) -> ScenarioResult:
                                *((params.params, params.cvs) if params is not None else ()))
         protocols = protocols_for(config, jnp.float64, n_segments=N_SEGMENTS)
         times = np.linspace(0.0, days, N_TIMES)
-        outputs, status = simulate_arms(cohort, protocols, jnp.asarray(times),
-                                        solver_settings(config.simulation), jnp.float64,
-                                        track_balance=True)
+        outputs, status = jax.tree.map(np.asarray, simulate_arms(
+            cohort, protocols, jnp.asarray(times), solver_settings(config.simulation),
+            jnp.float64, track_balance=True))
     covs = {k: np.asarray(v) for k, v in cohort.covariates.items()}
     assert set(BALANCE_OUTPUTS) <= set(outputs)
     return ScenarioResult(scenario.name, tuple(a.name for a in config.arms), times, outputs,
