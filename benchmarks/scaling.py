@@ -144,8 +144,20 @@ def main(argv=None) -> int:
     if memory_ratio is not None:
         md += ["", f"Peak RSS of the largest run / the 100,000-patient run: {memory_ratio:.2f}."]
     args.out.with_suffix(".md").write_text("\n".join(md) + "\n")
+    _into_results(HERE / "RESULTS.md", "\n".join(md).replace("# Scaling", "## Scaling", 1))
     print("\n".join(md))
     return 0
+
+
+def _into_results(path: Path, section: str) -> None:
+    """Put the section into benchmarks/RESULTS.md after `popsim bench`'s table, in a block that
+    `popsim bench` keeps when it rewrites its table (``popsim.bench.KEPT_MARKER``) and that this
+    script replaces."""
+    begin, end = "<!-- kept: scaling (benchmarks/scaling.py) -->", "<!-- end: scaling -->"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + text[text.index(end) + len(end):].lstrip("\n")
+    path.write_text(text.rstrip("\n") + f"\n\n{begin}\n{section}\n{end}\n")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """`popsim run`: sample a cohort, solve it chunk by chunk, stream it into one HDF5 file.
 
 The cohort is processed in fixed-size chunks (the last one padded, so one compilation serves all);
-every finished chunk is written before the next starts, so host memory is bounded by the chunk size
-and an interrupted run keeps its finished chunks. Each chunk's write is all-or-nothing, even for a
+every finished chunk is written by a background thread while the next one is computed (at most one
+write pending, so host memory is bounded by two chunks, not by the cohort), and an interrupted run
+keeps its finished chunks. Each chunk's write is all-or-nothing, even for a
 process killed in the middle of it (:mod:`popsim.store`'s undo journal), so ``resume`` can trust
 the file's ``chunk_done`` marks.
 """

@@ -48,9 +48,26 @@ end_day = 365
 
 
 def test_shipped_configs_load():
-    for name in ("us_adults", "reference_healthy"):
-        conf, _ = load_config(f"configs/{name}.toml")
-        assert conf.population.size > 0
+    from pathlib import Path
+
+    paths = [p for p in sorted(Path("configs").glob("*.toml"))
+             if not p.name.startswith("calibration")]  # calibration configs: test_calibration
+    assert len(paths) >= 9
+    for path in paths:
+        conf, _ = load_config(path)
+        assert conf.population.size > 0, path
+
+
+def test_scale_config_is_the_bench_workload():
+    """benchmarks/scaling.py's config runs the workload `popsim bench` times (its rates apply)."""
+    from popsim.bench import workload
+
+    conf, _ = load_config("configs/scale_year.toml")
+    bench, _ = workload(conf.simulation.rtol, conf.simulation.atol)
+    assert conf.population.size == 1_000_000
+    assert conf.population.model_dump(exclude={"size"}) == bench.population.model_dump(
+        exclude={"size"})
+    assert conf.simulation == bench.simulation and conf.arms == bench.arms
 
 
 def test_no_arms_means_one_baseline_arm():

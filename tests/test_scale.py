@@ -253,3 +253,64 @@ def test_bad_output_interval_exits_2_and_keeps_the_file(tmp_path, capsys, value,
     err = capsys.readouterr().err.strip()
     assert err == f"popsim: error: {message}", err
     assert out.read_bytes() == b"an earlier result"
+
+
+# --- devices really run at once -----------------------------------------------------------------
+
+def _chunk_inputs(conf, n):
+    """Parameters, patients, solver settings and the Mg arm's protocol of ``n`` patients."""
+    import jax
+    import jax.numpy as jnp
+
+    from popsim.population import sample_cohort
+
+    c = sample_cohort(conf.population, 1, 0, n)
+    p = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), c.params)
+    q = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), c.patients)
+    return p, q, run_mod.solver_settings(conf.simulation), run_mod.protocols_for(
+        conf, jnp.float64)[1]
+
+
+def _custom_calls(lowered_text):
+    import re
+
+    return set(re.findall(r"custom_call @([A-Za-z0-9_]+)", lowered_text))
+
+
+def test_chunk_programs_have_no_host_callback_or_lapack_call(conf):
+    """What kept two devices from computing at once: a host callback makes JAX's CPU client run
+    a program synchronously (diffeqsolve's eqx.error_if checks did), and LAPACK custom calls on
+    two host devices at once hung XLA's CPU runtime (lineax's LU in the Newton did)."""
+    import jax
+    import jax.numpy as jnp
+
+    from popsim import solve
+
+    with jax.enable_x64(True):
+        p, q, s, prot = _chunk_inputs(conf, 4)
+        ts = jnp.asarray(run_mod.output_times(conf.simulation))
+        steady = solve.batched_steady_state.lower(p, q, s).as_text()
+        y0, _ = solve.batched_steady_state(p, q, s)
+        with solve._checks_without_callbacks():
+            course = solve._batched_simulate_observe.lower(p, q, prot, y0, ts, s, False).as_text()
+    assert _custom_calls(steady) == set()
+    assert not any("callback" in name or "lapack" in name for name in _custom_calls(course))
+
+
+def test_chunk_solve_returns_before_its_result_is_ready(conf):
+    """batched_simulate_observe is dispatched asynchronously (not an eqx.filter_jit entry point,
+    which waits): the call returns while the result is still being computed."""
+    import jax
+    import jax.numpy as jnp
+
+    from popsim import solve
+
+    with jax.enable_x64(True):
+        p, q, s, prot = _chunk_inputs(conf, 64)
+        ts = jnp.asarray(np.linspace(0.0, 3650.0, 11))  # ten years: long enough to catch running
+        y0, _ = solve.steady_states_with_fallback(p, q, s)
+        jax.block_until_ready(solve.batched_simulate_observe(p, q, prot, y0, ts, s))  # compile
+        out = solve.batched_simulate_observe(p, q, prot, y0, ts, s)
+        pending = not out[1].is_ready()
+        jax.block_until_ready(out)
+    assert pending
