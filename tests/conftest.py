@@ -27,6 +27,17 @@ from popsim.units import mg_to_mmol_mg  # noqa: E402
 SCENARIO_BATCH = 8  # every scenario batch is padded to this size: one compilation for all
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """After each test module, drop JAX's compiled programs. Every compiled XLA:CPU program keeps
+    its own memory mappings of JIT-compiled code; the whole suite in one process reached the
+    kernel's limit (vm.max_map_count, 65,530 by default: 21,000 mappings after the calibration
+    tests alone) and the next compilation aborted the process. Modules that share a batch shape
+    recompile (a few seconds each)."""
+    yield
+    jax.clear_caches()
+
+
 def patients(params: Params = None, n: int = SCENARIO_BATCH, *, body_weight=70.0, female=False,
              egfr=100.0, mg_intake_mg=300.0, k_intake=75.0, na_intake=150.0, loop=0.0,
              thiazide=0.0):

@@ -50,7 +50,7 @@ def test_changing_doses_or_days_does_not_recompile(mixed_cohort):
                              "end_day": 40}), jnp.float64)[1]
     b = protocols_for(trial({"kind": "oral_potassium", "dose": 30, "start_day": 5,
                              "end_day": 55}), jnp.float64)[1]
-    cache = solve.batched_simulate_observe._cached
+    cache = solve._batched_simulate_observe  # the jax.jit behind batched_simulate_observe
     solve.batched_simulate_observe(pb, pt, a, y0, ts, settings)
     size = cache._cache_size()
     out_b, status, _ = solve.batched_simulate_observe(pb, pt, b, y0, ts, settings)
