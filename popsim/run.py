@@ -325,17 +325,6 @@ def patient_mesh(devices: int | str | None):
     return Mesh(np.array(local[:n]), ("patient",))
 
 
-def _shard(tree, mesh):
-    """Place every leaf's leading (patient) axis across the mesh."""
-    if mesh is None:
-        return tree
-    from jax.sharding import NamedSharding
-    from jax.sharding import PartitionSpec as P
-
-    sharding = NamedSharding(mesh, P("patient"))
-    return jax.tree.map(lambda x: jax.device_put(x, sharding), tree)
-
-
 def start_steady_states(cohort, settings: SolverSettings, dtype=jnp.float64):
     """The first stage of :func:`simulate_arms`, started without waiting: the cohort as arrays of
     ``dtype`` and the Newton steady states ``(params, patients, (y0, ok))``."""
@@ -345,7 +334,7 @@ def start_steady_states(cohort, settings: SolverSettings, dtype=jnp.float64):
 
 
 def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSettings,
-                  dtype=jnp.float64, track_balance: bool = False, mesh=None, started=None):
+                  dtype=jnp.float64, track_balance: bool = False, started=None):
     """Steady states of a sampled cohort, then every arm from them.
 
     Returns ``(outputs, status)``: a dict of arrays ``(arm, patient, time)`` and the status
@@ -354,12 +343,7 @@ def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSetting
     :func:`popsim.solve.split_over_devices` can start every device before collecting; convert
     with ``np.asarray``.
     """
-    if started is None:
-        p = _shard(jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.params), mesh)
-        pts = _shard(jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.patients), mesh)
-        newton = None
-    else:  # from start_steady_states
-        p, pts, newton = started
+    p, pts, newton = start_steady_states(cohort, settings, dtype) if started is None else started
     y0, ok = steady_states_with_fallback(p, pts, settings, newton)
     outs, statuses = {}, []
     for prot in protocols:
