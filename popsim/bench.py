@@ -87,7 +87,7 @@ def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float 
                 progress=None, devices=None, solver: str | None = None) -> dict:
     """Patient-days per second of the batched solve for ``n`` patients (chunks of
     ``min(n, chunk_size)``, padded to a multiple of the device count), over ``devices`` (default:
-    the first device) as ``popsim run --devices`` does (:func:`popsim.solve.split_over_devices`),
+    the first device) as ``popsim run --devices`` does (:func:`popsim.run.simulate_arms`),
     with ``solver`` (default: :class:`popsim.solve.SolverSettings`'s)."""
     conf, prot = workload(rtol, atol)
     s = _settings(conf)
@@ -102,15 +102,13 @@ def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float 
     compile_s = None
 
     def timed(cohort):
-        batch = (cohort.params, cohort.patients)
+        parts = solve.place_parts((cohort.params, cohort.patients), devices)
         t0 = time.perf_counter()
-        y0 = solve.split_over_devices(  # every device's Newton starts before any waits
-            lambda b, newton: solve.steady_states_with_fallback(b[0], b[1], s, newton)[0],
-            batch, devices, prepare=lambda b: solve.batched_steady_state(b[0], b[1], s))
+        starts = solve.parts_steady_states(parts, s)  # every device's Newton starts first
         t1 = time.perf_counter()
-        status, nsteps = solve.split_over_devices(
-            lambda b: solve.batched_simulate_observe(b[0], b[1], prot, b[2], ts, s)[1:],
-            (*batch, y0), devices)
+        results = [solve.batched_simulate_observe(p, q, prot, y0, ts, s)[1:]
+                   for (p, q), (y0, _) in zip(parts, starts, strict=True)]
+        status, nsteps = (np.concatenate([np.asarray(r[i]) for r in results]) for i in (0, 1))
         return t1 - t0, time.perf_counter() - t1, status, nsteps
 
     failed = 0
@@ -119,10 +117,13 @@ def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float 
     _COMPILED_SHAPES.add(key)
     for c in range(n_chunks):
         cohort = sample_cohort(conf.population, conf.population.seed, c * chunk, chunk)
-        if c == 0 and new_shape:  # the first call compiles; run it again warm to split the two
+        if c == 0 and new_shape:  # compile as `popsim run` does, timed; then the chunk warm
+            t0 = time.perf_counter()
+            solve.compile_ahead(solve.place_parts((cohort.params, cohort.patients), devices),
+                                [prot], ts, s)
             cold_ss, cold_sim, _, _ = timed(cohort)
             ss, sim, status, nsteps = timed(cohort)
-            compile_s = cold_ss + cold_sim - ss - sim
+            compile_s = time.perf_counter() - t0 - 2 * (ss + sim)
         else:
             ss, sim, status, nsteps = timed(cohort)
         t_ss += ss

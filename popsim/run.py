@@ -35,8 +35,9 @@ from popsim.solve import (
     SolverSettings,
     Status,
     batched_simulate_observe,
-    batched_steady_state,
-    steady_states_with_fallback,
+    compile_ahead,
+    parts_steady_states,
+    place_parts,
 )
 from popsim.units import mg_to_mmol_mg
 
@@ -50,6 +51,10 @@ THRESHOLDS = {
     "hypocalcemia": ("serum_ca", "<", 2.15),
 }
 SUMMARY_MEDIANS = ("serum_mg", "serum_k", "serum_na", "serum_ca")
+FALLBACK_AHEAD = 1000
+"""A run of at least this many patients (per process) compiles the steady-state fallback with
+its other programs: Newton fails for ~0.6% of sampled patients (3-9 per 1,000 in
+``configs/scale_year.toml``), so such a run needs it with probability > 99%."""
 
 
 class RunError(RuntimeError):
@@ -238,6 +243,9 @@ def run_cohort(
         ts = jnp.asarray(output_times(config.simulation), dtype)
         mine = [c for c in range(n_chunks) if c % nproc == pid]
         n_mine = sum(min(chunk_size, n - c * chunk_size) for c in mine)
+        # the steady-state fallback (Newton failed: ~0.6% of patients) is compiled ahead only
+        # when it will very likely be needed; otherwise on first use
+        first = {"fallback": n_mine >= FALLBACK_AHEAD}
         with _progress(progress, n_mine) as bar, _Writer(bar) as writer:
             for c in mine:
                 start = c * chunk_size
@@ -246,7 +254,8 @@ def run_cohort(
                     bar(n_real)
                 else:
                     _run_chunk(config, target, c, start, n_real, chunk_size, seed, params, cvs,
-                               protocols, settings, ts, dtype, mesh, writer)
+                               protocols, settings, ts, dtype, mesh, writer, first)
+                    first = None
         if nproc == 1:
             if not store.is_complete(out):
                 store.finalize(out)
@@ -325,26 +334,40 @@ def patient_mesh(devices: int | str | None):
     return Mesh(np.array(local[:n]), ("patient",))
 
 
-def start_steady_states(cohort, settings: SolverSettings, dtype=jnp.float64):
-    """The first stage of :func:`simulate_arms`, started without waiting: the cohort as arrays of
-    ``dtype`` and the Newton steady states ``(params, patients, (y0, ok))``."""
-    p = jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.params)
-    pts = jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.patients)
-    return p, pts, batched_steady_state(p, pts, settings)
+def solve_inputs(cohort, dtype=jnp.float64):
+    """A sampled cohort's ``(params, patients)`` as arrays of ``dtype`` on the cohort's device."""
+    return (jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.params),
+            jax.tree.map(lambda x: jnp.asarray(x, dtype), cohort.patients))
 
 
 def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSettings,
-                  dtype=jnp.float64, track_balance: bool = False, started=None):
-    """Steady states of a sampled cohort, then every arm from them.
+                  dtype=jnp.float64, track_balance: bool = False, devices=None):
+    """Steady states of a sampled cohort, then every arm from them, on one device or split over
+    ``devices`` along the patient axis (the cohort's size a multiple of their number).
 
-    Returns ``(outputs, status)``: a dict of arrays ``(arm, patient, time)`` and the status
-    codes ``(arm, patient)``; a patient without a steady state has status 1 in every arm. The
-    arrays are JAX arrays still being computed (nothing waits for the time courses), so that
-    :func:`popsim.solve.split_over_devices` can start every device before collecting; convert
-    with ``np.asarray``.
+    Returns ``(outputs, status)``: a dict of NumPy arrays ``(arm, patient, time)`` and the
+    status codes ``(arm, patient)``; a patient without a steady state has status 1 in every arm.
+
+    With several devices, each runs on its contiguous part the same one-device programs that a
+    one-device run runs, so every patient gets the same bits (see
+    :func:`popsim.solve.split_over_devices`); every device's Newton starts before any result is
+    waited for, the Newton failures of all parts are retried together
+    (:func:`popsim.solve.parts_steady_states`), then every device's time courses start before
+    any is collected.
     """
-    p, pts, newton = start_steady_states(cohort, settings, dtype) if started is None else started
-    y0, ok = steady_states_with_fallback(p, pts, settings, newton)
+    parts = place_parts(cohort, devices)
+    inputs = [solve_inputs(part, dtype) for part in parts]
+    starts = parts_steady_states(inputs, settings)
+    results = [_arms(p, pts, y0, ok, protocols, ts, settings, track_balance)
+               for (p, pts), (y0, ok) in zip(inputs, starts, strict=True)]
+    results = [jax.tree.map(np.asarray, r) for r in results]  # every device has started
+    if len(results) == 1:
+        return results[0]
+    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *results)
+
+
+def _arms(p, pts, y0, ok, protocols, ts, settings, track_balance):
+    """Every arm's time course from ``y0`` (dispatched, not waited for)."""
     outs, statuses = {}, []
     for prot in protocols:
         res, status, _ = batched_simulate_observe(p, pts, prot, y0, ts, settings, track_balance)
@@ -356,24 +379,21 @@ def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSetting
 
 
 def _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, cvs, protocols, settings,
-               ts, dtype, mesh=None, writer=None):
+               ts, dtype, mesh=None, writer=None, compile_first=None):
     """Compute chunk ``c`` and write it to ``out``: at once, or through ``writer`` (a
-    :class:`_Writer`, which writes it in the background while the next chunk is computed)."""
+    :class:`_Writer`, which writes it in the background while the next chunk is computed).
+    ``compile_first``: for the first chunk a run computes, ``{"fallback": bool}``: compile its
+    programs for every device in parallel first (:func:`popsim.solve.compile_ahead`), the
+    steady-state fallback too if ``fallback``."""
     # the compute batch is the chunk padded to a multiple of the device count; the padding
     # patients are real draws (indices past the chunk) and are discarded
+    devices = None if mesh is None else list(mesh.devices.flat)
     batch = chunk_size if mesh is None else -(-chunk_size // mesh.size) * mesh.size
     cohort = sample_cohort(config.population, seed, start, batch, params, cvs)
-    if mesh is None:
-        outs, status = jax.tree.map(np.asarray, simulate_arms(cohort, protocols, ts, settings,
-                                                              dtype))
-    else:  # one contiguous part per device, each its own one-device program (same bits)
-        from popsim.solve import split_over_devices
-
-        outs, status = split_over_devices(
-            lambda part, started: simulate_arms(part, protocols, ts, settings, dtype,
-                                                started=started), cohort,
-            list(mesh.devices.flat), axis=1,
-            prepare=lambda part: start_steady_states(part, settings, dtype))
+    if compile_first is not None:  # the run's first computed chunk: compile every program now
+        compile_ahead([solve_inputs(part, dtype) for part in place_parts(cohort, devices)],
+                      protocols, ts, settings, fallback=compile_first["fallback"])
+    outs, status = simulate_arms(cohort, protocols, ts, settings, dtype, devices=devices)
     covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
     pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
     outputs = {o.name: outs[o.name][:, :n_real].astype(np.float32) for o in OUTPUTS}

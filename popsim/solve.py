@@ -24,10 +24,11 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import diffrax as dfx
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -255,8 +256,15 @@ def batched_steady_state(params: Params, patients: Patient, settings: SolverSett
     return _vmap(lambda p, pt: steady_state(p, pt, settings), params, patients)
 
 
-@eqx.filter_jit
 def batched_steady_state_fallback(params: Params, patients: Patient, settings: SolverSettings):
+    """:func:`steady_state_fallback` of a batch; like :func:`batched_simulate_observe`, compiled
+    with ``jax.jit`` and without host callbacks (returns at once)."""
+    with _checks_without_callbacks():
+        return _batched_steady_state_fallback(params, patients, settings)
+
+
+@functools.partial(jax.jit, static_argnames=("settings",))
+def _batched_steady_state_fallback(params, patients, settings):
     return _vmap(lambda p, pt: steady_state_fallback(p, pt, settings), params, patients)
 
 
@@ -330,32 +338,70 @@ FALLBACK_BUCKET = 32  # Newton failures are retried in fixed-size batches (one c
 
 def steady_states_with_fallback(params: Params, patients: Patient, settings: SolverSettings,
                                 newton=None):
-    """Batched steady states; the chunk's Newton failures (checked on the host once) are retried
-    by pseudo-transient continuation, gathered into batches of :data:`FALLBACK_BUCKET` patients
-    (padded by repeating the last one), so the slow fallback runs on the few patients that need
-    it rather than on the whole chunk. Returns ``(y0, ok)``.
+    """Batched steady states: Newton, then pseudo-transient continuation for Newton's failures
+    (:func:`parts_steady_states` with one part). Returns ``(y0, ok)``.
 
-    ``newton``: the ``(y0, ok)`` of :func:`batched_steady_state` if already started (several
-    devices start theirs before any waits for its own)."""
-    y0, ok = batched_steady_state(params, patients, settings) if newton is None else newton
-    failed = np.flatnonzero(~np.asarray(ok))
-    if failed.size:
-        n = int(ok.shape[0])
-        b = min(FALLBACK_BUCKET, n)
-        for k in range(0, failed.size, b):
-            idx = failed[k:k + b]
-            take = np.concatenate([idx, np.full(b - idx.size, idx[-1])])
-            sub = lambda x, take=take: x[take]  # noqa: E731
-            y_fb, ok_fb = batched_steady_state_fallback(jax.tree.map(sub, params),
-                                                        jax.tree.map(sub, patients), settings)
-            # the padding goes to index n, past the end, and is dropped: fixed shapes, so the
-            # merge compiles once rather than once per number of failures
-            dest = np.concatenate([idx, np.full(b - idx.size, n)])
-            y0, ok = _merge_fallback(y0, ok, y_fb, ok_fb, dest)
-        # a patient without a steady state is reported as such; start its (discarded) time course
-        # from the textbook state so it cannot hold up the rest of the batch
-        y0 = _reference_if_failed(y0, ok, params, patients)
-    return y0, ok
+    ``newton``: the ``(y0, ok)`` of :func:`batched_steady_state` if already started."""
+    return parts_steady_states([(params, patients)], settings,
+                               None if newton is None else [newton])[0]
+
+
+def parts_steady_states(parts, settings: SolverSettings, newtons=None) -> list:
+    """Steady states of a batch cut into parts (one per device): ``parts`` is a list of
+    ``(params, patients)``; returns one ``(y0, ok)`` per part, on the part's device.
+
+    Newton runs on every part (started on all before any is waited for, unless ``newtons``,
+    their :func:`batched_steady_state` results, are given). The failures of all parts (checked
+    on the host once) are retried together by pseudo-transient continuation on the first part's
+    device, in batches of :data:`FALLBACK_BUCKET` patients taken in patient order (padded by
+    repeating the last), so the slow fallback runs only for the few patients that need it
+    (~0.6%), is compiled for one device only, and sees the same batches however the patients
+    are split over devices. The patients' inputs are gathered on the host (a fixed-shape batch
+    whatever the number of failures: nothing recompiles), and each part's results are merged on
+    its own device.
+    """
+    if newtons is None:
+        newtons = [batched_steady_state(p, pt, settings) for p, pt in parts]
+    oks = [np.asarray(ok) for _, ok in newtons]
+    failed = np.flatnonzero(~np.concatenate(oks))
+    if not failed.size:
+        return list(newtons)
+    sizes = [ok.size for ok in oks]
+    offsets = np.cumsum([0, *sizes])
+    b = min(FALLBACK_BUCKET, int(offsets[-1]))
+    # the whole batch's inputs on the host (a few hundred kB per 1,000 patients)
+    host = jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]),
+                        *[tuple(part) for part in parts])
+    home = _fallback_device(parts)
+    results = [list(r) for r in newtons]
+    for k in range(0, failed.size, b):
+        idx = failed[k:k + b]
+        take = np.concatenate([idx, np.full(b - idx.size, idx[-1])])
+        bucket = jax.device_put(jax.tree.map(lambda x, take=take: x[take], host), home)
+        y_fb, ok_fb = batched_steady_state_fallback(*bucket, settings)
+        for i, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:], strict=True)):
+            mine = (idx >= lo) & (idx < hi)
+            if not mine.any():
+                continue
+            # rows of other parts and the padding go to index ``size``, past the end, and are
+            # dropped: fixed shapes, so the merge compiles once
+            dest = np.concatenate([np.where(mine, idx - lo, hi - lo),
+                                   np.full(b - idx.size, hi - lo)])
+            y0, ok = results[i]
+            fb = (y_fb, ok_fb)
+            if home is not None:
+                fb = jax.device_put(fb, jax.tree.leaves(y0)[0].device)
+            results[i] = _merge_fallback(y0, ok, *fb, dest)
+    # a patient without a steady state is reported as such; start its (discarded) time course
+    # from the textbook state so it cannot hold up the rest of the batch
+    return [(_reference_if_failed(y0, ok, *part), ok)
+            for (y0, ok), part in zip(results, parts, strict=True)]
+
+
+def _fallback_device(parts):
+    """Where :func:`parts_steady_states` runs the fallback: the first part's device (``None``,
+    JAX's default device, for one part, whose arrays may not be committed to a device)."""
+    return jax.tree.leaves(parts[0])[0].device if len(parts) > 1 else None
 
 
 @jax.jit
@@ -370,57 +416,111 @@ def _reference_if_failed(y0, ok, params, patients):
     return jnp.where(ok[:, None], y0, jax.vmap(model.reference_state)(params, patients))
 
 
+def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance: bool = False,
+                  fallback: bool = True, workers: int | None = None) -> None:
+    """Compile a chunk's programs for every device before the chunk runs, in parallel threads.
+
+    ``parts``: one ``(params, patients)`` per device, arrays with the patient axis already on
+    their device and of the solve's dtype (what :func:`batched_steady_state` and
+    :func:`batched_simulate_observe` will be called with); ``protocols``: the arms' protocols
+    (one program per distinct shape). Compiles the Newton and the time course for each device,
+    and the fallback for the first device (unless ``fallback`` is false; see
+    :func:`parts_steady_states`). Each program is traced once, in this thread (the device a
+    batch is committed to does not change the trace), and compiled by XLA in ``workers`` threads
+    (default: one per core) while the next one is traced. The later calls find these executables
+    in JAX's cache and do not compile again; they are the programs a call would have compiled,
+    so results do not change.
+
+    Measured (``configs/scale_year.toml``, 2 host devices, 2 cores): time to the first chunk on
+    disk 78-85 s when each device compiled its programs as its calls came, with a second trace
+    per device; ~62 s with one trace and this (XLA's CPU compiler already keeps ~1.5 cores busy
+    per compilation, so threads mostly overlap the tracing, not the compilations).
+    """
+    shapes, prots = set(), []
+    for prot in protocols:  # arms with the same number of segments share one program
+        key = (jax.tree.structure(prot),
+               tuple((np.shape(x), jnp.result_type(x)) for x in jax.tree.leaves(prot)))
+        if key not in shapes:
+            shapes.add(key)
+            prots.append(prot)
+    workers = workers or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="popsim-compile") as pool:
+        futures = []
+
+        def submit(jitted, *args):
+            futures.append(pool.submit(jitted.trace(*args).lower().compile))
+
+        for p, pt in parts:
+            submit(batched_steady_state, p, pt, settings)
+        if fallback:  # on the first part's device only (parts_steady_states)
+            n = sum(jax.tree.leaves(p)[0].shape[0] for p, _ in parts)
+            b = min(FALLBACK_BUCKET, n)
+            bucket = jax.device_put(  # as parts_steady_states makes it
+                jax.tree.map(lambda x: np.resize(np.asarray(x), (b, *x.shape[1:])), parts[0]),
+                _fallback_device(parts))
+            with _checks_without_callbacks():
+                submit(_batched_steady_state_fallback, *bucket, settings)
+        with _checks_without_callbacks():
+            for p, pt in parts:
+                leaf = jax.tree.leaves(p)[0]
+                y0 = jax.device_put(jnp.zeros((leaf.shape[0], model.N_STATES), leaf.dtype),
+                                    leaf.sharding)
+                for prot in prots:
+                    submit(_batched_simulate_observe, p, pt, prot, y0, ts, settings,
+                           track_balance)
+        for f in futures:
+            f.result()
+
+
 def individual_inputs(pt: Patient) -> Inputs:
     return model.baseline_inputs(pt)
 
 
 
-def split_over_devices(fn, batch, devices, axis: int = 0, prepare=None):
-    """``fn(part)`` on equal contiguous parts of ``batch`` (a pytree whose leaves have a leading
-    patient axis of a length divisible by ``len(devices)``), one part per device (dispatched
-    asynchronously, so the devices run at once);
-    returns the parts' results (pytrees of arrays) joined along their patient axis ``axis``.
-    With ``prepare``, ``prepare(part)`` is first started on every device and then
-    ``fn(part, prepared)`` is called for each (a first stage that ``fn`` waits for, such as the
-    steady states, then runs on all devices at once).
-
-    Each device runs, under ``jax.default_device``, the same one-device
-    program that a one-device run with that part's batch size runs. Every patient therefore gets
-    the same bits as in a one-device run: the per-patient arithmetic of the Rosenbrock solvers
-    and of the steady-state Newton does not depend on the size of the batch (elementwise
-    operations, no batched dot products in the time course), whereas a program partitioned by
-    XLA (``jit`` over a ``NamedSharding``, or ``shard_map``) is compiled differently and its
-    fused multiply-adds differ from the one-device program's in the last bits. On CPU host
-    devices (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) it also uses the cores
-    better than automatic partitioning (``benchmarks/throughput_variants.py``).
-    """
+def place_parts(batch, devices=None) -> list:
+    """``batch`` (a pytree whose leaves have a leading patient axis of a length divisible by
+    ``len(devices)``) cut into equal contiguous parts, part ``i`` placed on ``devices[i]``.
+    For one device (or ``None``): ``[batch]`` as it is, where JAX put it (the default device)."""
+    if devices is None or len(devices) == 1:
+        return [batch]
     n = len(devices)
     size = jax.tree.leaves(batch)[0].shape[0]
     if size % n:
         raise ValueError(f"batch of {size} does not split over {n} devices")
     k = size // n
+    return [jax.device_put(jax.tree.map(lambda x, i=i: x[i * k:(i + 1) * k], batch), devices[i])
+            for i in range(n)]
 
+
+def split_over_devices(fn, batch, devices, axis: int = 0):
+    """``fn(part)`` on equal contiguous parts of ``batch`` (a pytree whose leaves have a leading
+    patient axis of a length divisible by ``len(devices)``), one part per device (dispatched
+    asynchronously, so the devices run at once); returns the parts' results (pytrees of arrays)
+    joined along their patient axis ``axis``. :func:`popsim.run.simulate_arms` does the same in
+    stages (Newton on every device, the fallback once, then the time courses).
+
+    Each device runs on its part (committed to it) the same one-device program that a one-device
+    run with that part's batch size runs. Every patient therefore gets the same bits as in a
+    one-device run: the per-patient arithmetic of the Rosenbrock solvers and of the steady-state
+    Newton does not depend on the size of the batch (elementwise operations, no batched dot
+    products in the time course), whereas a program partitioned by XLA (``jit`` over a
+    ``NamedSharding``, or ``shard_map``) is compiled differently: ``shard_map`` over 1, 2 and 4
+    host devices gave three different results (relative differences up to 1.4e-9), none the
+    one-device program's. On CPU host devices
+    (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) it also uses the cores better than
+    automatic partitioning (``benchmarks/throughput_variants.py``).
+    """
     # Every part is placed on its device before any part is started: slicing a device-resident
     # batch is itself a computation on that device, and queued behind device 0's running solve it
     # would hold back device 1 until device 0 had finished. Then each device's program is
     # dispatched from this thread; JAX runs it asynchronously, so the devices compute at once.
     # That needs programs that return at once: jax.jit rather than a top-level eqx.filter_jit
     # (which waits for its result), no host callbacks (see _checks_without_callbacks), and no
-    # host sync in ``fn`` before its last device has started. (Two devices running LAPACK custom
-    # calls at once, as lineax's LU in the steady-state Newton did, hung XLA's CPU runtime --
-    # also with one Python thread per device; the Newton now uses rosenbrock.SmallLU.)
-    parts = [jax.device_put(jax.tree.map(lambda x, i=i: x[i * k:(i + 1) * k], batch),
-                            devices[i]) for i in range(n)]
-    if prepare is not None:
-        prepared = []
-        for i in range(n):
-            with jax.default_device(devices[i]):
-                prepared.append(prepare(parts[i]))
-    results = []
-    for i in range(n):
-        with jax.default_device(devices[i]):
-            results.append(fn(parts[i]) if prepare is None else fn(parts[i], prepared[i]))
+    # host sync in ``fn``. (Two devices running LAPACK custom calls at once, as lineax's LU in the
+    # steady-state Newton did, hung XLA's CPU runtime -- also with one Python thread per device;
+    # the Newton now uses rosenbrock.SmallLU.)
+    results = [fn(part) for part in place_parts(batch, devices)]
     results = [jax.tree.map(np.asarray, r) for r in results]
-    if n == 1:
+    if len(results) == 1:
         return results[0]
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=axis), *results)

@@ -109,15 +109,35 @@ def test_resume_refuses_a_different_job(conf, tmp_path, monkeypatch, kw, message
     assert out.read_bytes() == before  # untouched
 
 
+_COMPILED: list = []  # names of the programs XLA compiled while _LISTENING
+_LISTENING: list = []
+
+
+def _on_event(event, duration, **kw):
+    if _LISTENING and event == "/jax/core/compile/backend_compile_duration":
+        _COMPILED.append(kw.get("fun_name"))
+
+
 def test_sharded_over_4_devices_same_numbers(small_trial, conf, tmp_path):
-    """Chunks of 7 padded to 8 and split over 4 forced host devices give bit-identical results."""
+    """Chunks of 7 padded to 8 and split over 4 forced host devices give bit-identical results,
+    and each device's programs are compiled once (ahead, in parallel: no second compilation
+    when the chunks run), the steady-state fallback at most once (on the first device)."""
     import jax
+    import jax.monitoring
 
     assert jax.local_device_count() >= 4
     reference, _ = small_trial
     out = tmp_path / "sharded.h5"
-    run_cohort(conf, SMALL_TRIAL, out, chunk_size=7, progress=False, devices=4)
+    jax.monitoring.register_event_duration_secs_listener(_on_event)
+    _LISTENING.append(True)
+    try:
+        run_cohort(conf, SMALL_TRIAL, out, chunk_size=7, progress=False, devices=4)
+    finally:
+        _LISTENING.clear()
     _assert_same_file(out, reference)
+    assert _COMPILED.count("jit(_batched_simulate_observe)") == 4
+    assert _COMPILED.count("jit(batched_steady_state)") == 4
+    assert _COMPILED.count("jit(_batched_steady_state_fallback)") <= 1
 
 
 def test_devices_out_of_range(conf, tmp_path):

@@ -135,6 +135,30 @@ def test_fallback_runs_on_gathered_failures_only(monkeypatch):
     np.testing.assert_allclose(np.asarray(y)[failed], np.asarray(y_all)[failed], rtol=1e-8)
 
 
+def test_fallback_of_device_parts_runs_once_and_gives_the_same_bits(monkeypatch):
+    """Cut over two devices, the Newton failures of both parts are retried together on the first
+    part's device and put back on their own: the same bits as the batch solved whole."""
+    pb, pt = patients(mg_intake_mg=[5, 15, 3000, 300, 8, 12, 2500, 50],
+                      egfr=[100, 40, 10, 100, 120, 8, 15, 30], loop=[0, 1, 0, 0, 0.8, 0, 0, 1])
+    monkeypatch.setattr(solve, "FALLBACK_BUCKET", 2)
+    _, ok_newton = solve.batched_steady_state(pb, pt, SETTINGS)
+    failed = ~np.asarray(ok_newton)
+    assert failed[:4].any() and failed[4:].any(), "both parts must need the fallback"
+    y_whole, ok_whole = solve.steady_states_with_fallback(pb, pt, SETTINGS)
+    devices = jax.devices()[:2]
+    calls = []
+    real = solve.batched_steady_state_fallback
+    monkeypatch.setattr(solve, "batched_steady_state_fallback",
+                        lambda p, q, s: calls.append(jax.tree.leaves(p)[0].devices()) or
+                        real(p, q, s))
+    got = solve.parts_steady_states(solve.place_parts((pb, pt), devices), SETTINGS)
+    assert all(d == {devices[0]} for d in calls)  # every bucket on the first device
+    assert len(calls) == -(-int(failed.sum()) // 2)  # buckets of 2 over all parts' failures
+    assert [y.devices() for y, _ in got] == [{d} for d in devices]
+    np.testing.assert_array_equal(np.concatenate([np.asarray(y) for y, _ in got]), y_whole)
+    np.testing.assert_array_equal(np.concatenate([np.asarray(ok) for _, ok in got]), ok_whole)
+
+
 def _exact(t):
     return jnp.stack([1 / (1 + t), jnp.exp(jnp.sin(t))])
 
