@@ -308,10 +308,14 @@ class SmallLU(lx.AbstractLinearSolver):
     """Lineax solver: LU with partial pivoting of a small dense square matrix written out in
     array operations (:func:`_gauss_factor`), for 1-D vectors.
 
-    The steady-state Newton (optimistix) uses it instead of lineax's LU, which calls LAPACK
-    (``getrf``/``trsm`` custom calls): under ``vmap`` that is one LAPACK call per patient, and two
-    host devices running LAPACK custom calls at once hung XLA's CPU runtime (every thread idle,
-    the result never ready; seen in ``popsim bench`` and in ``popsim run --devices 2``)."""
+    The steady-state Newton (optimistix) and the fallback's implicit stages (diffrax) use it
+    instead of lineax's LU, which calls LAPACK (``getrf``/``trsm`` custom calls). Under ``vmap``
+    that is jaxlib's batched LAPACK kernel, which splits the batch into tasks on XLA's CPU thread
+    pool and blocks its pool thread until they are done: two such kernels running at once (two
+    host devices, or two independent fallback batches on one device) left every pool thread
+    waiting for tasks none could run -- a deadlock (gdb: both ``tf_XLAEigen`` threads in
+    ``lapack_dgetrf_ffi`` -> ``ParallelBatchMap`` -> ``BlockingCounter::Wait``; seen in
+    ``popsim bench`` and ``popsim run --devices 2``, on 2 cores)."""
 
     def init(self, operator, options):
         del options

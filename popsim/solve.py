@@ -122,8 +122,9 @@ def _make_solver(s: SolverSettings):
     patient-year of Mg depletion) against 196 steps and 19 ms with Newton, for the same error
     (measured in ``benchmarks/solver_choice.py``).
     """
-    if s.solver in IMPLICIT_SOLVERS:
-        newton = optx.Newton(rtol=s.newton_rtol, atol=s.newton_atol)
+    if s.solver in IMPLICIT_SOLVERS:  # SmallLU, not LAPACK: see rosenbrock.SmallLU
+        newton = optx.Newton(rtol=s.newton_rtol, atol=s.newton_atol,
+                             linear_solver=rosenbrock.SmallLU())
         return IMPLICIT_SOLVERS[s.solver](root_finder=newton)
     if s.solver in ROSENBROCK_SOLVERS:
         # the vector field depends on t only through piecewise-constant protocol inputs, and
@@ -176,8 +177,12 @@ def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSett
     def vf(t, x, args):
         return jnp.stack(model.derivatives(x * scale, p, pt, u)) / scale
 
+    # the stage equations' chord iterations factorise with SmallLU, not lineax's LU: jaxlib's
+    # batched LAPACK kernels wait on XLA's thread pool for their own tasks, and two at once
+    # (two fallback batches, or two devices) left every pool thread waiting: a deadlock
+    chord = dfx.with_stepsize_controller_tols(dfx.VeryChord)(linear_solver=rosenbrock.SmallLU())
     sol = dfx.diffeqsolve(
-        dfx.ODETerm(vf), dfx.Kvaerno3(), 0.0, 1e6, 1e-4, jnp.ones_like(scale),
+        dfx.ODETerm(vf), dfx.Kvaerno3(root_finder=chord), 0.0, 1e6, 1e-4, jnp.ones_like(scale),
         stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-6),
         event=dfx.Event(dfx.steady_state_event(rtol=1e-7, atol=1e-9)),
         max_steps=s.fallback_max_steps, throw=False)
@@ -516,9 +521,9 @@ def split_over_devices(fn, batch, devices, axis: int = 0):
     # dispatched from this thread; JAX runs it asynchronously, so the devices compute at once.
     # That needs programs that return at once: jax.jit rather than a top-level eqx.filter_jit
     # (which waits for its result), no host callbacks (see _checks_without_callbacks), and no
-    # host sync in ``fn``. (Two devices running LAPACK custom calls at once, as lineax's LU in the
-    # steady-state Newton did, hung XLA's CPU runtime -- also with one Python thread per device;
-    # the Newton now uses rosenbrock.SmallLU.)
+    # host sync in ``fn``. (Two batched LAPACK kernels running at once, as lineax's LU in the
+    # steady-state Newton made them, deadlock XLA's CPU thread pool: see rosenbrock.SmallLU,
+    # which every popsim program now uses instead.)
     results = [fn(part) for part in place_parts(batch, devices)]
     results = [jax.tree.map(np.asarray, r) for r in results]
     if len(results) == 1:

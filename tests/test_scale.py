@@ -299,8 +299,9 @@ def _custom_calls(lowered_text):
 
 def test_chunk_programs_have_no_host_callback_or_lapack_call(conf):
     """What kept two devices from computing at once: a host callback makes JAX's CPU client run
-    a program synchronously (diffeqsolve's eqx.error_if checks did), and LAPACK custom calls on
-    two host devices at once hung XLA's CPU runtime (lineax's LU in the Newton did)."""
+    a program synchronously (diffeqsolve's eqx.error_if checks did), and two batched LAPACK
+    kernels at once deadlock XLA's CPU thread pool (lineax's LU in the Newton and in the
+    fallback's implicit stages made them: two fallback batches hung `popsim bench`)."""
     import jax
     import jax.numpy as jnp
 
@@ -313,8 +314,10 @@ def test_chunk_programs_have_no_host_callback_or_lapack_call(conf):
         y0, _ = solve.batched_steady_state(p, q, s)
         with solve._checks_without_callbacks():
             course = solve._batched_simulate_observe.lower(p, q, prot, y0, ts, s, False).as_text()
+            fallback = solve._batched_steady_state_fallback.lower(p, q, s).as_text()
     assert _custom_calls(steady) == set()
-    assert not any("callback" in name or "lapack" in name for name in _custom_calls(course))
+    for program in (course, fallback):
+        assert not any("callback" in name or "lapack" in name for name in _custom_calls(program))
 
 
 def test_chunk_solve_returns_before_its_result_is_ready(conf):
