@@ -137,6 +137,12 @@ def grad_problem():
     return build_problem(conf, pop)
 
 
+@pytest.fixture(scope="module")
+def central_differences(grad_problem):
+    """The loss's central differences at u0 (shared by the forward and reverse tests)."""
+    return _central_differences(grad_problem)
+
+
 def _central_differences(problem, h=1e-5):
     u0 = np.asarray(problem.u0())
     fd = []
@@ -150,7 +156,7 @@ def _central_differences(problem, h=1e-5):
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
-def test_gradient_matches_central_differences(grad_problem, mode):
+def test_gradient_matches_central_differences(grad_problem, central_differences, mode):
     conf = grad_problem.conf
     conf = conf.model_copy(update={"optimizer": conf.optimizer.model_copy(
         update={"gradient": mode})})
@@ -158,7 +164,7 @@ def test_gradient_matches_central_differences(grad_problem, mode):
     loss, _, ok, _, grad = evaluate(problem, gradient=True)
     assert np.asarray(ok).all() and float(loss) > 0
     grad = np.asarray(grad)
-    fd = _central_differences(grad_problem)
+    fd = central_differences
     assert np.all(np.abs(fd) > 1e-6 * np.abs(fd).max())  # every parameter matters
     np.testing.assert_allclose(grad, fd, rtol=1e-3, atol=1e-6 * np.abs(fd).max())
 

@@ -218,22 +218,28 @@ def test_rosenbrock_time_derivative_matters():
     assert errs[True] > 4.7 and errs[False] < 4.0, errs
 
 
+@jax.jit  # one small compilation per n (op by op, the 40 examples took 24 s)
+def _small_lu_solves(A, b):
+    """``A x = b`` and ``A^T x = b`` with rosenbrock.SmallLU."""
+    import lineax as lx
+
+    from popsim.rosenbrock import SmallLU
+
+    op = lx.MatrixLinearOperator(A)
+    x = lx.linear_solve(op, b, SmallLU()).value
+    state, _ = SmallLU().transpose(SmallLU().init(op, {}), {})
+    return x, SmallLU().compute(state, b, {})[0]
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 10), st.integers(0, 2**32 - 1))
 def test_small_lu_solves_and_transposed_solves(n, seed):
     """rosenbrock.SmallLU (the steady-state Newton's linear solver) against numpy, including the
     transposed solve that the implicit-function-theorem gradient of the steady state uses."""
-    import lineax as lx
-
-    from popsim.rosenbrock import SmallLU
-
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(n, n)) + n * np.eye(n) * rng.choice([-1.0, 1.0])
     b = rng.normal(size=n)
     with jax.enable_x64(True):
-        op = lx.MatrixLinearOperator(jnp.asarray(A))
-        x = lx.linear_solve(op, jnp.asarray(b), SmallLU()).value
-        state, _ = SmallLU().transpose(SmallLU().init(op, {}), {})
-        xt = SmallLU().compute(state, jnp.asarray(b), {})[0]
+        x, xt = _small_lu_solves(jnp.asarray(A), jnp.asarray(b))
     np.testing.assert_allclose(np.asarray(x), np.linalg.solve(A, b), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(np.asarray(xt), np.linalg.solve(A.T, b), rtol=1e-9, atol=1e-12)
