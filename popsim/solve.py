@@ -438,8 +438,9 @@ def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance:
 
     Measured (``configs/scale_year.toml``, 2 host devices, 2 cores): time to the first chunk on
     disk 78-85 s when each device compiled its programs as its calls came, with a second trace
-    per device; 53-59 s with one trace, this, and the fallback compiled for one device only (XLA's CPU compiler already keeps ~1.5 cores busy
-    per compilation, so threads mostly overlap the tracing, not the compilations).
+    per device; 53-59 s with one trace, this, and the fallback compiled for one device only
+    (XLA's CPU compiler already keeps ~1.5 cores busy per compilation, so the threads mostly
+    overlap compilations with tracing, not with each other).
     """
     shapes, prots = set(), []
     for prot in protocols:  # arms with the same number of segments share one program
