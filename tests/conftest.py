@@ -27,15 +27,28 @@ from popsim.units import mg_to_mmol_mg  # noqa: E402
 SCENARIO_BATCH = 8  # every scenario batch is padded to this size: one compilation for all
 
 
+MAX_MAPPINGS_KEPT = 30_000
+"""After a test module, JAX's compiled programs are dropped if the process has more memory
+mappings than this. Every compiled XLA:CPU program keeps its own mappings of JIT-compiled code;
+the whole suite in one process reached the kernel's limit (vm.max_map_count, 65,530 by default)
+and the next compilation aborted the process. One module adds at most ~24,000 (the calibration
+tests), so clearing above 30,000 keeps the suite below the limit, while modules that use the
+same shapes (the scenario batches, the small trial) share their compiled programs."""
+
+
+def _memory_mappings() -> int:
+    try:
+        with open(f"/proc/{os.getpid()}/maps") as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux: no such limit to watch; clear after every module
+        return MAX_MAPPINGS_KEPT + 1
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
-    """After each test module, drop JAX's compiled programs. Every compiled XLA:CPU program keeps
-    its own memory mappings of JIT-compiled code; the whole suite in one process reached the
-    kernel's limit (vm.max_map_count, 65,530 by default: 21,000 mappings after the calibration
-    tests alone) and the next compilation aborted the process. Modules that share a batch shape
-    recompile (a few seconds each)."""
     yield
-    jax.clear_caches()
+    if _memory_mappings() > MAX_MAPPINGS_KEPT:
+        jax.clear_caches()
 
 
 def patients(params: Params = None, n: int = SCENARIO_BATCH, *, body_weight=70.0, female=False,
