@@ -85,7 +85,8 @@ def processes():
 
 def _start(processes, tmp, kill_in, *args):
     env = {**os.environ,  # later processes load the first one's compilations
-           "JAX_COMPILATION_CACHE_DIR": str(tmp / "jax-cache"),
+           "JAX_COMPILATION_CACHE_DIR": os.environ.get("JAX_COMPILATION_CACHE_DIR",
+                                                       str(tmp / "jax-cache")),
            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
     ready = tmp / f"ready-{kill_in}"
