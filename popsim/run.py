@@ -189,7 +189,8 @@ def run_cohort(
         resume: finish an interrupted run in ``out``: chunks marked done are kept, the rest are
             computed; refused when the config, seed, size, chunk size or parameters differ.
         devices: shard each chunk over this many local devices (``"all"``: every one) along the
-            patient axis (``jax.sharding``); results do not depend on it.
+            patient axis, each part committed to its device (:func:`simulate_arms`); results do not
+            depend on it.
         distributed: several processes (after ``jax.distributed.initialize``) share the run:
             process ``i`` of ``P`` computes chunks ``c`` with ``c % P == i`` into its shard file
             (:func:`popsim.store.shard_path`); process 0 then writes ``out`` as a master file of
@@ -204,7 +205,7 @@ def run_cohort(
         raise RunError(f"--chunk-size {chunk_size}: must be a positive number of patients")
     _check_output_path(out, force, resume=resume)
     chunk_size = min(chunk_size, n)
-    mesh = patient_mesh(devices)
+    split = patient_devices(devices)
     pid, nproc = (jax.process_index(), jax.process_count()) if distributed else (0, 1)
     target = out if nproc == 1 else store.shard_path(out, pid, nproc)
     if nproc > 1:
@@ -243,9 +244,8 @@ def run_cohort(
         ts = jnp.asarray(output_times(config.simulation), dtype)
         mine = [c for c in range(n_chunks) if c % nproc == pid]
         n_mine = sum(min(chunk_size, n - c * chunk_size) for c in mine)
-        # the steady-state fallback (Newton failed: ~0.6% of patients) is compiled ahead only
-        # when it will very likely be needed; otherwise on first use
-        first = {"fallback": n_mine >= FALLBACK_AHEAD}
+        first = True  # the first chunk computed compiles every program ahead; the steady-state
+        # fallback (Newton failed: ~0.6% of patients) only when it will very likely be needed
         with _progress(progress, n_mine) as bar, _Writer(bar) as writer:
             for c in mine:
                 start = c * chunk_size
@@ -254,8 +254,9 @@ def run_cohort(
                     bar(n_real)
                 else:
                     _run_chunk(config, target, c, start, n_real, chunk_size, seed, params, cvs,
-                               protocols, settings, ts, dtype, mesh, writer, first)
-                    first = None
+                               protocols, settings, ts, dtype, split, writer,
+                               precompile=first, precompile_fallback=n_mine >= FALLBACK_AHEAD)
+                    first = False
         if nproc == 1:
             if not store.is_complete(out):
                 store.finalize(out)
@@ -318,8 +319,9 @@ def _resumable(out: Path, attrs: dict) -> np.ndarray:
     return done
 
 
-def patient_mesh(devices: int | str | None):
-    """A 1-D device mesh over the patient axis, or ``None`` for one device."""
+def patient_devices(devices: int | str | None) -> list | None:
+    """The local devices a chunk is split over along the patient axis (``--devices``), or
+    ``None`` for one device."""
     if devices is None:
         return None
     local = jax.local_devices()
@@ -327,11 +329,7 @@ def patient_mesh(devices: int | str | None):
     if not 1 <= n <= len(local):
         raise RunError(f"--devices {devices}: must be 1..{len(local)} (local devices: "
                        f"{len(local)} {local[0].platform.upper()}) or 'all'")
-    if n == 1:
-        return None
-    from jax.sharding import Mesh
-
-    return Mesh(np.array(local[:n]), ("patient",))
+    return None if n == 1 else local[:n]
 
 
 def solve_inputs(cohort, dtype=jnp.float64):
@@ -379,20 +377,20 @@ def _arms(p, pts, y0, ok, protocols, ts, settings, track_balance):
 
 
 def _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, cvs, protocols, settings,
-               ts, dtype, mesh=None, writer=None, compile_first=None):
+               ts, dtype, devices=None, writer=None, precompile=False,
+               precompile_fallback=False):
     """Compute chunk ``c`` and write it to ``out``: at once, or through ``writer`` (a
     :class:`_Writer`, which writes it in the background while the next chunk is computed).
-    ``compile_first``: for the first chunk a run computes, ``{"fallback": bool}``: compile its
-    programs for every device in parallel first (:func:`popsim.solve.compile_ahead`), the
-    steady-state fallback too if ``fallback``."""
+    ``precompile`` (the first chunk a run computes): compile its programs for every device in
+    parallel first (:func:`popsim.solve.compile_ahead`), the steady-state fallback too if
+    ``precompile_fallback``."""
     # the compute batch is the chunk padded to a multiple of the device count; the padding
     # patients are real draws (indices past the chunk) and are discarded
-    devices = None if mesh is None else list(mesh.devices.flat)
-    batch = chunk_size if mesh is None else -(-chunk_size // mesh.size) * mesh.size
+    batch = chunk_size if devices is None else -(-chunk_size // len(devices)) * len(devices)
     cohort = sample_cohort(config.population, seed, start, batch, params, cvs)
-    if compile_first is not None:  # the run's first computed chunk: compile every program now
+    if precompile:
         compile_ahead([solve_inputs(part, dtype) for part in place_parts(cohort, devices)],
-                      protocols, ts, settings, fallback=compile_first["fallback"])
+                      protocols, ts, settings, fallback=precompile_fallback)
     outs, status = simulate_arms(cohort, protocols, ts, settings, dtype, devices=devices)
     covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
     pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
