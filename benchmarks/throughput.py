@@ -5,6 +5,9 @@ local device: `--devices N` (this script only) makes JAX's CPU backend expose N 
 (`XLA_FLAGS=--xla_force_host_platform_device_count=N`, which must be set before JAX starts), one
 per core, as `popsim run --devices N` uses them.
 
+Writes benchmarks/results/throughput.json and the popsim bench table of benchmarks/RESULTS.md
+(unless --out / --table say otherwise).
+
 Usage: python benchmarks/throughput.py [--devices 2] [--sizes 100,1000,10000] [--scipy-patients 4]
 """
 
@@ -40,4 +43,9 @@ if __name__ == "__main__":
 
     from popsim.cli import main
 
+    here = os.path.dirname(os.path.abspath(__file__))
+    if "--out" not in args:  # this script keeps the repository's results up to date
+        args += ["--out", os.path.join(here, "results", "throughput.json"), "--force"]
+    if "--table" not in args:
+        args += ["--table", os.path.join(here, "RESULTS.md")]
     sys.exit(main(["bench", *args]))

@@ -329,41 +329,39 @@ def _solver_description() -> str:
 
 
 def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: float = 1e-6,
-                  atol: float = 1e-8, out: str | Path = "benchmarks/results/throughput.json",
-                  table: str | Path | None = "benchmarks/RESULTS.md", console=None,
+                  atol: float = 1e-8, out: str | Path | None = None,
+                  table: str | Path | None = None,
                   devices=None, previous: str | None = "kvaerno3",
                   roadrunner_patients: int = 200) -> dict:
-    """Run every method, write the JSON results and the Markdown table; returns the results.
+    """Run every method; returns the results, and writes them as JSON to ``out`` and as a
+    Markdown table into ``table`` when given.
 
     popsim runs on ``devices`` (default: every local device; on CPU set
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` before JAX starts, as
     ``benchmarks/throughput.py --devices N`` does); with ``previous``, that solver (the previous
     default) is also timed on min(1000, largest size) patients, side by side."""
     devices = jax.local_devices() if devices is None else devices
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from popsim.progress import Progress
 
-    console = console or Console()
     rows = []
     with jax.enable_x64(True):
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      console=console, transient=True) as bar:
-            for n in sizes:
-                task = bar.add_task(f"popsim, {n:,} patients", total=n)
+        for n in sizes:
+            with Progress(f"popsim, {n:,} patients", n, "patients") as bar:
+                bar.phase("compiling")
                 rows.append(popsim_rate(n, rtol=rtol, atol=atol, devices=devices,
-                                        progress=lambda k, t=task: bar.update(t, advance=k)))
-            if previous:
-                n = min(1000, max(sizes))
-                task = bar.add_task(f"popsim {previous}, {n:,} patients", total=n)
+                                        progress=bar.advance))
+        if previous:
+            n = min(1000, max(sizes))
+            with Progress(f"popsim {previous}, {n:,} patients", n, "patients") as bar:
+                bar.phase("compiling")
                 rows.append(popsim_rate(n, rtol=rtol, atol=atol, devices=devices,
-                                        solver=previous,
-                                        progress=lambda k, t=task: bar.update(t, advance=k)))
-            if roadrunner_patients:
-                rows.append(roadrunner_rate(roadrunner_patients, rtol, atol))
-            for m in ("BDF", "LSODA"):
-                if scipy_patients:
-                    rows.append(scipy_rate(m, scipy_patients, rtol, atol))
-            popsim_accuracy(rows, rtol, atol, devices)
+                                        solver=previous, progress=bar.advance))
+        if roadrunner_patients:
+            rows.append(roadrunner_rate(roadrunner_patients, rtol, atol))
+        for m in ("BDF", "LSODA"):
+            if scipy_patients:
+                rows.append(scipy_rate(m, scipy_patients, rtol, atol))
+        popsim_accuracy(rows, rtol, atol, devices)
     best_peer = max((r["patient_days_per_s"] for r in rows
                      if r["method"].startswith("scipy")), default=float("nan"))
     rr = next((r["patient_days_per_s"] for r in rows if r["method"] == "libroadrunner"),
@@ -378,9 +376,10 @@ def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: floa
               "atol_relative_to_reference_pools": atol, "workload": WORKLOAD.strip(),
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "rows": rows}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    from popsim.files import write_text
+
+    if out is not None:
+        write_text(out, json.dumps(result, indent=2) + "\n")
     if table is not None:
         _write_table(Path(table), markdown(result))
     return result

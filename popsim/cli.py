@@ -1,7 +1,9 @@
 """Command-line front end: parse, load the config, call the library, map errors to exit codes.
 
-Exit status: 0 success, 2 bad input (config, arguments, files; one line on stderr, nothing
-written), 1 an unexpected internal error.
+Exit status: 0 success; 1 an unexpected internal error, or checks that failed (``validate``,
+``export-sbml``); 2 bad input (config, arguments, files; one line on stderr, nothing written);
+3 ``run`` finished and wrote a complete file, but every patient, or more than
+``--max-failed-fraction`` of the patient-arms, could not be solved.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import sys
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
+EXIT_FAILED_PATIENTS = 3
+COHORT_SUFFIXES = (".h5", ".hdf5", ".nc")  # as popsim.run.COHORT_SUFFIXES (which imports JAX)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -77,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="several processes: how many")
     run.add_argument("--process-id", type=_positive_int("--process-id", 0), default=None,
                      help="several processes: this one's index, 0..num-processes-1")
+    run.add_argument("--max-failed-fraction", type=float, default=0.01,
+                     help="exit with status 3 when more than this fraction of patient-arms "
+                          "cannot be solved (default 0.01; the file is written either way)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     cal = sub.add_parser("calibrate", help="fit parameters to reference ranges (optax)")
@@ -91,7 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", type=Path, default=None,
                      help="output directory (default: FILE without suffix + _report)")
     rep.add_argument("--days", type=_days, default=None,
-                     help="comma-separated days for the tables (default: first, middle, last)")
+                     help="comma-separated saved days for the tables (default: first, middle, "
+                          "last)")
+    rep.add_argument("--force", action="store_true",
+                     help="replace the contents of an existing output directory")
 
     val = sub.add_parser("validate", help="run the built-in physiology scenarios")
     val.add_argument("--out", type=Path, default=Path("validation"),
@@ -102,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only this scenario (repeatable)")
     val.add_argument("--params", type=Path, default=None,
                      help="parameter file from popsim calibrate (default: the shipped set)")
+    val.add_argument("--force", action="store_true",
+                     help="replace the contents of an existing output directory")
     val.add_argument("--quiet", action="store_true", help="no progress bar")
     exp = sub.add_parser("export-sbml", help="write a virtual patient as an SBML Level 3 model")
     exp.add_argument("--out", type=Path, required=True, help="SBML file to write (.xml)")
@@ -123,10 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
                        default=200, help="patients solved one by one with libRoadRunner on the "
                        "SBML export (0: skip)")
     bench.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (1e-6)")
-    bench.add_argument("--out", type=Path, default=Path("benchmarks/results/throughput.json"),
-                       help="results (JSON)")
-    bench.add_argument("--table", type=Path, default=Path("benchmarks/RESULTS.md"),
-                       help="Markdown table of the results")
+    bench.add_argument("--out", type=Path, default=None,
+                       help="write the results (JSON) to this file (default: print only)")
+    bench.add_argument("--table", type=Path, default=None,
+                       help="write the Markdown table into this file (its popsim bench "
+                            "section is replaced; the rest kept)")
+    bench.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     return parser
 
 
@@ -230,8 +244,19 @@ def cmd_run(args) -> int:
             return _fail(f"--coordinator {args.coordinator!r}: expected HOST:PORT")
     if args.force and args.resume:
         return _fail("--force and --resume exclude each other (overwrite, or finish the file?)")
-    if args.figure is not None and not args.figure.parent.exists():
-        return _fail(f"--figure {args.figure}: directory {args.figure.parent} does not exist")
+    from popsim.files import OutputError, check_output
+
+    inputs = (args.config, args.params)
+    try:
+        check_output(out, suffixes=COHORT_SUFFIXES, force=args.force or args.resume,
+                     inputs=inputs, what="cohort file")
+        if args.figure is not None:
+            check_output(args.figure, flag="--figure", suffixes=(".png",), force=args.force,
+                         inputs=(*inputs, out), what="figure")
+    except OutputError as e:
+        return _fail(str(e))
+    if not 0.0 <= args.max_failed_fraction <= 1.0:
+        return _fail(f"--max-failed-fraction {args.max_failed_fraction:g}: must be in 0..1")
     params, err = _load_params(args.params)
     if err:
         return _fail(err)
@@ -257,15 +282,41 @@ def cmd_run(args) -> int:
 
         cohort_overview_figure(out, args.figure)
         print(f"figure: {args.figure}")
+    return _failure_exit(result, args.max_failed_fraction)
+
+
+def _failure_exit(result, max_fraction: float) -> int:
+    """Warn about patients not solved; :data:`EXIT_FAILED_PATIENTS` when all, or more than
+    ``max_fraction`` of the patient-arms, failed (the file is written and complete either way)."""
+    if not result.n_failed:
+        return 0
+    total = sum(a.n_ok + a.n_failed for a in result.arms)
+    counts = result.failure_counts()
+    common, k = next(iter(counts.items()))
+    print(f"popsim: warning: {result.n_failed:,} of {total:,} patient-arms not solved "
+          f"({100 * result.failed_fraction:.2f}%; most common status: {common}, {k:,}); their "
+          "outputs are NaN in the file", file=sys.stderr)
+    if result.n_failed == total or result.failed_fraction > max_fraction:
+        print(f"popsim: error: {100 * result.failed_fraction:.2f}% of patient-arms not solved, "
+              f"more than --max-failed-fraction {max_fraction:g}; the file {result.path} is "
+              "complete, with every patient's outcome in `status`", file=sys.stderr)
+        return EXIT_FAILED_PATIENTS
     return 0
 
 
 def cmd_report(args) -> int:
-    from popsim.report import ReportError, report
+    from popsim.files import OutputError, check_output
 
     out = args.out if args.out is not None else args.file.with_name(args.file.stem + "_report")
     try:
-        summary = report(args.file, out, days=args.days)
+        check_output(out, directory=True, force=args.force, inputs=(args.file,),
+                     what="directory")
+    except OutputError as e:
+        return _fail(str(e))
+    from popsim.report import ReportError, report
+
+    try:
+        summary = report(args.file, out, days=args.days, force=args.force)
     except ReportError as e:
         return _fail(str(e))
     print(f"wrote {out}/summary.json, {out}/summary.csv and "
@@ -274,6 +325,13 @@ def cmd_report(args) -> int:
 
 
 def cmd_validate(args) -> int:
+    from popsim.files import OutputError, check_output
+
+    try:
+        check_output(args.out, directory=True, force=args.force, inputs=(args.params,),
+                     what="directory")
+    except OutputError as e:
+        return _fail(str(e))
     from popsim.validation import print_report, scenarios, validate
 
     known = [s.name for s in scenarios()]
@@ -300,15 +358,16 @@ def cmd_calibrate(args) -> int:
     except ConfigError as e:
         return _fail(str(e))
     out = args.out
-    if out.suffix != ".toml":
-        return _fail(f"--out {out}: a parameter file must end in .toml")
-    if not out.parent.exists():
-        return _fail(f"--out {out}: directory {out.parent} does not exist")
     figures = [out.with_name(out.stem + "_loss.png"), out.with_name(out.stem + "_fit.png")]
-    if not args.force:
-        for path in [out, *figures]:
-            if path.exists():
-                return _fail(f"--out {out}: {path} exists; use --force to overwrite")
+    from popsim.files import OutputError, check_output
+
+    try:
+        check_output(out, suffixes=(".toml",), force=args.force, inputs=(args.config,),
+                     what="parameter file")
+        for fig in figures:
+            check_output(fig, force=args.force, inputs=(args.config,), what="figure")
+    except OutputError as e:
+        return _fail(str(e))
     result = fit(build_problem(conf, pop), progress=not args.quiet)
     write_outputs(result, out, text)  # first: the fit is saved whatever happens to stdout
     print_calibration_table(result)
@@ -319,9 +378,16 @@ def cmd_calibrate(args) -> int:
 def cmd_bench(args) -> int:
     if not 0 < args.rtol < 1e-2:
         return _fail(f"--rtol {args.rtol:g}: must be in (0, 0.01)")
-    for path in (args.out, args.table):
-        if not path.parent.exists():
-            return _fail(f"{path}: directory {path.parent} does not exist")
+    from popsim.files import OutputError, check_output
+
+    try:
+        if args.out is not None:
+            check_output(args.out, suffixes=(".json",), force=args.force, what="results file")
+        if args.table is not None:  # a Markdown file whose bench section is rewritten
+            check_output(args.table, flag="--table", suffixes=(".md",), force=True,
+                         inputs=(args.out,), what="table")
+    except OutputError as e:
+        return _fail(str(e))
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -331,7 +397,9 @@ def cmd_bench(args) -> int:
                            roadrunner_patients=args.roadrunner_patients,
                            rtol=args.rtol, out=args.out, table=args.table)
     print(markdown(result))
-    print(f"wrote {args.out} and {args.table}")
+    written = [str(p) for p in (args.out, args.table) if p is not None]
+    if written:
+        print(f"wrote {' and '.join(written)}")
     return 0
 
 
@@ -382,6 +450,12 @@ COMMANDS = {"bench": cmd_bench, "export-sbml": cmd_export_sbml, "run": cmd_run,
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    # XLA's C++ log (e.g. its "Very slow compile? If you want to file a bug..." banner while a
+    # program compiles) is not for users; popsim reports compile phases itself. Set
+    # TF_CPP_MIN_LOG_LEVEL=0 to see it. Read when JAX's backends start, so set before that.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     return COMMANDS[args.command](args)
 

@@ -58,8 +58,13 @@ COVARIATE_LIMITS = {
 }
 
 
+AGE_REFERENCE = 40.0
+"""Years: a continuous covariate's ``age_slope`` shifts its location by
+``age_slope * (age - AGE_REFERENCE)``."""
+
+
 class _Continuous(_Strict):
-    min: float | None = None  # truncation (resampling-free clipping at the bounds)
+    min: float | None = None  # truncation: values are drawn from the distribution inside bounds
     max: float | None = None
     age_slope: float = 0.0  # change of the location parameter per year of age above 40
 
@@ -192,13 +197,19 @@ class Population(_Strict):
     @field_validator("covariates")
     @classmethod
     def _covariates(cls, v):
-        for name, dist in v.items():
+        for name in v:
             if name not in COVARIATES:
                 raise ValueError(f"unknown covariate {name!r}{_suggest(name, COVARIATES)}; "
                                  f"allowed: {', '.join(COVARIATES)}")
+        for name in ["age", *(n for n in v if n != "age")]:
+            if name not in v:
+                continue
+            dist = v[name]
             unit, kind, cats = COVARIATES[name]
-            for d in ([dist.female, dist.male] if isinstance(dist, BySex) else [dist]):
-                _check_covariate(name, kind, cats, d)
+            ages = (AGE_REFERENCE,) if name == "age" else (AGE_REFERENCE, *age_range(v))
+            for sex, d in ((("female", dist.female), ("male", dist.male))
+                           if isinstance(dist, BySex) else ((None, dist),)):
+                _check_covariate(f"{name}.{sex}" if sex else name, name, kind, cats, d, ages)
         return v
 
     def covariate(self, name: str):
@@ -206,25 +217,122 @@ class Population(_Strict):
         return self.covariates.get(name, _default_covariates()[name])
 
 
-def _check_covariate(name, kind, cats, d):
+MIN_MASS_INSIDE_BOUNDS = 1e-6
+"""A truncated covariate distribution must keep at least this fraction of its probability mass
+inside its bounds (``min``/``max`` and the covariate's physical limits), at every age: a
+distribution with (almost) no mass there does not describe the patients the bounds allow."""
+
+
+def _normal_mass(lo: float, hi: float, mean: float, sd: float) -> float:
+    """P(lo <= X <= hi) for X ~ normal(mean, sd), accurate in the far tails (``erfc``)."""
+    if sd == 0:
+        return float(lo <= mean <= hi)
+    a, b = (lo - mean) / sd, (hi - mean) / sd
+    if a > 0:  # both bounds in the upper tail: difference of survival functions
+        return 0.5 * (math.erfc(a / math.sqrt(2)) - math.erfc(b / math.sqrt(2)))
+    if b < 0:  # both in the lower tail
+        return 0.5 * (math.erfc(-b / math.sqrt(2)) - math.erfc(-a / math.sqrt(2)))
+    return 1.0 - 0.5 * math.erfc(-a / math.sqrt(2)) - 0.5 * math.erfc(b / math.sqrt(2))
+
+
+def continuous_bounds(name: str, d) -> tuple[float, float]:
+    """The bounds a continuous covariate is sampled within: its ``min``/``max`` (a uniform's
+    ``low``/``high`` as well) inside the physical limits of :data:`COVARIATE_LIMITS`."""
+    lo, hi = COVARIATE_LIMITS[name]
+    if isinstance(d, Fixed):
+        return lo, hi
+    if isinstance(d, Uniform):
+        lo, hi = max(lo, d.low), min(hi, d.high)
+    lo = lo if d.min is None else max(lo, d.min)
+    hi = hi if d.max is None else min(hi, d.max)
+    return lo, hi
+
+
+def mass_inside_bounds(name: str, d, age: float = AGE_REFERENCE) -> float:
+    """Probability mass of the (untruncated) distribution ``d`` of covariate ``name`` inside its
+    sampling bounds, for a patient of ``age`` years (``age_slope`` shifts the location)."""
+    lo, hi = continuous_bounds(name, d)
+    if lo > hi:
+        return 0.0
+    shift = d.age_slope * (age - AGE_REFERENCE)
+    if isinstance(d, Normal):
+        return _normal_mass(lo, hi, d.mean + shift, d.sd)
+    if isinstance(d, LogNormal):
+        median = max(d.median + shift, 1e-6)
+        if hi <= 0:
+            return 0.0
+        log_lo = math.log(lo) if lo > 0 else -math.inf
+        return _normal_mass(log_lo, math.log(hi), math.log(median), math.log(d.gsd))
+    # uniform: the shifted [low, high] against the bounds of min/max and the physical limits
+    p_lo, p_hi = COVARIATE_LIMITS[name]
+    p_lo = p_lo if d.min is None else max(p_lo, d.min)
+    p_hi = p_hi if d.max is None else min(p_hi, d.max)
+    a, b = d.low + shift, d.high + shift
+    return max(0.0, min(b, p_hi) - max(a, p_lo)) / (b - a)
+
+
+def age_range(pop_covariates: dict) -> tuple[float, float]:
+    """The youngest and oldest age the ``age`` covariate can take (for ``age_slope`` checks)."""
+    d = pop_covariates.get("age", _default_covariates()["age"])
+    ds = [d.female, d.male] if isinstance(d, BySex) else [d]
+    lows, highs = [], []
+    for x in ds:
+        if isinstance(x, Fixed):
+            lows.append(float(x.value))
+            highs.append(float(x.value))
+        else:
+            lo, hi = continuous_bounds("age", x)
+            lows.append(lo)
+            highs.append(hi)
+    return min(lows), max(highs)
+
+
+def _describe(d) -> str:
+    if isinstance(d, Normal):
+        return f"normal(mean {d.mean:g}, sd {d.sd:g})"
+    if isinstance(d, LogNormal):
+        return f"lognormal(median {d.median:g}, gsd {d.gsd:g})"
+    return f"uniform({d.low:g}, {d.high:g})"
+
+
+def _check_covariate(where, name, kind, cats, d, ages=(AGE_REFERENCE,)):
+    """Raise ``ValueError`` naming ``where`` (e.g. ``egfr`` or ``mg_intake.female``) if the
+    distribution ``d`` of covariate ``name`` cannot be sampled as asked."""
     if kind == "category":
         if isinstance(d, Categorical):
             bad = [x for x in d.values if x not in cats]
         elif isinstance(d, Fixed):
             bad = [] if d.value in cats else [d.value]
         else:
-            raise ValueError(f"{name} is categorical: use distribution 'categorical' or 'fixed'")
+            raise ValueError(f"{where} is categorical: use distribution 'categorical' or 'fixed'")
         if bad:
-            raise ValueError(f"{name} value {bad[0]!r} is not one of {', '.join(cats)}")
-    else:
-        if isinstance(d, Categorical):
-            raise ValueError(f"{name} is continuous: 'categorical' is not allowed")
-        if isinstance(d, Fixed) and isinstance(d.value, str):
-            raise ValueError(f"{name} needs a number, got {d.value!r}")
-        lo, hi = COVARIATE_LIMITS[name]
-        if isinstance(d, Fixed) and not lo <= float(d.value) <= hi:
-            raise ValueError(f"{name} = {d.value} is outside {lo:g}..{hi:g} "
-                             f"{COVARIATES[name][0]}")
+            raise ValueError(f"{where} value {bad[0]!r} is not one of {', '.join(cats)}")
+        return
+    if isinstance(d, Categorical):
+        raise ValueError(f"{where} is continuous: 'categorical' is not allowed")
+    if isinstance(d, Fixed) and isinstance(d.value, str):
+        raise ValueError(f"{where} needs a number, got {d.value!r}")
+    lo, hi = COVARIATE_LIMITS[name]
+    unit = COVARIATES[name][0]
+    # one rule for every distribution: no value, bound or support end outside the physical range
+    given = ([("value", float(d.value))] if isinstance(d, Fixed) else
+             [(k, getattr(d, k)) for k in ("low", "high", "min", "max")
+              if getattr(d, k, None) is not None])
+    for key, v in given:
+        if not lo <= v <= hi:
+            raise ValueError(f"{where}.{key} = {v:g} is outside the allowed range {lo:g}..{hi:g} "
+                             f"{unit}")
+    if isinstance(d, Fixed):
+        return
+    for age in sorted(set(ages)):
+        mass = mass_inside_bounds(name, d, age)
+        if mass < MIN_MASS_INSIDE_BOUNDS:
+            b_lo, b_hi = continuous_bounds(name, d)
+            at = f" at age {age:g} (age_slope {d.age_slope:g})" if d.age_slope else ""
+            raise ValueError(f"{where}: {_describe(d)} has {mass:.2g} of its probability mass "
+                             f"inside the bounds [{b_lo:g}, {b_hi:g}] {unit}{at}; at least "
+                             f"{MIN_MASS_INSIDE_BOUNDS:g} is needed: move the bounds or the "
+                             "distribution")
 
 
 # --- simulation -------------------------------------------------------------------------------

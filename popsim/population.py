@@ -4,8 +4,9 @@ Every patient ``i`` gets its own key, ``fold_in(key(seed), i)``, and every covar
 its own stream below that key, so a patient's draws depend only on the seed and its index: the
 cohort is the same whatever the chunk size or the number of devices.
 
-Continuous distributions are truncated to ``[min, max]`` by inverse-CDF sampling (no point masses
-at the bounds), then to the physical limits of :data:`popsim.config.COVARIATE_LIMITS`.
+Continuous distributions are sampled inside their bounds (``min``/``max`` within the physical
+limits of :data:`popsim.config.COVARIATE_LIMITS`) by inverse-CDF sampling: a truncated draw, with
+no point masses at the bounds.
 Kinetic parameters vary log-normally between patients around their typical value (the median):
 ``theta_i = theta * exp(omega * z_i)`` with ``omega = sqrt(log(1 + cv**2))``.
 """
@@ -29,7 +30,6 @@ COVARIATE_NAMES = tuple(cfg.COVARIATES)
 _STREAM = {name: k for k, name in enumerate(COVARIATE_NAMES)}
 _PARAM_STREAM_OFFSET = 1000
 _PARAM_INDEX = {s.name: k for k, s in enumerate(parameter_specs())}
-AGE_REFERENCE = 40.0  # years: ``age_slope`` shifts the location relative to this age
 
 
 def variability(pop: cfg.Population, base: dict[str, float] | None = None) -> dict[str, float]:
@@ -50,23 +50,39 @@ def omega(cv):
     return jnp.sqrt(jnp.log1p(cv**2))
 
 
-def _truncated(key, location, spread, lo, hi, kind):
-    """Inverse-CDF draw of a normal (``kind='normal'``) or log-normal variable truncated to
-    ``[lo, hi]`` (either may be infinite). For the log-normal, ``location`` is the median and
-    ``spread`` the geometric SD."""
-    u = jax.random.uniform(key, dtype=jnp.float64)
+def _inverse_cdf_truncated_normal(u, mean, sd, lo, hi):
+    """The ``u``-quantile (``u`` in [0, 1)) of normal(mean, sd) truncated to ``[lo, hi]`` (either
+    may be infinite), accurate far into the tails: when the lower bound lies above the mean the
+    draw is made on the survival function, so a window 10 SD out is sampled as well as one at the
+    centre (``1 - ndtr(a)`` would round to 0 there). ``sd = 0`` gives the mean."""
+    safe = jnp.maximum(sd, 1e-300)
+    a = jnp.where(sd > 0, (lo - mean) / safe, -jnp.inf)
+    b = jnp.where(sd > 0, (hi - mean) / safe, jnp.inf)
+    tiny = jnp.finfo(jnp.float64).tiny
+    lower = ndtr(a) + u * (ndtr(b) - ndtr(a))  # CDF side, for windows reaching below the mean
+    upper = ndtr(-a) - u * (ndtr(-a) - ndtr(-b))  # survival side, for windows above it
+    z = jnp.where(a > 0, -ndtri(jnp.clip(upper, tiny, 1.0)), ndtri(jnp.clip(lower, tiny, 1.0)))
+    return jnp.clip(mean + sd * z, lo, hi)  # the clip only absorbs rounding at the bounds
+
+
+def truncated_draw(u, kind: str, location, spread, lo, hi):
+    """Inverse-CDF draw of a covariate inside ``[lo, hi]`` from ``u`` ~ uniform[0, 1).
+
+    ``kind``: ``"normal"`` (``location`` mean, ``spread`` SD), ``"lognormal"`` (median and
+    geometric SD) or ``"uniform"`` (``location`` low, ``spread`` high). The config has checked
+    that the bounds hold enough of the distribution's mass
+    (:data:`popsim.config.MIN_MASS_INSIDE_BOUNDS`); the values are a real truncated sample,
+    never a clamp onto the bounds.
+    """
     if kind == "normal":
-        a = jnp.where(spread > 0, (lo - location) / jnp.maximum(spread, 1e-300), -jnp.inf)
-        b = jnp.where(spread > 0, (hi - location) / jnp.maximum(spread, 1e-300), jnp.inf)
-        z = ndtri(jnp.clip(ndtr(a) + u * (ndtr(b) - ndtr(a)), 1e-15, 1 - 1e-15))
-        return location + spread * z
-    sigma = jnp.log(spread)
-    mu = jnp.log(jnp.maximum(location, 1e-12))
-    safe = jnp.maximum(sigma, 1e-300)
-    a = jnp.where(sigma > 0, (jnp.log(jnp.maximum(lo, 1e-300)) - mu) / safe, -jnp.inf)
-    b = jnp.where(sigma > 0, (jnp.log(jnp.maximum(hi, 1e-300)) - mu) / safe, jnp.inf)
-    z = ndtri(jnp.clip(ndtr(a) + u * (ndtr(b) - ndtr(a)), 1e-15, 1 - 1e-15))
-    return jnp.exp(mu + sigma * z)
+        return _inverse_cdf_truncated_normal(u, location, spread, lo, hi)
+    if kind == "lognormal":
+        log_lo = jnp.log(jnp.maximum(lo, 1e-300))
+        z = _inverse_cdf_truncated_normal(u, jnp.log(jnp.maximum(location, 1e-300)),
+                                          jnp.log(spread), log_lo, jnp.log(hi))
+        return jnp.clip(jnp.exp(z), lo, hi)
+    a, b = jnp.maximum(location, lo), jnp.minimum(spread, hi)
+    return a + u * jnp.maximum(b - a, 0.0)
 
 
 def _draw(key, dist, name, age):
@@ -81,19 +97,15 @@ def _draw(key, dist, name, age):
         if isinstance(dist.value, str):
             return jnp.int32(cfg.COVARIATES[name][2].index(dist.value))
         return jnp.float64(dist.value)
-    lo_phys, hi_phys = cfg.COVARIATE_LIMITS[name]
-    lo = lo_phys if dist.min is None else max(dist.min, lo_phys)
-    hi = hi_phys if dist.max is None else min(dist.max, hi_phys)
-    shift = dist.age_slope * (age - AGE_REFERENCE) if age is not None else 0.0
+    lo, hi = cfg.continuous_bounds(name, dist)
+    shift = dist.age_slope * (age - cfg.AGE_REFERENCE) if age is not None else 0.0
+    u = jax.random.uniform(key, dtype=jnp.float64)
     if isinstance(dist, cfg.Normal):
-        x = _truncated(key, dist.mean + shift, dist.sd, lo, hi, "normal")
-    elif isinstance(dist, cfg.LogNormal):
-        x = _truncated(key, jnp.maximum(dist.median + shift, 1e-6), dist.gsd, lo, hi, "lognormal")
-    else:  # Uniform
-        a = jnp.maximum(dist.low + shift, lo)
-        b = jnp.minimum(dist.high + shift, hi)
-        x = a + jax.random.uniform(key, dtype=jnp.float64) * jnp.maximum(b - a, 0.0)
-    return jnp.clip(x, lo_phys, hi_phys)
+        return truncated_draw(u, "normal", dist.mean + shift, dist.sd, lo, hi)
+    if isinstance(dist, cfg.LogNormal):
+        return truncated_draw(u, "lognormal", jnp.maximum(dist.median + shift, 1e-6), dist.gsd,
+                              lo, hi)
+    return truncated_draw(u, "uniform", dist.low + shift, dist.high + shift, lo, hi)
 
 
 def _covariate(key, spec, name, age, sex):

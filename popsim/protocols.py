@@ -1,10 +1,15 @@
 """Interventions compiled once into fixed-size, piecewise-constant arrays the vector field reads.
 
 A :class:`Protocol` splits time into ``n_segments`` intervals at ``breakpoints`` (days). In each
-segment every input channel is constant: the three diet channels either keep the patient's
-baseline intake or replace it (``replace`` mask), the other channels add to the baseline. Arrays
-have static shapes, so changing doses or days never recompiles the solve; the breakpoints are
-passed to the step-size controller (``jump_ts``) so the solver never steps across a dose change.
+segment every input channel is constant. Segments are closed on the left: the inputs at a
+breakpoint, and so the fluxes reported at a saved time that falls on one, are those of the
+segment that starts there (the right limit): on an intervention's ``start_day`` it is on, on its
+``end_day`` it is off. An intervention lasting to the end of the simulation stays on past it
+(``compile_segments(horizon=...)``), so it is on at the last saved time. Within a segment the
+three diet channels either keep the patient's baseline intake or replace it (``replace`` mask),
+the other channels add to the baseline. Arrays have static shapes, so changing doses or days never
+recompiles the solve; the breakpoints are passed to the step-size controller (``jump_ts``) so the
+solver never steps across a dose change.
 """
 
 from __future__ import annotations
@@ -91,7 +96,8 @@ def baseline_protocol(n_segments: int = 1, dtype=jnp.float64) -> Protocol:
     return compile_segments([], n_segments=n_segments, dtype=dtype)
 
 
-def compile_segments(interventions, n_segments: int | None = None, dtype=jnp.float64) -> Protocol:
+def compile_segments(interventions, n_segments: int | None = None, dtype=jnp.float64,
+                     horizon: float | None = None) -> Protocol:
     """Compile interventions into a :class:`Protocol`.
 
     Args:
@@ -101,11 +107,17 @@ def compile_segments(interventions, n_segments: int | None = None, dtype=jnp.flo
             replace in the order given.
         n_segments: pad to this many segments (static shape shared by all arms); by default the
             number the interventions need.
+        horizon: the end of the simulation (days). An intervention ending there stays on after
+            it, so it is active at the last saved time; the horizon is still a breakpoint (the
+            step-size controller stops there as it would at any intervention's end).
     """
-    interventions = list(interventions)
+    interventions = [(start, np.inf if horizon is not None and end >= horizon else end,
+                      diet, added) for start, end, diet, added in interventions]
     cuts = sorted({0.0} | {float(i[0]) for i in interventions}
                   | {float(i[1]) for i in interventions})
-    cuts = [c for c in cuts if c >= 0.0]
+    cuts = [c for c in cuts if 0.0 <= c < np.inf]
+    if horizon is not None and any(i[1] == np.inf for i in interventions):
+        cuts = sorted(set(cuts) | {float(horizon)})
     need = len(cuts)
     n = need if n_segments is None else n_segments
     if n < need:

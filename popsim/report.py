@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +24,11 @@ LABELS = {
 
 def print_run_summary(result, console=None) -> None:
     """The end-of-run table: per arm (columns), medians and prevalences at the last saved day."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    from popsim.progress import console as make_console
+
+    console = console or make_console()
     t = Table(title=f"{result.path}: {result.n_patients:,} patients, day {result.days:g}, "
                     f"{result.wall_seconds:.1f} s")
     t.add_column("")
@@ -58,12 +61,12 @@ def _fmt(x: float) -> str:
 def print_calibration_table(result, console=None) -> None:
     """The before/after table of a calibration: every target, its wanted value or range, the
     (exact, unsmoothed) statistic before and after, its unit, and whether it is met."""
-    from rich.console import Console
     from rich.table import Table
 
     from popsim.calibration.fitting import result_table
+    from popsim.progress import console as make_console
 
-    console = console or Console()
+    console = console or make_console()
     t = Table(title=f"calibration: loss {result.losses[0]:.4g} -> {result.final_loss:.4g} in "
                     f"{result.steps} steps ({result.stopped}); compile {result.compile_seconds:.0f}"
                     f" s, {result.step_seconds:.2f} s/step; {result.problem.n} patients, "
@@ -230,26 +233,64 @@ def _disorders():
     return THRESHOLDS
 
 
-def report(path, out_dir, days=None, console=None) -> dict:
+def saved_day_indices(times: np.ndarray, days, what: str = "--days") -> list[int]:
+    """Indices of ``days`` in the saved ``times`` (days); :class:`ReportError` for a day that
+    was not saved (never the nearest one in its place)."""
+    times = np.asarray(times, float)
+    tol = 1e-9 * max(1.0, float(np.max(np.abs(times))))
+    out = []
+    for d in days:
+        i = int(np.argmin(np.abs(times - d)))
+        if abs(times[i] - d) > tol:
+            step = np.diff(times)
+            grid = (f"every {step[0]:g} days" if step.size and np.allclose(step[:-1], step[0])
+                    else f"{times.size} days")
+            raise ReportError(f"{what} {d:g}: not a saved day of this cohort (saved: "
+                              f"{times[0]:g} to {times[-1]:g}, {grid})")
+        out.append(i)
+    return out
+
+
+def report(path, out_dir, days=None, console=None, force: bool = False) -> dict:
     """Tables and figures for a cohort file; returns the machine-readable summary (also written
-    as ``summary.json`` and ``summary.csv`` in ``out_dir``)."""
-    import csv
-    import json
+    as ``summary.json`` and ``summary.csv`` in ``out_dir``, with the figures).
+
+    Everything is written to a temporary directory beside ``out_dir`` and moved into place when
+    complete: a file that cannot be read leaves ``out_dir`` as it was. An existing non-empty
+    ``out_dir`` is replaced only with ``force``.
+    """
+    from popsim.files import OutputError, atomic_directory, check_output
 
     try:
         coh = store.open_cohort(path)
     except store.StoreError as e:
         raise ReportError(str(e)) from None
+    try:
+        check_output(out_dir, directory=True, force=force, inputs=(path,), what="directory")
+    except OutputError as e:
+        raise ReportError(str(e)) from None
     if not coh.complete:
         done = store.chunks_done(path)
         raise ReportError(f"{path} is incomplete ({int(done.sum())} of {done.size} chunks "
                           "written); finish it with popsim run --resume")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     times = coh.times
     if days is None:
         days = sorted({float(times[0]), float(times[len(times) // 2]), float(times[-1])})
-    tidx = [int(np.argmin(np.abs(times - d))) for d in days]
+    tidx = saved_day_indices(times, days)
+    try:
+        with atomic_directory(out_dir) as tmp:
+            summary = _write_report(coh, path, tmp, tidx)
+            summary["figures"] = [str(Path(out_dir) / Path(f).name) for f in summary["figures"]]
+            (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+    except store.StoreError as e:
+        raise ReportError(str(e)) from None
+    _print_report_tables(summary, console)
+    return summary
+
+
+def _write_report(coh, path, out_dir: Path, tidx: list[int]) -> dict:
+    """The report's tables (``summary.csv``) and figures in ``out_dir``; returns the summary."""
+    times = coh.times
     status = coh.status
     ok_all = np.all(status == Status.OK, axis=0)
     arms = coh.arms
@@ -299,19 +340,16 @@ def report(path, out_dir, days=None, console=None) -> dict:
         w = csv.writer(fh)
         w.writerow(("arm", "day", "variable", "statistic", "value", "unit"))
         w.writerows(rows)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    _print_report_tables(summary, console)
-    figures = _report_figures(coh, out_dir, status)
-    summary["figures"] = [str(f) for f in figures]
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    summary["figures"] = [str(f) for f in _report_figures(coh, out_dir, status)]
     return summary
 
 
 def _print_report_tables(summary, console=None):
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    from popsim.progress import console as make_console
+
+    console = console or make_console()
     for day in (str(d) for d in summary["days"]):
         t = Table(title=f"day {float(day):g}: median (5th-95th percentile)")
         t.add_column("arm")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,13 +66,14 @@ def arm_protocol(arm: cfg.Arm, days: float, n_segments: int, dtype) -> Protocol:
     for iv in arm.intervention:
         start = iv.start_day
         end = days if iv.end_day is None else iv.end_day
+        rate_days = end - start  # an IV dose is spread over the interval as given
         diet, added = {}, {}
         if iv.kind == "oral_magnesium":
             added["mg_oral"] = mg_to_mmol_mg(iv.dose)
         elif iv.kind == "oral_potassium":
             added["k_oral"] = iv.dose
         elif iv.kind == "iv_magnesium":
-            added["mg_iv"] = iv.dose / (end - start)
+            added["mg_iv"] = iv.dose / rate_days
         elif iv.kind == "loop_diuretic":
             added["loop_dose"] = iv.dose
         elif iv.kind == "thiazide_diuretic":
@@ -87,7 +87,7 @@ def arm_protocol(arm: cfg.Arm, days: float, n_segments: int, dtype) -> Protocol:
                 diet["na_intake"] = iv.na_intake
         assert set(diet) <= set(DIET_CHANNELS) and set(added) <= set(ADD_CHANNELS)
         items.append((start, end, diet, added))
-    return compile_segments(items, n_segments=n_segments, dtype=dtype)
+    return compile_segments(items, n_segments=n_segments, dtype=dtype, horizon=days)
 
 
 def protocols_for(config: cfg.RunConfig, dtype, n_segments: int | None = None) -> list[Protocol]:
@@ -118,6 +118,7 @@ class ArmSummary:
     n_failed: int
     medians: dict[str, float]  # output -> median at the last time, mmol/L
     prevalence: dict[str, float]  # disorder -> fraction of patients (ok ones) at the last time
+    failures: dict[str, int] = field(default_factory=dict)  # status meaning -> patients
 
 
 @dataclass
@@ -129,17 +130,35 @@ class RunResult:
     wall_seconds: float
     extra: dict = field(default_factory=dict)
 
+    @property
+    def n_failed(self) -> int:
+        """Patient-arms not solved (their outputs are NaN in the file)."""
+        return sum(a.n_failed for a in self.arms)
+
+    @property
+    def failed_fraction(self) -> float:
+        """:attr:`n_failed` over all patient-arms."""
+        return self.n_failed / max(1, sum(a.n_ok + a.n_failed for a in self.arms))
+
+    def failure_counts(self) -> dict[str, int]:
+        """Status meaning -> patient-arms with it, over every arm, most common first."""
+        total: dict[str, int] = {}
+        for a in self.arms:
+            for k, v in a.failures.items():
+                total[k] = total.get(k, 0) + v
+        return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+
+
+COHORT_SUFFIXES = (".h5", ".hdf5", ".nc")
+
 
 def _check_output_path(out: Path, force: bool, resume: bool) -> None:
-    if out.exists() and out.is_dir():
-        raise RunError(f"--out {out}: is a directory, expected a file path")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.exists():
-        raise RunError(f"--out {out}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise RunError(f"--out {out}: directory {parent} is not writable")
-    if out.exists() and not force and not resume:
-        raise RunError(f"--out {out}: file exists; pass --force to overwrite it")
+    from popsim.files import OutputError, check_output
+
+    try:
+        check_output(out, suffixes=COHORT_SUFFIXES, force=force or resume, what="cohort file")
+    except OutputError as e:
+        raise RunError(str(e)) from None
 
 
 def _layout(config: cfg.RunConfig, n: int, chunk_size: int,
@@ -246,16 +265,22 @@ def run_cohort(
         n_mine = sum(min(chunk_size, n - c * chunk_size) for c in mine)
         first = True  # the first chunk computed compiles every program ahead; the steady-state
         # fallback (Newton failed: ~0.6% of patients) only when it will very likely be needed
-        with _progress(progress, n_mine) as bar, _Writer(bar) as writer:
+        from popsim.progress import Progress
+
+        with Progress("simulating", n_mine, "patients", enabled=progress) as bar, \
+                _Writer(bar) as writer:
             for c in mine:
                 start = c * chunk_size
                 n_real = min(chunk_size, n - start)
                 if done[c]:
                     bar(n_real)
                 else:
+                    if first:
+                        bar.phase("compiling XLA programs")
                     _run_chunk(config, target, c, start, n_real, chunk_size, seed, params, cvs,
                                protocols, settings, ts, dtype, split, writer,
-                               precompile=first, precompile_fallback=n_mine >= FALLBACK_AHEAD)
+                               precompile=first, precompile_fallback=n_mine >= FALLBACK_AHEAD,
+                               on_compiled=lambda: bar.phase("first chunk"))
                     first = False
         if nproc == 1:
             if not store.is_complete(out):
@@ -370,15 +395,23 @@ def _arms(p, pts, y0, ok, protocols, ts, settings, track_balance):
     for prot in protocols:
         res, status, _ = batched_simulate_observe(p, pts, prot, y0, ts, settings, track_balance)
         status = jnp.where(ok, status, Status.STEADY_STATE_FAILED)
-        for k, v in res.items():
+        for k, v in _failed_as_nan(res, status).items():
             outs.setdefault(k, []).append(v)
         statuses.append(status.astype(jnp.int8))
     return {k: jnp.stack(v) for k, v in outs.items()}, jnp.stack(statuses)
 
 
+@jax.jit
+def _failed_as_nan(outputs: dict, status):
+    """Outputs of patients not solved (``status != OK``) replaced by NaN: a failed patient's
+    numbers are never plausible-looking values."""
+    bad = (status != Status.OK)[:, None]
+    return {k: jnp.where(bad, jnp.nan, v) for k, v in outputs.items()}
+
+
 def _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, cvs, protocols, settings,
                ts, dtype, devices=None, writer=None, precompile=False,
-               precompile_fallback=False):
+               precompile_fallback=False, on_compiled=None):
     """Compute chunk ``c`` and write it to ``out``: at once, or through ``writer`` (a
     :class:`_Writer`, which writes it in the background while the next chunk is computed).
     ``precompile`` (the first chunk a run computes): compile its programs for every device in
@@ -391,6 +424,8 @@ def _run_chunk(config, out, c, start, n_real, chunk_size, seed, params, cvs, pro
     if precompile:
         compile_ahead([solve_inputs(part, dtype) for part in place_parts(cohort, devices)],
                       protocols, ts, settings, fallback=precompile_fallback)
+        if on_compiled is not None:
+            on_compiled()
     outs, status = simulate_arms(cohort, protocols, ts, settings, dtype, devices=devices)
     covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
     pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
@@ -447,45 +482,6 @@ class _Writer:
         return False
 
 
-class _progress:
-    """A rich progress bar over patients (or nothing when disabled)."""
-
-    def __init__(self, enabled: bool, total: int):
-        self.enabled, self.total = enabled, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda k: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._p = Progress(TextColumn("[bold]simulating"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("patients"), TextColumn("{task.fields[rate]}"),
-                           TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
-        self._p.start()
-        self._task = self._p.add_task("run", total=self.total, rate="")
-        self._t0 = time.perf_counter()
-        self._done = 0
-
-        def advance(k):
-            self._done += k
-            rate = self._done / max(time.perf_counter() - self._t0, 1e-9)
-            self._p.update(self._task, advance=k, rate=f"{rate:,.0f} patients/s")
-
-        return advance
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._p.stop()
-        return False
-
-
 def summarize(path: str | Path, time_index: int = -1) -> list[ArmSummary]:
     """Per-arm medians and prevalences at one saved time (default: the last), from the file."""
     coh = store.open_cohort(path)
@@ -502,5 +498,9 @@ def summarize(path: str | Path, time_index: int = -1) -> list[ArmSummary]:
             x = vals[name]
             prev[disorder] = float(np.mean(x < thr if op == "<" else x > thr)) if n_ok else math.nan
         med = {k: float(np.median(vals[k])) if n_ok else math.nan for k in SUMMARY_MEDIANS}
-        result.append(ArmSummary(arm, n_ok, int((~ok).sum()), med, prev))
+        codes, counts = np.unique(status[a][~ok], return_counts=True)
+        meanings = coh.status_meanings
+        failures = {meanings.get(int(c), str(int(c))): int(k)
+                    for c, k in zip(codes, counts, strict=True)}
+        result.append(ArmSummary(arm, n_ok, int((~ok).sum()), med, prev, failures))
     return result

@@ -490,42 +490,46 @@ def validate(size: int = 32, out: str | Path | None = None, progress: bool = Tru
             except (ValueError, ZeroDivisionError, FloatingPointError):
                 v = math.nan
             report.results.append(CheckResult(s.name, c, v))
-        if out is not None:
-            from popsim.report import time_course_figure
-
-            Path(out).mkdir(parents=True, exist_ok=True)
-            time_course_figure(res.times, {k: res.outputs[k][:, res.ok()] for k in s.plot},
-                               res.arms, Path(out) / f"{s.name}.png", title=s.title)
     if out is not None:
-        Path(out, "validation.json").write_text(json.dumps([
-            dict(scenario=r.scenario, check=r.check.id, what=r.check.what, value=r.value,
-                 unit=r.check.unit, expected=r.check.expected(), source=r.check.source,
-                 passed=r.passed) for r in report.results], indent=2))
+        _write_validation(report, {s.name: s for s in chosen}, Path(out))
     return report
 
 
-def _iter(items, progress):
-    if not progress:
-        yield from items
-        return
-    from rich.progress import Progress
+def _write_validation(report: ValidationReport, chosen: dict, out: Path) -> None:
+    """One figure per scenario and ``validation.json`` in ``out``, all-or-nothing."""
+    from popsim.files import atomic_directory
+    from popsim.report import time_course_figure
 
-    with Progress() as p:
-        task = p.add_task("validating", total=len(items))
+    with atomic_directory(out) as tmp:
+        for name, res in report.scenario_results.items():
+            s = chosen[name]
+            time_course_figure(res.times, {k: res.outputs[k][:, res.ok()] for k in s.plot},
+                               res.arms, tmp / f"{s.name}.png", title=s.title)
+        (tmp / "validation.json").write_text(json.dumps([
+            dict(scenario=r.scenario, check=r.check.id, what=r.check.what, value=r.value,
+                 unit=r.check.unit, expected=r.check.expected(), source=r.check.source,
+                 passed=r.passed) for r in report.results], indent=2))
+
+
+def _iter(items, progress):
+    from popsim.progress import Progress
+
+    with Progress("validating", len(items), "scenarios", enabled=progress) as bar:
         for it in items:
-            p.update(task, description=f"validating: {it.name}")
+            bar.phase(it.name)
             yield it
-            p.advance(task)
+            bar.advance()
 
 
 def print_report(report: ValidationReport, console=None) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    from popsim.progress import console as make_console
+
+    console = console or make_console()
     t = Table(title="popsim validate: built-in physiology scenarios")
     for col in ("check", "measured", "expected", "unit", "", "source"):
-        t.add_column(col, overflow="fold")
+        t.add_column(col, no_wrap=col == "check", overflow="fold")
     for r in report.results:
         v = r.value
         shown = "nan" if math.isnan(v) else (f"{v:.3g}" if abs(v) < 1e4 else f"{v:.3e}")

@@ -99,7 +99,7 @@ def test_no_arms_means_one_baseline_arm():
                              "probabilities": [0.5, 0.6]}}),
      r"probabilities sum to 1\.1, not 1"),
     (cfg(covariates={"egfr": {"distribution": "fixed", "value": -10}}),
-     r"egfr = -10.* is outside 3\.\.200"),
+     r"egfr.value = -10 is outside the allowed range 3\.\.200"),
     (cfg(covariates={"egfr": {"distribution": "uniform", "low": 90, "high": 30}}),
      r"low \(90.*\) must be below high \(30.*\)"),
     (cfg(variability={"cv": {"mg_dct_t": 0.1}}),

@@ -309,25 +309,29 @@ def fit(problem: Problem, progress: bool = True, callback=None) -> FitResult:
             updates, opt_state = opt.update(grad, opt_state, u)
             return optax.apply_updates(u, updates), opt_state, loss, aux, grad
 
-        loss_at = _compiled(problem, False)
-        t0 = time.perf_counter()
-        y_warm = warm_start(problem, u)
-        loss0, (stats0, ok0, y_warm, raw0) = loss_at(u, y_warm)
-        loss0.block_until_ready()
-        # the first step compiles; time it separately
-        t1 = time.perf_counter()
-        u_new, opt_state, loss, aux, grad = step(u, opt_state, y_warm)
-        loss.block_until_ready()
-        compile_s = time.perf_counter() - t1 + (t1 - t0)
-        losses = [float(loss)]
-        best_u, best = u, float(loss)
-        u, y_warm = u_new, aux[2]
-        stopped = "max steps"
-        t_loop = time.perf_counter()
-        last_improve, ref_best = 0, best
-        n_repaired = int((~aux[1]).sum())
-        with _Bar(progress, conf.optimizer.steps) as bar:
-            bar(1, float(loss))
+        from popsim.progress import Progress
+
+        bar = Progress("calibrating", conf.optimizer.steps, "steps", enabled=progress)
+        with bar:
+            bar.phase("compiling the loss and its gradient")
+            loss_at = _compiled(problem, False)
+            t0 = time.perf_counter()
+            y_warm = warm_start(problem, u)
+            loss0, (stats0, ok0, y_warm, raw0) = loss_at(u, y_warm)
+            loss0.block_until_ready()
+            # the first step compiles; time it separately
+            t1 = time.perf_counter()
+            u_new, opt_state, loss, aux, grad = step(u, opt_state, y_warm)
+            loss.block_until_ready()
+            compile_s = time.perf_counter() - t1 + (t1 - t0)
+            losses = [float(loss)]
+            best_u, best = u, float(loss)
+            u, y_warm = u_new, aux[2]
+            stopped = "max steps"
+            t_loop = time.perf_counter()
+            last_improve, ref_best = 0, best
+            n_repaired = int((~aux[1]).sum())
+            bar.advance(1, f"loss {float(loss):.4g}")
             for k in range(1, conf.optimizer.steps):
                 u_next, opt_state, loss, aux, grad = step(u, opt_state, y_warm)
                 lv = float(loss)
@@ -339,7 +343,7 @@ def fit(problem: Problem, progress: bool = True, callback=None) -> FitResult:
                     best, best_u = lv, u
                 if callback is not None:
                     callback(k, lv)
-                bar(1, lv)
+                bar.advance(1, f"loss {lv:.4g}")
                 u, y_warm = u_next, aux[2]
                 n_failed = int((~aux[1]).sum())
                 if n_failed > n_repaired:  # new Newton failures: retry them robustly, once
@@ -379,27 +383,6 @@ def _initial_batch(problem: Problem, u=None):
     per = individual_params(params, problem.z, {**problem.base_cvs, **cvs_})
     pts = patients_from_covariates(per, problem.cov, problem.pop.chronic_diuretic_dose)
     return per, pts
-
-
-class _Bar:
-    def __init__(self, enabled, total):
-        self.enabled, self.total = enabled, total
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda k, loss: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self._p = Progress(TextColumn("[bold]calibrating"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("steps  loss {task.fields[loss]}"))
-        self._p.start()
-        self._t = self._p.add_task("fit", total=self.total, loss="")
-        return lambda k, loss: self._p.update(self._t, advance=k, loss=f"{loss:.4g}")
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self._p.stop()
-        return False
 
 
 def result_table(res: FitResult) -> list[dict]:
