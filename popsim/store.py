@@ -20,7 +20,7 @@ Root attributes: ``popsim_format`` = :data:`FORMAT`, ``complete`` (0/1), ``compl
 set by :func:`finalize`) and whatever the caller passes to :func:`create`.
 
 Every dataset is chunked along ``patient`` (outputs: ``(1, min(chunk_size, N), T)``) and
-written with gzip level 4, shuffle and Fletcher-32 checksums, except ``arm``: HDF5 (2.0) refuses
+written with gzip level 4, shuffle and Fletcher-32 checksums, except ``arm``: HDF5 refuses
 Fletcher-32 on variable-length strings, so ``arm`` has gzip + shuffle only.
 
 Life cycle: :func:`create` pre-allocates everything and marks the file incomplete (built as
@@ -35,13 +35,10 @@ before HDF5 overwrites any byte the file had when the session began, the old byt
 the journal; the session ends by deleting the journal. A process killed at any moment (SIGKILL
 included) leaves either the state before the session or the state after it: the next popsim open
 of the file (reading, ``--resume``) finds the journal, copies the old bytes back and truncates the
-file to its old size (:func:`recover`). HDF5 has no journaling of its own: without this, stopping
-the writer before each of HDF5's 91 writes and truncations of three chunks and the final mark left
-a file that could not be opened, read or resumed at 35 of them (tests/test_store.py measures it).
-SWMR mode (``libver="latest"``) was tried and dropped: a killed SWMR writer leaves the file flagged
-"open for write", which h5py and xarray refuse to open until HDF5's ``h5clear`` tool (not shipped
-with h5py) resets it. Process death is covered; an OS crash or power loss is not (nothing is
-fsync'd in order).
+file to its old size (:func:`recover`). The journal is needed because HDF5 updates its metadata
+in place, in no crash-safe order: a writer killed mid-write can leave a file that cannot be
+opened (docs/DESIGN.md, "Cohort store"). Process death is covered; an OS crash or power loss
+is not (nothing is fsync'd in order).
 """
 
 from __future__ import annotations
