@@ -226,7 +226,7 @@ def test_failed_creation_keeps_the_existing_file(tmp_path, monkeypatch):
         tmp.write_bytes(b"half a file")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store, "_build", failing_build)
+    monkeypatch.setattr(store.schema, "_build", failing_build)
     with pytest.raises(StoreError, match="No space left") as e:
         make(path, force=True)
     assert str(path) in str(e.value)
@@ -351,9 +351,10 @@ VOLATILE = {"completed"}  # timestamp of finalize
 
 
 class _Snapshots:
-    """Stands in for ``os`` inside popsim.store: before every call that changes a file it records
-    the cohort file and its journal as they are on disk, which is what a process killed just
-    before that call (SIGKILL: no cleanup of any kind) leaves behind."""
+    """Stands in for ``os`` inside popsim.store.journal (every write, truncation, creation and
+    deletion of the file or its journal): before every call that changes a file it records the
+    cohort file and its journal as they are on disk, which is what a process killed just before
+    that call (SIGKILL: no cleanup of any kind) leaves behind."""
 
     MUTATING = ("write", "pwrite", "ftruncate", "unlink", "open")
 
@@ -390,7 +391,7 @@ def _crash_states(tmp_path, monkeypatch, journal=True):
     data = full_data()
     rec = _Snapshots(path)
     with monkeypatch.context() as m:
-        m.setattr(store, "os", rec)
+        m.setattr(store.journal, "os", rec)
         if not journal:  # the control: HDF5 without the undo journal
             m.setattr(store._UndoFile, "_save", lambda self, a, b: None)
         for c in range(3):
@@ -489,7 +490,7 @@ def test_a_failed_write_leaves_the_file_as_it_was(tmp_path, monkeypatch, fail_at
     before = path.read_bytes()
     counting = _Snapshots(path)
     with monkeypatch.context() as m:  # how many writes a chunk takes
-        m.setattr(store, "os", counting)
+        m.setattr(store.journal, "os", counting)
         write(path, data, 1)
     n_writes = counting.ops.count("pwrite")
     path.write_bytes(before)
@@ -506,7 +507,7 @@ def test_a_failed_write_leaves_the_file_as_it_was(tmp_path, monkeypatch, fail_at
                             "pwrite": staticmethod(pwrite)})()  # os, with a disk that fills up
     expected = KeyboardInterrupt if isinstance(error, KeyboardInterrupt) else StoreError
     with monkeypatch.context() as m:
-        m.setattr(store, "os", proxy)
+        m.setattr(store.journal, "os", proxy)
         with pytest.raises(expected) as e:
             write(path, data, 1)
     if isinstance(error, OSError):

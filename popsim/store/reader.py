@@ -1,0 +1,167 @@
+"""Reading a cohort file: its marks (chunks done, complete), its attributes, and
+:class:`Cohort` for reports. Every open first undoes a write session that was killed
+(:func:`popsim.store.journal.recover`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import StoreError
+from .journal import journal_path, recover
+from .schema import _check_format, _inventory, _text
+
+
+def _open(path) -> h5py.File:
+    """Open a cohort file with h5py for reading (after undoing a write session that was killed,
+    see :func:`recover`), or raise :class:`StoreError`."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path}: no such file")
+    if path.is_file() and journal_path(path).exists():
+        recover(path)
+    if not path.is_file() or not h5py.is_hdf5(path):
+        raise StoreError(f"{path} is not a popsim cohort file (not an HDF5 file)")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise StoreError(f"{path}: cannot open ({str(e).splitlines()[0]})") from None
+    _check_format(f, path)
+    return f
+
+
+def chunks_done(path: str | os.PathLike) -> np.ndarray:
+    """Which chunks are written: bool, shape ``(n_chunks,)``."""
+    with _open(path) as f:
+        return f["chunk_done"][...].astype(bool)
+
+
+def read_attrs(path: str | os.PathLike) -> dict:
+    """The root attributes (strings as ``str``, numbers as numpy scalars)."""
+    with _open(path) as f:
+        return {k: (_text(v) if isinstance(v, (bytes, str)) else v) for k, v in f.attrs.items()}
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """Whether :func:`finalize` has marked the file complete."""
+    with _open(path) as f:
+        return bool(f.attrs["complete"])
+
+
+class Cohort:
+    """Read access to a cohort file for reports. Metadata is read on opening; arrays are read
+    from the file on each request (only what is asked), so nothing stays open in between.
+
+    Attributes:
+        path: the file.
+        arms: arm names; ``times``: float64 days ``(time,)``; ``n_patients``: int.
+        attrs: root attributes; ``complete``: whether the file was finalized (at opening).
+        output_names, covariate_names, parameter_names: what the file holds.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        with _open(self.path) as f:
+            self.attrs = {k: (_text(v) if isinstance(v, (bytes, str)) else v)
+                          for k, v in f.attrs.items()}
+            self.arms: tuple[str, ...] = tuple(_text(a) for a in f["arm"][...])
+            self.times: np.ndarray = f["time"][...]
+            self.n_patients = int(f["patient"].shape[0])
+            outs, covs, pars = _inventory(f)
+            self.output_names, self.covariate_names, self.parameter_names = (
+                tuple(outs), tuple(covs), tuple(pars))
+            self._units = {k: _text(ds.attrs["units"]) for k, ds in f.items()
+                           if isinstance(ds, h5py.Dataset) and "units" in ds.attrs}
+        self.complete = bool(self.attrs.get("complete", 0))
+
+    def __enter__(self) -> Cohort:
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return (f"Cohort({str(self.path)!r}, arms={self.arms}, n_patients={self.n_patients}, "
+                f"n_times={len(self.times)}, complete={self.complete})")
+
+    def units(self, name: str) -> str:
+        """Unit of a stored variable (a parameter also by its name without ``param_``)."""
+        if name in self._units:
+            return self._units[name]
+        if name in self.parameter_names:
+            return self._units[f"param_{name}"]
+        raise StoreError(f"{self.path}: no variable {name!r}")
+
+    def _read(self, name: str, sel=Ellipsis) -> np.ndarray:
+        with _open(self.path) as f:
+            try:
+                return f[name][sel]
+            except OSError as e:  # e.g. a Fletcher-32 checksum mismatch
+                raise StoreError(f"{self.path}: cannot read {name} "
+                                 f"({str(e).splitlines()[0]})") from None
+
+    def _arm_index(self, arm: int | str | slice) -> int | slice:
+        if isinstance(arm, str):
+            if arm not in self.arms:
+                raise StoreError(f"{self.path}: no arm {arm!r} (arms: {list(self.arms)})")
+            return self.arms.index(arm)
+        return arm
+
+    def output(self, name: str, arm: int | str | slice = slice(None),
+               time: int | slice = slice(None)) -> np.ndarray:
+        """An output, float32 ``(arm, patient, time)``; an integer (or name) ``arm`` and/or an
+        integer ``time`` index drop that axis. Unwritten values are NaN."""
+        if name not in self.output_names:
+            raise StoreError(f"{self.path}: no output {name!r}")
+        return self._read(name, (self._arm_index(arm), slice(None), time))
+
+    def covariate(self, name: str) -> np.ndarray:
+        """A covariate, ``(patient,)``: float64 (NaN if unwritten), or for a category its labels
+        as an array of ``str`` ("" for patients not yet written)."""
+        if name not in self.covariate_names:
+            raise StoreError(f"{self.path}: no covariate {name!r}")
+        with _open(self.path) as f:
+            ds = f[name]
+            try:
+                values = ds[...]
+            except OSError as e:
+                raise StoreError(f"{self.path}: cannot read {name} "
+                                 f"({str(e).splitlines()[0]})") from None
+            if "flag_meanings" not in ds.attrs:
+                return values
+            labels = np.array(_text(ds.attrs["flag_meanings"]).split() + [""])
+            codes = values.astype(np.int64)
+            codes[(codes < 0) | (codes >= len(labels) - 1)] = len(labels) - 1
+            return labels[codes]
+
+    def parameter(self, name: str) -> np.ndarray:
+        """A sampled parameter (name without ``param_``), float64 ``(patient,)``."""
+        if name not in self.parameter_names:
+            raise StoreError(f"{self.path}: no sampled parameter {name!r}")
+        return self._read(f"param_{name}")
+
+    @property
+    def status(self) -> np.ndarray:
+        """Status codes, int8 ``(arm, patient)``; -1 for patients not computed."""
+        return self._read("status")
+
+    @property
+    def status_meanings(self) -> dict[int, str]:
+        """Status code -> meaning, as stored in the file."""
+        with _open(self.path) as f:
+            a = f["status"].attrs
+            return dict(zip((int(v) for v in a["flag_values"]),
+                            _text(a["flag_meanings"]).split(), strict=True))
+
+
+def open_cohort(path: str | os.PathLike) -> Cohort:
+    """Open a cohort file for reading.
+
+    Raises:
+        StoreError: ``"<path> is not a popsim cohort file"`` for anything that is not one.
+    """
+    return Cohort(path)

@@ -1,0 +1,76 @@
+"""Several processes: one shard file each, stitched into a master file by virtual datasets."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import StoreError
+from .journal import _replace
+from .reader import chunks_done
+
+
+def shard_path(path: str | os.PathLike, process: int, n_processes: int) -> Path:
+    """The shard file of ``process`` for the master file ``path``: ``<stem>.part<i>of<n>.h5``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.part{process}of{n_processes}{path.suffix}")
+
+
+def _dim_names(ds: h5py.Dataset) -> list[str]:
+    return [ds.dims[i][0].name.lstrip("/") if len(ds.dims[i]) else "" for i in range(ds.ndim)]
+
+
+def stitch(path: str | os.PathLike, shards: list[str | os.PathLike], owner) -> None:
+    """Write the master file ``path``: the layout of the shards, every patient-axis variable a
+    virtual dataset whose chunk ``c`` comes from ``shards[owner(c)]`` (shard files named by their
+    base name, so the set can be moved together). Each shard must hold its chunks."""
+    path = Path(path)
+    shards = [Path(s) for s in shards]
+    for k, s in enumerate(shards):
+        done = chunks_done(s)
+        mine = [c for c in range(done.size) if owner(c) == k]
+        if not done[mine].all():
+            raise StoreError(f"{s}: {int((~done[mine]).sum())} of its chunks are not written")
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.copyfile(shards[0], tmp)
+    with h5py.File(tmp, "r+") as f:
+        n = f["patient"].shape[0]
+        size = int(f["chunk_done"].attrs["chunk_size"])
+        n_chunks = f["chunk_done"].shape[0]
+        for name in list(f):
+            ds = f[name]
+            dims = _dim_names(ds)
+            if "patient" not in dims or name == "patient":
+                continue
+            axis = dims.index("patient")
+            attrs = {k: v for k, v in ds.attrs.items() if k != "DIMENSION_LIST"}
+            layout = h5py.VirtualLayout(shape=ds.shape, dtype=ds.dtype)
+            for c in range(n_chunks):
+                sel = [slice(None)] * ds.ndim
+                sel[axis] = slice(c * size, min((c + 1) * size, n))
+                src = h5py.VirtualSource(shards[owner(c)].name, name, shape=ds.shape)
+                layout[tuple(sel)] = src[tuple(sel)]
+            fill = ds.fillvalue
+            for i, d in enumerate(dims):
+                if d:
+                    ds.dims[i].detach_scale(f[d])
+            del f[name]
+            v = f.create_virtual_dataset(name, layout, fillvalue=fill)
+            for i, d in enumerate(dims):
+                if d:
+                    v.dims[i].attach_scale(f[d])
+            for k, val in attrs.items():
+                v.attrs[k] = val
+        f["chunk_done"][...] = 1
+        f.attrs["shards"] = ",".join(s.name for s in shards)
+        for k in ("process_id",):
+            if k in f.attrs:
+                del f.attrs[k]
+        f.attrs["complete"] = np.int64(1)
+        f.attrs["completed"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    _replace(tmp, path)
