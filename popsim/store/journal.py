@@ -241,12 +241,9 @@ def recover(path: str | os.PathLike) -> bool:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def _writing(path: str | os.PathLike, what: str):
-    """The cohort file open for writing (an ``h5py.File``) as one all-or-nothing session: any
-    exception, or the death of the process, leaves the file as it was before. ``what`` names
-    the change in error messages. The caller checks that the file is a cohort file."""
-    path = Path(path)
+def _open_for_writing(path: Path) -> int:
+    """The file descriptor of ``path`` open read-write and locked, once a write session that
+    was killed is undone."""
     if not path.exists():
         raise StoreError(f"{path}: no such file")
     if not path.is_file() or not h5py.is_hdf5(path):
@@ -262,6 +259,42 @@ def _writing(path: str | os.PathLike, what: str):
         except OSError as e:
             raise StoreError(f"{path}: cannot undo the interrupted write in "
                              f"{journal_path(path).name} ({e.strerror})") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@contextlib.contextmanager
+def _hdf5_file(path: Path, raw: _UndoFile, what: str):
+    """``raw`` open with h5py. Closing it writes HDF5's metadata (through ``raw``, journaled);
+    then a failure ``raw`` kept is raised (an ``OSError`` as :class:`StoreError`)."""
+    try:
+        f = h5py.File(raw, "r+")
+    except OSError as e:
+        raise StoreError(f"{path}: cannot open ({str(e).splitlines()[0]})") from None
+    try:
+        yield f
+    finally:
+        try:
+            f.close()
+        except OSError as e:
+            raw.failure = raw.failure or e
+    if isinstance(raw.failure, OSError):
+        reason = raw.failure.strerror or str(raw.failure)
+        raise StoreError(f"{path}: cannot write {what} ({reason})") from None
+    if raw.failure is not None:
+        raise raw.failure
+
+
+@contextlib.contextmanager
+def _writing(path: str | os.PathLike, what: str):
+    """The cohort file open for writing (an ``h5py.File``) as one all-or-nothing session: any
+    exception, or the death of the process, leaves the file as it was before. ``what`` names
+    the change in error messages. The caller checks that the file is a cohort file."""
+    path = Path(path)
+    fd = _open_for_writing(path)
+    try:
         jpath = journal_path(path)
         try:
             jfd = os.open(jpath, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -269,25 +302,11 @@ def _writing(path: str | os.PathLike, what: str):
             raise StoreError(f"{path}: cannot create its journal {jpath.name} "
                              f"({e.strerror})") from None
         try:
-            head = _HEAD.pack(_MAGIC, os.fstat(fd).st_size)
+            size = os.fstat(fd).st_size
+            head = _HEAD.pack(_MAGIC, size)
             _write_all(jfd, head + _CRC.pack(zlib.crc32(head)))
-            raw = _UndoFile(fd, jfd, os.fstat(fd).st_size)
-            try:
-                f = h5py.File(raw, "r+")
-            except OSError as e:
-                raise StoreError(f"{path}: cannot open ({str(e).splitlines()[0]})") from None
-            try:
+            with _hdf5_file(path, _UndoFile(fd, jfd, size), what) as f:
                 yield f
-            finally:
-                try:
-                    f.close()  # HDF5 writes its metadata (through raw, journaled)
-                except OSError as e:
-                    raw.failure = raw.failure or e
-            if isinstance(raw.failure, OSError):
-                reason = raw.failure.strerror or str(raw.failure)
-                raise StoreError(f"{path}: cannot write {what} ({reason})") from None
-            if raw.failure is not None:
-                raise raw.failure
         except BaseException:
             os.close(jfd)
             with contextlib.suppress(OSError):  # else the next open undoes it

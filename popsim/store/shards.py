@@ -25,6 +25,35 @@ def _dim_names(ds: h5py.Dataset) -> list[str]:
     return [ds.dims[i][0].name.lstrip("/") if len(ds.dims[i]) else "" for i in range(ds.ndim)]
 
 
+def _virtual(f: h5py.File, name: str, shards: list[Path], owner) -> None:
+    """Replace the patient-axis variable ``name`` of ``f`` by a virtual dataset of the same
+    shape, fill value, dimensions and attributes, whose chunk ``c`` comes from
+    ``shards[owner(c)]``."""
+    ds = f[name]
+    dims = _dim_names(ds)
+    axis = dims.index("patient")
+    n = f["patient"].shape[0]
+    size = int(f["chunk_done"].attrs["chunk_size"])
+    attrs = {k: v for k, v in ds.attrs.items() if k != "DIMENSION_LIST"}
+    layout = h5py.VirtualLayout(shape=ds.shape, dtype=ds.dtype)
+    for c in range(f["chunk_done"].shape[0]):
+        sel = [slice(None)] * ds.ndim
+        sel[axis] = slice(c * size, min((c + 1) * size, n))
+        src = h5py.VirtualSource(shards[owner(c)].name, name, shape=ds.shape)
+        layout[tuple(sel)] = src[tuple(sel)]
+    fill = ds.fillvalue
+    for i, d in enumerate(dims):
+        if d:
+            ds.dims[i].detach_scale(f[d])
+    del f[name]
+    v = f.create_virtual_dataset(name, layout, fillvalue=fill)
+    for i, d in enumerate(dims):
+        if d:
+            v.dims[i].attach_scale(f[d])
+    for k, val in attrs.items():
+        v.attrs[k] = val
+
+
 def stitch(path: str | os.PathLike, shards: list[str | os.PathLike], owner) -> None:
     """Write the master file ``path``: the layout of the shards, every patient-axis variable a
     virtual dataset whose chunk ``c`` comes from ``shards[owner(c)]`` (shard files named by their
@@ -39,33 +68,9 @@ def stitch(path: str | os.PathLike, shards: list[str | os.PathLike], owner) -> N
     tmp = path.with_name(path.name + ".tmp")
     shutil.copyfile(shards[0], tmp)
     with h5py.File(tmp, "r+") as f:
-        n = f["patient"].shape[0]
-        size = int(f["chunk_done"].attrs["chunk_size"])
-        n_chunks = f["chunk_done"].shape[0]
         for name in list(f):
-            ds = f[name]
-            dims = _dim_names(ds)
-            if "patient" not in dims or name == "patient":
-                continue
-            axis = dims.index("patient")
-            attrs = {k: v for k, v in ds.attrs.items() if k != "DIMENSION_LIST"}
-            layout = h5py.VirtualLayout(shape=ds.shape, dtype=ds.dtype)
-            for c in range(n_chunks):
-                sel = [slice(None)] * ds.ndim
-                sel[axis] = slice(c * size, min((c + 1) * size, n))
-                src = h5py.VirtualSource(shards[owner(c)].name, name, shape=ds.shape)
-                layout[tuple(sel)] = src[tuple(sel)]
-            fill = ds.fillvalue
-            for i, d in enumerate(dims):
-                if d:
-                    ds.dims[i].detach_scale(f[d])
-            del f[name]
-            v = f.create_virtual_dataset(name, layout, fillvalue=fill)
-            for i, d in enumerate(dims):
-                if d:
-                    v.dims[i].attach_scale(f[d])
-            for k, val in attrs.items():
-                v.attrs[k] = val
+            if name != "patient" and "patient" in _dim_names(f[name]):
+                _virtual(f, name, shards, owner)
         f["chunk_done"][...] = 1
         f.attrs["shards"] = ",".join(s.name for s in shards)
         for k in ("process_id",):

@@ -12,6 +12,7 @@ import datetime as _dt
 import numbers
 import os
 
+import h5py
 import numpy as np
 
 from .errors import StoreError
@@ -59,6 +60,50 @@ def _codes(path, name: str, value, shape: tuple[int, ...], allowed: np.ndarray) 
     return a.astype(np.int8)
 
 
+def _chunk_length(path, f: h5py.File, chunk_index, start: int, status) -> int:
+    """The number of patients ``n`` of chunk ``chunk_index``, once ``chunk_index``, ``start``
+    and the shape of ``status`` are checked against the file."""
+    done = f["chunk_done"]
+    csize, n_total = int(done.attrs["chunk_size"]), len(f["patient"])
+    if isinstance(chunk_index, bool) or not isinstance(chunk_index, numbers.Integral) \
+            or not 0 <= chunk_index < done.shape[0]:
+        raise StoreError(f"{path}: chunk index {chunk_index!r} is outside "
+                         f"0..{done.shape[0] - 1}")
+    shape = np.shape(status)
+    if len(shape) != 2:
+        raise StoreError(f"{path}: status has shape {shape}, expected (arm, patient)")
+    n = shape[1]
+    expected_start = int(chunk_index) * csize
+    expected_n = min(csize, n_total - expected_start)
+    if start != expected_start or n != expected_n:
+        raise StoreError(f"{path}: chunk {chunk_index} holds patients {expected_start}.."
+                         f"{expected_start + expected_n - 1}, got {n} patients from {start}")
+    return n
+
+
+def _chunk_arrays(path, f: h5py.File, n: int, covariates: dict, parameters: dict,
+                  outputs: dict) -> dict[str, np.ndarray]:
+    """The chunk's arrays by stored name, checked against the file (names, shapes, codes) and
+    converted to the stored dtypes."""
+    out_names, cov_names, par_names = _inventory(f)
+    na, nt = len(f["arm"]), len(f["time"])
+    _same_names(path, "outputs", outputs, out_names)
+    _same_names(path, "covariates", covariates, cov_names)
+    _same_names(path, "parameters", parameters, par_names)
+    data: dict[str, np.ndarray] = {}
+    for name, v in outputs.items():
+        data[name] = _real_array(path, name, v, (na, n, nt)).astype(np.float32)
+    for name, v in covariates.items():
+        ds = f[name]
+        if "flag_values" in ds.attrs:
+            data[name] = _codes(path, name, v, (n,), ds.attrs["flag_values"])
+        else:
+            data[name] = _real_array(path, name, v, (n,)).astype(np.float64)
+    for name, v in parameters.items():
+        data[f"param_{name}"] = _real_array(path, name, v, (n,)).astype(np.float64)
+    return data
+
+
 def write_chunk(path: str | os.PathLike, chunk_index: int, start: int,
                 covariates: dict[str, np.ndarray], parameters: dict[str, np.ndarray],
                 outputs: dict[str, np.ndarray], status: np.ndarray) -> None:
@@ -78,39 +123,11 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, start: int,
     marked, or absent and unmarked.
     """
     with _cohort_session(path, f"chunk {chunk_index}") as f:
-        out_names, cov_names, par_names = _inventory(f)
-        na, n_total, nt = len(f["arm"]), len(f["patient"]), len(f["time"])
-        done = f["chunk_done"]
-        csize = int(done.attrs["chunk_size"])
-        if isinstance(chunk_index, bool) or not isinstance(chunk_index, numbers.Integral) \
-                or not 0 <= chunk_index < done.shape[0]:
-            raise StoreError(f"{path}: chunk index {chunk_index!r} is outside "
-                             f"0..{done.shape[0] - 1}")
-        status = np.asarray(status)
-        if status.ndim != 2:
-            raise StoreError(f"{path}: status has shape {status.shape}, expected (arm, patient)")
-        n = status.shape[1]
-        expected_start = int(chunk_index) * csize
-        expected_n = min(csize, n_total - expected_start)
-        if start != expected_start or n != expected_n:
-            raise StoreError(f"{path}: chunk {chunk_index} holds patients {expected_start}.."
-                             f"{expected_start + expected_n - 1}, got {n} patients from {start}")
+        n = _chunk_length(path, f, chunk_index, start, status)
+        status = _codes(path, "status", status, (len(f["arm"]), n),
+                        f["status"].attrs["flag_values"])
+        data = _chunk_arrays(path, f, n, covariates, parameters, outputs)
         stop = start + n
-        status = _codes(path, "status", status, (na, n), f["status"].attrs["flag_values"])
-        _same_names(path, "outputs", outputs, out_names)
-        _same_names(path, "covariates", covariates, cov_names)
-        _same_names(path, "parameters", parameters, par_names)
-        data: dict[str, np.ndarray] = {}
-        for name, v in outputs.items():
-            data[name] = _real_array(path, name, v, (na, n, nt)).astype(np.float32)
-        for name, v in covariates.items():
-            ds = f[name]
-            if "flag_values" in ds.attrs:
-                data[name] = _codes(path, name, v, (n,), ds.attrs["flag_values"])
-            else:
-                data[name] = _real_array(path, name, v, (n,)).astype(np.float64)
-        for name, v in parameters.items():
-            data[f"param_{name}"] = _real_array(path, name, v, (n,)).astype(np.float64)
         try:
             for name, a in data.items():
                 if a.ndim == 3:
@@ -118,7 +135,7 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, start: int,
                 else:
                     f[name][start:stop] = a
             f["status"][:, start:stop] = status
-            done[chunk_index] = 1
+            f["chunk_done"][chunk_index] = 1
         except OSError as e:
             raise StoreError(f"{path}: cannot write chunk {chunk_index} "
                              f"({str(e).splitlines()[0]})") from None
