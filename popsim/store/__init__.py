@@ -1,6 +1,6 @@
 """The cohort file: one HDF5 file per run, in the netCDF-4 layout (readable by xarray), written
 chunk by chunk so that a run can be resumed, and never left damaged by a killed process.
-Imports no JAX (numpy and h5py only).
+Its modules import no JAX (numpy and h5py only).
 
 Life cycle: :func:`create` pre-allocates everything and marks the file incomplete (atomically);
 :func:`write_chunk` fills one chunk of patients and marks it done; :func:`finalize` marks the
@@ -19,6 +19,7 @@ Modules:
     reader: :func:`open_cohort` / :class:`Cohort`, :func:`chunks_done`, :func:`read_attrs`,
         :func:`is_complete`.
     shards: one shard file per process, stitched by virtual datasets (:func:`stitch`).
+    errors: :class:`StoreError`.
 """
 
 from .errors import StoreError as StoreError

@@ -1,8 +1,8 @@
 """Writing a cohort file: one chunk of patients at a time, then the completion mark.
 
-Each call is one write session (:mod:`popsim.store.journal`): after a crash at any point the
-chunk is either complete and marked done, or absent and unmarked, and the file is either complete
-or not. Everything is validated before anything is written.
+Each call is one write session (:mod:`popsim.store.journal`), so a process killed at any point
+leaves the chunk either written and marked done, or absent and unmarked, and the completion mark
+either set or not. Everything is validated before anything is written.
 """
 
 from __future__ import annotations
