@@ -7,7 +7,7 @@ STAMP := $(VENV)/.popsim-installed
 DEMO_SIZE ?= 2000
 BENCH_DEVICES ?= $(shell nproc)
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test test-fast venv lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# unit tests and small physiology tests (< 3 min on 2 cores); `make test` runs everything
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
 lint: $(STAMP)
 	$(BIN)/ruff check popsim tests benchmarks scripts
+	$(BIN)/pyright
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py --devices $(BENCH_DEVICES)

@@ -33,11 +33,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from popsim import batch, model, solve
 from popsim import config as cfg
-from popsim import model, solve
+from popsim import devices as pdev
 from popsim._version import __version__, library_versions
 from popsim.population import sample_cohort
-from popsim.run import arm_protocol, output_times
+from popsim.protocols import arm_protocol
 
 WORKLOAD = """
 [population]
@@ -71,13 +72,12 @@ end_day = 180
 
 def workload(rtol: float = 1e-6, atol: float = 1e-8):
     conf = cfg.parse_config(tomllib.loads(WORKLOAD.format(rtol=rtol, atol=atol)))
-    prot = arm_protocol(conf.arms[0], conf.simulation.days, 4, jnp.float64)
+    prot = arm_protocol(conf.arms[0].intervention, conf.simulation.days, 4, jnp.float64)
     return conf, prot
 
 
 def _settings(conf):
-    return solve.SolverSettings(rtol=conf.simulation.rtol, atol=conf.simulation.atol,
-                                max_steps=conf.simulation.step_budget)
+    return solve.SolverSettings.from_simulation(conf.simulation)
 
 
 _COMPILED_SHAPES: set[int] = set()
@@ -87,14 +87,14 @@ def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float 
                 progress=None, devices=None, solver: str | None = None) -> dict:
     """Patient-days per second of the batched solve for ``n`` patients (chunks of
     ``min(n, chunk_size)``, padded to a multiple of the device count), over ``devices`` (default:
-    the first device) as ``popsim run --devices`` does (:func:`popsim.run.simulate_arms`),
+    the first device) as ``popsim run --devices`` does (:func:`popsim.devices.simulate_arms`),
     with ``solver`` (default: :class:`popsim.solve.SolverSettings`'s)."""
     conf, prot = workload(rtol, atol)
     s = _settings(conf)
     if solver is not None:
         s = dataclasses.replace(s, solver=solver)
     devices = list(devices) if devices else jax.devices()[:1]
-    ts = jnp.asarray(output_times(conf.simulation))
+    ts = jnp.asarray(conf.simulation.output_times)
     chunk = -(-min(n, chunk_size) // len(devices)) * len(devices)
     n_chunks = -(-n // chunk)
     t_ss = t_sim = 0.0
@@ -102,11 +102,11 @@ def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float 
     compile_s = None
 
     def timed(cohort):
-        parts = solve.place_parts((cohort.params, cohort.patients), devices)
+        parts = pdev.place_parts((cohort.params, cohort.patients), devices)
         t0 = time.perf_counter()
-        starts = solve.parts_steady_states(parts, s)  # every device's Newton starts first
+        starts = pdev.parts_steady_states(parts, s)  # every device's Newton starts first
         t1 = time.perf_counter()
-        results = [solve.batched_simulate_observe(p, q, prot, y0, ts, s)[1:]
+        results = [batch.simulate_observe_jit(p, q, prot, y0, ts, s)[1:]
                    for (p, q), (y0, _) in zip(parts, starts, strict=True)]
         status, nsteps = (np.concatenate([np.asarray(r[i]) for r in results]) for i in (0, 1))
         return t1 - t0, time.perf_counter() - t1, status, nsteps
@@ -119,7 +119,7 @@ def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float 
         cohort = sample_cohort(conf.population, conf.population.seed, c * chunk, chunk)
         if c == 0 and new_shape:  # compile as `popsim run` does, timed; then the chunk warm
             t0 = time.perf_counter()
-            solve.compile_ahead(solve.place_parts((cohort.params, cohort.patients), devices),
+            pdev.compile_ahead(pdev.place_parts((cohort.params, cohort.patients), devices),
                                 [prot], ts, s)
             cold_ss, cold_sim, _, _ = timed(cohort)
             ss, sim, status, nsteps = timed(cohort)
@@ -159,9 +159,9 @@ def reference_outputs(rtol: float = 1e-6, atol: float = 1e-8) -> dict:
         tight = solve.SolverSettings(rtol=1e-10, atol=1e-12, solver="kvaerno5",
                                      newton_rtol=1e-11, newton_atol=1e-12, max_steps=200_000)
         cohort = sample_cohort(conf.population, conf.population.seed, 0, ACCURACY_PATIENTS)
-        y0, _ = solve.steady_states_with_fallback(cohort.params, cohort.patients, tight)
-        ts = jnp.asarray(output_times(conf.simulation))
-        obs, _, _ = solve.batched_simulate_observe(cohort.params, cohort.patients, prot, y0, ts,
+        y0, _ = pdev.steady_states_with_fallback(cohort.params, cohort.patients, tight)
+        ts = jnp.asarray(conf.simulation.output_times)
+        obs, _, _ = batch.simulate_observe_jit(cohort.params, cohort.patients, prot, y0, ts,
                                                    tight)
         _REFERENCE.update({k: np.asarray(obs[k]) for k in ACCURACY_OUTPUTS})
     return _REFERENCE
@@ -183,7 +183,7 @@ def scipy_rate(method: str, n: int = 4, rtol: float = 1e-6, atol: float = 1e-8) 
     conf, prot = workload(rtol, atol)
     s = _settings(conf)
     cohort = sample_cohort(conf.population, conf.population.seed, 0, n)
-    y0s, _ = solve.steady_states_with_fallback(cohort.params, cohort.patients, s)
+    y0s, _ = pdev.steady_states_with_fallback(cohort.params, cohort.patients, s)
     days = conf.simulation.days
     p0 = jax.tree.map(lambda x: x[0], cohort.params)
     q0 = jax.tree.map(lambda x: x[0], cohort.patients)
@@ -248,19 +248,7 @@ def roadrunner_rate(n: int = 20, rtol: float = 1e-6, atol: float = 1e-8) -> dict
     from popsim import observables, sbml
 
     conf, prot = workload(rtol, atol)
-    s = _settings(conf)
-    cohort = sample_cohort(conf.population, conf.population.seed, 0, n)
-    y0s, ok = solve.steady_states_with_fallback(cohort.params, cohort.patients, s)
-    y0s = np.asarray(y0s)
-    patients = []
-    for i in range(n):
-        params = {name: float(np.asarray(getattr(cohort.params, name))[i])
-                  for name in cohort.varying}
-        patients.append((params | sbml.cohort_covariates(cohort, i),
-                         dict(zip(sbml.STATE_IDS, y0s[i], strict=True))))
-    first = jax.tree.map(lambda x: float(np.asarray(x)[0]), cohort.params)
-    spec = sbml.PatientSpec(first, sbml.cohort_covariates(cohort, 0), y0s[0], prot,
-                            "bench")
+    spec, patients = _roadrunner_patients(conf, prot, n)
     t0 = time.perf_counter()
     rr = roadrunner.RoadRunner(sbml.to_sbml(spec))
     load_s = time.perf_counter() - t0
@@ -297,18 +285,37 @@ def roadrunner_rate(n: int = 20, rtol: float = 1e-6, atol: float = 1e-8) -> dict
                     "patient after another; compile = SBML load and LLVM compile"}
 
 
+def _roadrunner_patients(conf, prot, n: int):
+    """The SBML spec of the workload's first patient, and every patient's sampled parameters,
+    covariates and steady state as libRoadRunner values."""
+    from popsim import sbml
+
+    cohort = sample_cohort(conf.population, conf.population.seed, 0, n)
+    y0s, ok = pdev.steady_states_with_fallback(cohort.params, cohort.patients, _settings(conf))
+    y0s = np.asarray(y0s)
+    patients = []
+    for i in range(n):
+        params = {name: float(np.asarray(getattr(cohort.params, name))[i])
+                  for name in cohort.varying}
+        patients.append((params | sbml.cohort_covariates(cohort, i),
+                         dict(zip(sbml.STATE_IDS, y0s[i], strict=True))))
+    first = jax.tree.map(lambda x: float(np.asarray(x)[0]), cohort.params)
+    return sbml.PatientSpec(first, sbml.cohort_covariates(cohort, 0), y0s[0], prot,
+                            "bench"), patients
+
+
 def popsim_accuracy(rows: list, rtol: float, atol: float, devices) -> None:
     """Add ``max_relative_error`` to every popsim row: the same solve (solver, tolerances) on
     the first :data:`ACCURACY_PATIENTS` patients against :func:`reference_outputs`."""
     conf, prot = workload(rtol, atol)
     cohort = sample_cohort(conf.population, conf.population.seed, 0, ACCURACY_PATIENTS)
-    ts = jnp.asarray(output_times(conf.simulation))
+    ts = jnp.asarray(conf.simulation.output_times)
     for r in rows:
         if not r["method"].startswith("popsim"):
             continue
         s = dataclasses.replace(_settings(conf), solver=r["solver"])
-        y0, _ = solve.steady_states_with_fallback(cohort.params, cohort.patients, s)
-        obs, _, _ = solve.batched_simulate_observe(cohort.params, cohort.patients, prot, y0, ts,
+        y0, _ = pdev.steady_states_with_fallback(cohort.params, cohort.patients, s)
+        obs, _, _ = batch.simulate_observe_jit(cohort.params, cohort.patients, prot, y0, ts,
                                                    s)
         r["max_relative_error"] = max_relative_error({k: obs[k] for k in ACCURACY_OUTPUTS})
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from popsim.facts import REFERENCE_ADULT
+from popsim.inputs import CHANNELS, Inputs
 from popsim.parameters import Params
 from popsim.physiology import adrenal, bone, cells, drugs, gut, kidney, parathyroid, water
 from popsim.physiology._math import select
+from popsim.units import MG_MG_PER_MMOL
 
 STATE_NAMES = (
     "mg_ecf", "mg_icf", "mg_bone", "k_ecf", "na_ecf", "na_icf", "ca_ecf", "pth", "aldosterone",
@@ -30,6 +34,12 @@ STATE_DESCRIPTIONS = (
     "plasma aldosterone relative to 85 ng/L", "extracellular fluid volume",
 )
 N_STATES = len(STATE_NAMES)
+
+# Params is a plain dataclass (configs are validated without JAX); here, where JAX first meets
+# it, it becomes a pytree whose every field is a leaf.
+if not hasattr(Params, "_popsim_pytree"):
+    jax.tree_util.register_dataclass(Params)
+    Params._popsim_pytree = True
 MG_ECF, MG_ICF, MG_BONE, K_ECF, NA_ECF, NA_ICF, CA_ECF, PTH, ALDO, V_ECF = range(N_STATES)
 
 
@@ -78,22 +88,21 @@ def make_patient(params: Params, body_weight, is_female, egfr, mg_intake_mmol, k
     )
 
 
-class Inputs(NamedTuple):
-    """What acts on a patient at one instant (after interventions are applied)."""
-
-    mg_oral: object  # Mg swallowed (diet + supplements), mmol/day
-    k_oral: object  # K swallowed, mmol/day
-    na_oral: object  # Na swallowed, mmol/day
-    mg_iv: object  # Mg infused into the ECF, mmol/day
-    loop_dose: object  # 0..1
-    thiazide_dose: object  # 0..1
+def reference_patient(params: Params) -> Patient:
+    """:data:`popsim.facts.REFERENCE_ADULT` as a :class:`Patient` (scalars, float64)."""
+    a = REFERENCE_ADULT
+    f64 = jnp.float64
+    return make_patient(params, f64(a.body_weight), a.is_female, f64(a.egfr),
+                        f64(a.mg_intake_mg / MG_MG_PER_MMOL), f64(a.k_intake), f64(a.na_intake),
+                        f64(0.0), f64(0.0))
 
 
 def baseline_inputs(patient: Patient) -> Inputs:
-    """The patient's own intakes and chronic diuretic, no intervention."""
+    """The patient's own intakes and chronic diuretic, no intervention (every channel at its
+    baseline: :attr:`popsim.inputs.Channel.baseline`, or 0)."""
     zero = jnp.zeros_like(patient.mg_intake)
-    return Inputs(patient.mg_intake, patient.k_intake, patient.na_intake, zero,
-                  patient.loop_dose, patient.thiazide_dose)
+    return Inputs(*(zero if c.baseline is None else getattr(patient, c.baseline)
+                    for c in CHANNELS))
 
 
 class Concentrations(NamedTuple):
@@ -163,17 +172,9 @@ class Fluxes(NamedTuple):
     volume_deviation: object  # % of the reference ECF volume
 
 
-def fluxes(y, p: Params, pt: Patient, u: Inputs, c: Concentrations | None = None) -> Fluxes:
-    """All fluxes of one patient at state ``y`` under inputs ``u``.
-
-    ``c`` defaults to :func:`concentrations` of ``y``; the SBML exporter passes named symbols
-    instead, so that each flux is written in terms of the concentrations it reads.
-    """
-    c = concentrations(y, p, pt) if c is None else c
-    loop = drugs.transporter_block(u.loop_dose, p.loop_max_block)
-    thiazide = drugs.transporter_block(u.thiazide_dose, p.thiazide_max_block)
-
-    # Ca / PTH
+def _renal(y, p: Params, pt: Patient, u: Inputs, c: Concentrations, loop, thiazide):
+    """PTH secretion and action, the ECF volume signal and osmotic set point, and the renal
+    handling of Ca, Na, Mg and K."""
     pth_target = parathyroid.pth_target(
         c.ca_ionized, c.mg_ionized, p.pth_max, p.pth_basal_fraction, p.pth_ca_setpoint,
         p.pth_ca_hill, p.pth_mg_casr_potency, p.pth_mg_secretion_k, p.pth_mg_secretion_hill)
@@ -183,8 +184,6 @@ def fluxes(y, p: Params, pt: Patient, u: Inputs, c: Concentrations | None = None
         pt.gfr, c.ca_uf, c.ca_ionized, action, pt.nephron_fraction, p.ca_pt_fraction,
         p.ca_tal_max_fraction, p.ca_tal_casr_ki, p.ca_ckd_exponent, p.ca_dct_basal_fraction,
         p.ca_dct_max_fraction, p.ca_dct_pth_k, p.ca_thiazide_effect, loop, thiazide)
-
-    # Na and water
     dv = water.volume_deviation_percent(y[V_ECF], pt.v_ecf)
     na_renal = kidney.sodium_handling(
         pt.gfr, c.na_o, dv, pt.nephron_fraction, p.na_pt_fraction, p.na_tal_fraction,
@@ -192,21 +191,31 @@ def fluxes(y, p: Params, pt: Patient, u: Inputs, c: Concentrations | None = None
         p.na_natriuresis_gain, p.na_pt_volume_gain, p.na_ckd_exponent, loop, thiazide)
     setpoint = p.na_osmotic_setpoint - water.thiazide_setpoint_shift(
         thiazide, p.thiazide_osmotic_shift)
-
-    # Mg
     mg_renal = kidney.magnesium_handling(
         pt.gfr, c.mg_uf, c.mg_ionized, pt.nephron_fraction, p.mg_pt_fraction,
         p.mg_tal_max_fraction, p.mg_tal_casr_ki, p.mg_tal_casr_hill, p.mg_tal_ckd_exponent,
         p.mg_loop_coupling, p.mg_dct_tm, p.mg_dct_min_excretion, p.mg_dct_width,
         p.mg_thiazide_trpm6, loop, thiazide)
-
-    # K
     k_renal = kidney.potassium_handling(
         pt.gfr, c.k_o, c.mg_i_free, y[ALDO], na_renal.distal_flow_ratio, pt.nephron_fraction,
         u.k_oral, p.k_pt_fraction, p.k_tal_fraction, p.k_loop_coupling,
         p.k_cd_reabsorbed_fraction,
         p.k_romk_clearance, p.romk_mg_kd, p.romk_mg_hill, p.k_aldo_exponent, p.k_flow_exponent,
         p.k_ckd_exponent, p.k_intake_reference, p.k_intake_exponent, loop)
+    return pth_target, action, dv, setpoint, (ca_renal, na_renal, mg_renal, k_renal)
+
+
+def fluxes(y, p: Params, pt: Patient, u: Inputs, c: Concentrations | None = None) -> Fluxes:
+    """All fluxes of one patient at state ``y`` under inputs ``u``.
+
+    ``c`` defaults to :func:`concentrations` of ``y``; the SBML exporter passes named symbols
+    instead, so that each flux is written in terms of the concentrations it reads.
+    """
+    c = concentrations(y, p, pt) if c is None else c
+    loop = drugs.transporter_block(u.loop_dose, p.loop_max_block)
+    thiazide = drugs.transporter_block(u.thiazide_dose, p.thiazide_max_block)
+    pth_target, action, dv, setpoint, renal = _renal(y, p, pt, u, c, loop, thiazide)
+    ca_renal, na_renal, mg_renal, k_renal = renal
 
     aldo_ng = adrenal.ALDOSTERONE_REFERENCE_NG_PER_L * y[ALDO]
     nka_k = cells.nka_k_uptake(pt.v_icf, p.nka_vmax, c.na_i, c.k_o, c.mg_i_free, p.nka_km_na,

@@ -196,6 +196,11 @@ class Cohort(eqx.Module):
     def size(self) -> int:
         return int(self.index.shape[0])
 
+    def inputs(self, dtype=jnp.float64) -> tuple[Params, Patient]:
+        """``(params, patients)`` as arrays of ``dtype``: what the batched solves take."""
+        return (jax.tree.map(lambda x: jnp.asarray(x, dtype), self.params),
+                jax.tree.map(lambda x: jnp.asarray(x, dtype), self.patients))
+
     def varying_parameters(self) -> dict[str, np.ndarray]:
         """The per-patient values of the parameters that vary (``{}`` if none)."""
         return {name: np.asarray(getattr(self.params, name)) for name in self.varying}

@@ -1,25 +1,18 @@
-"""Tables and figures, read from the cohort file only."""
+"""Tables and figures, read from the cohort file only: this module imports the store and the
+clinical facts, never the engine (no JAX). Units come from the file's ``units`` attributes."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from popsim import store
-from popsim.solve import Status
-
-REFERENCE_RANGES = {  # mmol/L (SPEC §1)
-    "serum_mg": (0.70, 1.00), "serum_k": (3.5, 5.0), "serum_na": (135.0, 145.0),
-    "serum_ca": (2.15, 2.55),
-}
-LABELS = {
-    "serum_mg": "serum Mg (mmol/L)", "serum_k": "serum K (mmol/L)",
-    "serum_na": "serum Na (mmol/L)", "serum_ca": "serum Ca (mmol/L)",
-    "mg_intake": "dietary Mg intake (mg/day)", "egfr": "eGFR (mL/min/1.73 m²)",
-}
+from popsim.facts import DISORDERS, EGFR_STRATA, REFERENCE_RANGES, SUMMARY_MEDIANS, Status, title
 
 
 def print_run_summary(result, console=None) -> None:
@@ -36,65 +29,15 @@ def print_run_summary(result, console=None) -> None:
         t.add_column(a.name, justify="right")
     rows = [("patients solved", lambda a: f"{a.n_ok:,}"),
             ("patients failed", lambda a: f"{a.n_failed:,}")]
-    for key, label in (("serum_mg", "median serum Mg (mmol/L)"),
-                       ("serum_k", "median serum K (mmol/L)"),
-                       ("serum_na", "median serum Na (mmol/L)"),
-                       ("serum_ca", "median serum Ca (mmol/L)")):
-        digits = 1 if key == "serum_na" else (3 if key == "serum_mg" else 2)
-        rows.append((label, lambda a, k=key, d=digits: f"{a.medians[k]:.{d}f}"))
-    for key, label in (("hypomagnesemia", "hypomagnesaemia (Mg < 0.70)"),
-                       ("hypermagnesemia", "hypermagnesaemia (Mg > 1.05)"),
-                       ("hypokalemia", "hypokalaemia (K < 3.5)"),
-                       ("hyperkalemia", "hyperkalaemia (K > 5.0)"),
-                       ("hyponatremia", "hyponatraemia (Na < 135)"),
-                       ("hypocalcemia", "hypocalcaemia (Ca < 2.15)")):
-        rows.append((label, lambda a, k=key: f"{100 * a.prevalence[k]:.1f}%"))
+    digits = {"serum_mg": 3, "serum_na": 1}
+    for key in SUMMARY_MEDIANS:
+        rows.append((f"median {title(key)} (mmol/L)",
+                     lambda a, k=key: f"{a.medians[k]:.{digits.get(k, 2)}f}"))
+    for d in DISORDERS:
+        rows.append((d.label, lambda a, k=d.name: f"{100 * a.prevalence[k]:.1f}%"))
     for label, fn in rows:
         t.add_row(label, *(fn(a) for a in result.arms))
     console.print(t)
-
-
-def _fmt(x: float) -> str:
-    return "n/a" if not np.isfinite(x) else f"{x:.4g}"
-
-
-def print_calibration_table(result, console=None) -> None:
-    """The before/after table of a calibration: every target, its wanted value or range, the
-    (exact, unsmoothed) statistic before and after, its unit, and whether it is met."""
-    from rich.table import Table
-
-    from popsim.calibration.fitting import result_table
-    from popsim.progress import console as make_console
-
-    console = console or make_console()
-    t = Table(title=f"calibration: loss {result.losses[0]:.4g} -> {result.final_loss:.4g} in "
-                    f"{result.steps} steps ({result.stopped}); compile {result.compile_seconds:.0f}"
-                    f" s, {result.step_seconds:.2f} s/step; {result.problem.n} patients, "
-                    f"{result.failed_after} not solved")
-    for col, just in (("target", "left"), ("wanted", "right"), ("before", "right"),
-                      ("after", "right"), ("unit", "left"), ("met", "center")):
-        t.add_column(col, justify=just)
-    for r in result_table(result):
-        met = "yes" if r["met_after"] else "[red]no[/red]"
-        t.add_row(r["target"], r["wanted"], _fmt(r["before"]), _fmt(r["after"]), r["unit"], met)
-    console.print(t)
-    values, cvs = result.fitted
-    p = Table(title="fitted parameters")
-    for col in ("parameter", "initial", "fitted", "unit"):
-        p.add_column(col, justify="left" if col in ("parameter", "unit") else "right")
-    for fp in result.problem.fit:
-        v = cvs[fp.parameter] if fp.is_cv else values[fp.parameter]
-        p.add_row(fp.name, _fmt(fp.start), _fmt(v), fp.unit)
-    console.print(p)
-
-
-def calibration_markdown(rows: list[dict]) -> str:
-    """The before/after rows of a calibration as a Markdown table (for the README)."""
-    lines = ["| target | wanted | before | after | unit |", "|---|---:|---:|---:|---|"]
-    for r in rows:
-        lines.append(f"| {r['target']} | {r['wanted']} | {_fmt(r['before'])} | "
-                     f"{_fmt(r['after'])} | {r['unit']} |")
-    return "\n".join(lines)
 
 
 def _binned(x, y, edges):
@@ -140,8 +83,8 @@ def cohort_overview_figure(path: str | Path, png: str | Path, arm: int = 0,
                 for ear, style in ((265, ":"), (350, "--")):
                     ax.axvline(ear, color="k", ls=style, lw=1)
                 ax.set_xscale("log")
-            ax.set_xlabel(LABELS[xname])
-            ax.set_ylabel(LABELS[yname])
+            ax.set_xlabel(_label(xname, coh.units(xname)))
+            ax.set_ylabel(_label(yname, coh.units(yname)))
             if i == 0 and j == 0:
                 ax.legend(loc="lower right", fontsize=8)
     axes[0, 0].set_title("EAR: 265 mg/day (women, dotted), 350 mg/day (men, dashed)", fontsize=9)
@@ -152,31 +95,16 @@ def cohort_overview_figure(path: str | Path, png: str | Path, arm: int = 0,
     plt.close(fig)
 
 
-UNITS = {"serum_mg": "mmol/L", "serum_mg_ionized": "mmol/L", "serum_k": "mmol/L",
-         "serum_na": "mmol/L", "serum_ca": "mmol/L", "serum_ca_ionized": "mmol/L",
-         "pth": "pmol/L", "aldosterone": "ng/L", "intracellular_mg": "mmol/L",
-         "intracellular_mg_free": "mmol/L", "intracellular_k": "mmol/L",
-         "intracellular_na": "mmol/L", "urine_mg": "mmol/day", "urine_k": "mmol/day",
-         "urine_na": "mmol/day", "urine_ca": "mmol/day", "fe_mg": "%", "fe_k": "%", "fe_na": "%",
-         "mg_absorbed_net": "mmol/day", "mg_bone_exchangeable": "mmol", "body_mg": "mmol",
-         "body_k": "mmol", "body_na": "mmol"}
-TITLES = {"serum_mg": "serum Mg", "serum_mg_ionized": "serum ionized Mg", "serum_k": "serum K",
-          "serum_na": "serum Na", "serum_ca": "serum Ca", "pth": "PTH",
-          "intracellular_mg": "cell Mg (total)", "intracellular_mg_free": "cell Mg (free)",
-          "intracellular_k": "cell K", "intracellular_na": "cell Na", "urine_mg": "urinary Mg",
-          "urine_k": "urinary K", "urine_na": "urinary Na", "urine_ca": "urinary Ca",
-          "mg_bone_exchangeable": "exchangeable bone Mg", "aldosterone": "aldosterone"}
+def _label(name: str, unit: str) -> str:
+    return f"{title(name)} ({unit})"
 
 
-def _label(name: str) -> str:
-    return f"{TITLES.get(name, name)} ({UNITS.get(name, '')})"
-
-
-def time_course_figure(times, outputs: dict, arms, png, title: str = "",
-                       n_patients_note: str = "") -> None:
+def time_course_figure(times, outputs: dict, arms, png, units: dict[str, str],
+                       heading: str = "", n_patients_note: str = "") -> None:
     """Median and 5-95% band over time for each arm, one panel per output.
 
-    ``outputs``: name -> array (arm, patient, time) (only the patients to summarise).
+    ``outputs``: name -> array (arm, patient, time) (only the patients to summarise);
+    ``units``: name -> unit.
     """
     import matplotlib
 
@@ -205,12 +133,12 @@ def time_course_figure(times, outputs: dict, arms, png, title: str = "",
             ax.axhline(lo, color="k", ls=":", lw=1, label="reference range")
             ax.axhline(hi, color="k", ls=":", lw=1)
         ax.set_xlabel("time (days)")
-        ax.set_ylabel(_label(name))
-        ax.set_title(TITLES.get(name, name))
+        ax.set_ylabel(_label(name, units[name]))
+        ax.set_title(title(name))
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle(title + (f"\n{n_patients_note}" if n_patients_note else ""))
+    fig.suptitle(heading + (f"\n{n_patients_note}" if n_patients_note else ""))
     fig.savefig(png, dpi=110)
     plt.close(fig)
 
@@ -218,8 +146,6 @@ def time_course_figure(times, outputs: dict, arms, png, title: str = "",
 # --- popsim report ---------------------------------------------------------------------------
 
 REPORT_VARIABLES = ("serum_mg", "serum_k", "serum_na", "serum_ca", "intracellular_na")
-EGFR_STRATA = ((90, np.inf, ">= 90"), (60, 90, "60-89"), (45, 60, "45-59"), (30, 45, "30-44"),
-               (15, 30, "15-29"), (0, 15, "< 15"))
 MAX_PLOT_PATIENTS = 20_000
 
 
@@ -227,10 +153,8 @@ class ReportError(Exception):
     """A file that cannot be reported on, in one line."""
 
 
-def _disorders():
-    from popsim.run import THRESHOLDS
-
-    return THRESHOLDS
+def _disorders() -> dict[str, tuple[str, str, float]]:
+    return {d.name: (d.output, d.op, d.threshold) for d in DISORDERS}
 
 
 def saved_day_indices(times: np.ndarray, days, what: str = "--days") -> list[int]:
@@ -290,6 +214,7 @@ def report(path, out_dir, days=None, console=None, force: bool = False) -> dict:
 
 def _write_report(coh, path, out_dir: Path, tidx: list[int]) -> dict:
     """The report's tables (``summary.csv``) and figures in ``out_dir``; returns the summary."""
+    units = {v: coh.units(v) for v in REPORT_VARIABLES}
     times = coh.times
     status = coh.status
     ok_all = np.all(status == Status.OK, axis=0)
@@ -299,8 +224,8 @@ def _write_report(coh, path, out_dir: Path, tidx: list[int]) -> dict:
                "patients_ok_all_arms": int(ok_all.sum()),
                "failed_per_arm": {a: int((status[i] != Status.OK).sum())
                                   for i, a in enumerate(arms)},
-               "days": [float(times[i]) for i in tidx], "tables": {}, "prevalence": {},
-               "paired_difference": {}}
+               "days": [float(times[i]) for i in tidx], "units": units, "tables": {},
+               "prevalence": {}, "paired_difference": {}}
     slices = {}
     for v in set(REPORT_VARIABLES) | {x[0] for x in _disorders().values()}:
         slices[v] = {i: coh.output(v, time=i) for i in tidx}  # (arm, patient)
@@ -312,9 +237,9 @@ def _write_report(coh, path, out_dir: Path, tidx: list[int]) -> dict:
                 x = slices[v][i][a][ok]
                 q = np.percentile(x, [5, 50, 95]) if x.size else [np.nan] * 3
                 for stat, val in zip(("p5", "median", "p95"), q, strict=True):
-                    rows.append((arm, day, v, stat, float(val), UNITS[v]))
+                    rows.append((arm, day, v, stat, float(val), units[v]))
                 summary["tables"].setdefault(arm, {}).setdefault(str(day), {})[v] = dict(
-                    p5=float(q[0]), median=float(q[1]), p95=float(q[2]), unit=UNITS[v])
+                    p5=float(q[0]), median=float(q[1]), p95=float(q[2]), unit=units[v])
             for disorder, (v, op, thr) in _disorders().items():
                 x = slices[v][i][a][ok]
                 prev = float(np.mean(x < thr if op == "<" else x > thr)) if x.size else np.nan
@@ -330,11 +255,11 @@ def _write_report(coh, path, out_dir: Path, tidx: list[int]) -> dict:
                 n = d.size
                 mean = float(d.mean()) if n else np.nan
                 half = float(1.96 * d.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
-                rows.append((arm, day, v, f"mean_difference_vs_{arms[0]}", mean, UNITS[v]))
-                rows.append((arm, day, v, "ci95_low", mean - half, UNITS[v]))
-                rows.append((arm, day, v, "ci95_high", mean + half, UNITS[v]))
+                rows.append((arm, day, v, f"mean_difference_vs_{arms[0]}", mean, units[v]))
+                rows.append((arm, day, v, "ci95_low", mean - half, units[v]))
+                rows.append((arm, day, v, "ci95_high", mean + half, units[v]))
                 summary["paired_difference"].setdefault(arm, {}).setdefault(str(day), {})[v] = \
-                    dict(mean=mean, ci95=[mean - half, mean + half], n=n, unit=UNITS[v],
+                    dict(mean=mean, ci95=[mean - half, mean + half], n=n, unit=units[v],
                          reference_arm=arms[0])
     with open(out_dir / "summary.csv", "w", newline="") as fh:
         w = csv.writer(fh)
@@ -354,7 +279,7 @@ def _print_report_tables(summary, console=None):
         t = Table(title=f"day {float(day):g}: median (5th-95th percentile)")
         t.add_column("arm")
         for v in REPORT_VARIABLES:
-            t.add_column(f"{TITLES.get(v, v)}\n({UNITS[v]})", justify="right")
+            t.add_column(f"{title(v)}\n({summary['units'][v]})", justify="right")
         for arm in summary["arms"]:
             cells = []
             for v in REPORT_VARIABLES:
@@ -378,7 +303,7 @@ def _print_report_tables(summary, console=None):
                         f"'{summary['arms'][0]}' (95% CI)")
         t.add_column("arm")
         for v in REPORT_VARIABLES:
-            t.add_column(f"{TITLES.get(v, v)}\n({UNITS[v]})", justify="right")
+            t.add_column(f"{title(v)}\n({summary['units'][v]})", justify="right")
         for arm, by_day in summary["paired_difference"].items():
             cells = []
             for v in REPORT_VARIABLES:
@@ -392,10 +317,11 @@ def _report_figures(coh, out_dir: Path, status) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return [_time_courses_png(coh, out_dir, status), _distributions_png(coh, out_dir, status),
+            *_prevalence_pngs(coh, out_dir, status)]
 
-    figures = []
-    arms = coh.arms
+
+def _time_courses_png(coh, out_dir: Path, status) -> Path:
     ok_all = np.all(status == Status.OK, axis=0)
     idx = np.flatnonzero(ok_all)
     note = ""
@@ -406,29 +332,36 @@ def _report_figures(coh, out_dir: Path, status) -> list[Path]:
              "intracellular_k", "intracellular_mg_free", "urine_mg")
     data = {n: coh.output(n)[:, idx] for n in names}
     png = out_dir / "time_courses.png"
-    time_course_figure(coh.times, data, arms, png, title=f"{Path(coh.path).name}: "
-                       f"{int(ok_all.sum()):,} patients", n_patients_note=note)
-    figures.append(png)
+    time_course_figure(coh.times, data, coh.arms, png, {n: coh.units(n) for n in names},
+                       heading=f"{Path(coh.path).name}: {int(ok_all.sum()):,} patients",
+                       n_patients_note=note)
+    return png
 
-    # end-of-run distributions
+
+def _distributions_png(coh, out_dir: Path, status) -> Path:
+    """End-of-run distributions of the serum values, per arm, reference ranges shaded."""
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(2, 2, figsize=(11, 7), constrained_layout=True)
     for ax, v in zip(axes.flat, ("serum_mg", "serum_k", "serum_na", "serum_ca"), strict=True):
         end = coh.output(v, time=-1)
         lo, hi = REFERENCE_RANGES[v]
         ax.axvspan(lo, hi, color="tab:green", alpha=0.08, label="reference range")
-        for a, arm in enumerate(arms):
+        for a, arm in enumerate(coh.arms):
             x = end[a][status[a] == Status.OK]
             ax.hist(x, bins=60, histtype="step", lw=1.8, density=True, label=arm)
-        ax.set_xlabel(_label(v))
+        ax.set_xlabel(_label(v, coh.units(v)))
         ax.set_ylabel("density")
     axes.flat[0].legend(fontsize=8)
     fig.suptitle(f"distributions on day {coh.times[-1]:g}")
     png = out_dir / "distributions.png"
     fig.savefig(png, dpi=110)
     plt.close(fig)
-    figures.append(png)
+    return png
 
-    # prevalence by Mg-intake quintile and by eGFR stratum
+
+def _prevalence_pngs(coh, out_dir: Path, status) -> list[Path]:
+    """Prevalence of the disorders by Mg-intake quintile and by eGFR stratum, per arm."""
     mg = coh.covariate("mg_intake")
     egfr = coh.covariate("egfr")
     quint = np.quantile(mg, [0, 0.2, 0.4, 0.6, 0.8, 1.0])
@@ -442,37 +375,77 @@ def _report_figures(coh, out_dir: Path, status) -> list[Path]:
             "eGFR stratum (mL/min/1.73 m²)",
             [(label, (egfr >= lo) & (egfr < hi)) for lo, hi, label in EGFR_STRATA]),
     }
-    disorders = ("hypomagnesemia", "hypokalemia", "hypermagnesemia", "hyperkalemia")
     ends = {v: coh.output(v, time=-1) for v in ("serum_mg", "serum_k")}
-    for fname, (xlabel, strata) in groups.items():
-        fig, axes = plt.subplots(1, len(disorders), figsize=(4.2 * len(disorders), 4),
-                                 constrained_layout=True, sharey=False)
-        width = 0.8 / len(arms)
-        counts = [int((sel & (status[0] == Status.OK)).sum()) for _, sel in strata]
-        for ax, d in zip(axes, disorders, strict=True):
-            v, op, thr = _disorders()[d]
-            top = 0.0
-            for a, arm in enumerate(arms):
-                prev = []
-                for _, sel in strata:
-                    x = ends[v][a][sel & (status[a] == Status.OK)]
-                    prev.append(100 * np.mean(x < thr if op == "<" else x > thr)
-                                if x.size else np.nan)
-                top = max(top, np.nanmax(prev) if np.isfinite(prev).any() else 0.0)
-                pos = np.arange(len(strata)) + (a - (len(arms) - 1) / 2) * width
-                ax.bar(pos, prev, width, label=arm)
-            ax.set_ylim(0, max(5.0, 1.15 * top))
-            ax.set_xticks(np.arange(len(strata)),
-                          [f"{s[0]}\nn={n:,}" for s, n in zip(strata, counts, strict=True)],
-                          fontsize=7)
-            ax.set_xlabel(xlabel, fontsize=8)
-            ax.set_ylabel("prevalence (%)")
-            ax.set_title(f"{d} ({v.split('_')[1].title()} {op} {thr:g} mmol/L)", fontsize=9)
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
-        fig.suptitle(f"prevalence on day {coh.times[-1]:g} by {xlabel.split(' (')[0]}")
-        png = out_dir / fname
-        fig.savefig(png, dpi=110)
-        plt.close(fig)
-        figures.append(png)
-    return figures
+    return [_prevalence_png(coh, out_dir / fname, status, ends, xlabel, strata)
+            for fname, (xlabel, strata) in groups.items()]
+
+
+def _prevalence_png(coh, png: Path, status, ends, xlabel, strata) -> Path:
+    import matplotlib.pyplot as plt
+
+    disorders = ("hypomagnesemia", "hypokalemia", "hypermagnesemia", "hyperkalemia")
+    arms = coh.arms
+    fig, axes = plt.subplots(1, len(disorders), figsize=(4.2 * len(disorders), 4),
+                             constrained_layout=True, sharey=False)
+    width = 0.8 / len(arms)
+    counts = [int((sel & (status[0] == Status.OK)).sum()) for _, sel in strata]
+    for ax, d in zip(axes, disorders, strict=True):
+        v, op, thr = _disorders()[d]
+        top = 0.0
+        for a, arm in enumerate(arms):
+            prev = []
+            for _, sel in strata:
+                x = ends[v][a][sel & (status[a] == Status.OK)]
+                prev.append(100 * np.mean(x < thr if op == "<" else x > thr)
+                            if x.size else np.nan)
+            top = max(top, np.nanmax(prev) if np.isfinite(prev).any() else 0.0)
+            pos = np.arange(len(strata)) + (a - (len(arms) - 1) / 2) * width
+            ax.bar(pos, prev, width, label=arm)
+        ax.set_ylim(0, max(5.0, 1.15 * top))
+        ax.set_xticks(np.arange(len(strata)),
+                      [f"{s[0]}\nn={n:,}" for s, n in zip(strata, counts, strict=True)],
+                      fontsize=7)
+        ax.set_xlabel(xlabel, fontsize=8)
+        ax.set_ylabel("prevalence (%)")
+        ax.set_title(f"{d} ({v.split('_')[1].title()} {op} {thr:g} mmol/L)", fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    fig.suptitle(f"prevalence on day {coh.times[-1]:g} by {xlabel.split(' (')[0]}")
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
+
+
+# --- the end-of-run summary ----------------------------------------------------------------
+
+@dataclass
+class ArmSummary:
+    """One arm at one saved time (patients solved in it only)."""
+
+    name: str
+    n_ok: int
+    n_failed: int
+    medians: dict[str, float]  # output -> median, in the file's units
+    prevalence: dict[str, float]  # disorder -> fraction of the patients solved
+    failures: dict[str, int] = field(default_factory=dict)  # status meaning -> patients
+
+
+def summarize(path: str | Path, time_index: int = -1) -> list[ArmSummary]:
+    """Per-arm medians and prevalences at one saved time (default: the last), from the file."""
+    coh = store.open_cohort(path)
+    status = coh.status
+    meanings = coh.status_meanings
+    result = []
+    for a, arm in enumerate(coh.arms):
+        ok = status[a] == Status.OK
+        names = {d.output for d in DISORDERS} | set(SUMMARY_MEDIANS)
+        vals = {name: coh.output(name, arm=a, time=time_index)[ok] for name in names}
+        n_ok = int(ok.sum())
+        prev = {d.name: float(np.mean(d.present(vals[d.output]))) if n_ok else math.nan
+                for d in DISORDERS}
+        med = {k: float(np.median(vals[k])) if n_ok else math.nan for k in SUMMARY_MEDIANS}
+        codes, counts = np.unique(status[a][~ok], return_counts=True)
+        failures = {meanings.get(int(c), str(int(c))): int(k)
+                    for c, k in zip(codes, counts, strict=True)}
+        result.append(ArmSummary(arm, n_ok, int((~ok).sum()), med, prev, failures))
+    return result

@@ -29,8 +29,8 @@ hypothesis_settings.load_profile("popsim")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from popsim import batch, devices, model, population, solve  # noqa: E402
 from popsim import config as cfg  # noqa: E402
-from popsim import model, observables, population, solve  # noqa: E402
 from popsim.parameters import Params  # noqa: E402
 from popsim.parameters.io import default_parameters  # noqa: E402
 from popsim.units import mg_to_mmol_mg  # noqa: E402
@@ -78,9 +78,8 @@ def patients(params: Params = None, n: int = SCENARIO_BATCH, *, body_weight=70.0
 
 def steady_observe(pb, pt, settings=solve.SolverSettings()):
     """Steady state of a batch and its observables (dict of (patient,) numpy arrays)."""
-    y0, ok = solve.steady_states_with_fallback(pb, pt, settings)
-    obs = jax.vmap(lambda y, p, q: observables.observe(y, p, q, model.baseline_inputs(q)))(
-        y0, pb, pt)
+    y0, ok = devices.steady_states_with_fallback(pb, pt, settings)
+    obs = batch.observe_baseline(pb, pt, y0)
     return y0, np.asarray(ok), {k: np.asarray(v) for k, v in obs.items()}
 
 
@@ -133,3 +132,16 @@ def small_trial(tmp_path_factory):
     conf = cfg.parse_config(tomllib.loads(SMALL_TRIAL))
     result = run_cohort(conf, SMALL_TRIAL, path, chunk_size=7, progress=False)
     return path, result
+
+
+_DIET_CHANNEL = {"mg_intake": "mg_oral", "k_intake": "k_oral", "na_intake": "na_oral"}
+
+
+def timed_effects(items):
+    """``(start, end, diet, added)`` items (diet: intake name -> mmol/day replacing the
+    baseline; added: channel -> amount) as the ``(start, end, effects)`` items of
+    :func:`popsim.protocols.compile_segments`."""
+    from popsim.interventions import Effect
+
+    return [(start, end, [Effect(_DIET_CHANNEL[k], v, replace=True) for k, v in diet.items()]
+             + [Effect(k, v) for k, v in added.items()]) for start, end, diet, added in items]

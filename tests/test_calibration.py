@@ -231,7 +231,7 @@ def test_calibrate_refuses_to_overwrite(tmp_path, capsys):
     out = tmp_path / "params.toml"
     out.write_text("keep me")
     assert main(["calibrate", str(path), "--out", str(out), "--quiet"]) == 2
-    assert "exists; use --force" in capsys.readouterr().err
+    assert "exists; pass --force" in capsys.readouterr().err
     assert out.read_text() == "keep me"
 
 

@@ -145,7 +145,7 @@ def test_report_and_validate_bad_input_exit_2(tmp_path):
     r = run_cli("report", str(notes))
     assert r.returncode == 2 and "not a popsim cohort" in r.stderr
     r = run_cli("validate", "--scenario", "bogus", "--out", str(tmp_path / "v"))
-    assert r.returncode == 2 and "unknown; allowed: reference" in r.stderr
+    assert r.returncode == 2 and "unknown; allowed: antacid_ckd" in r.stderr
     assert not (tmp_path / "v").exists()
     r = run_cli("report", str(notes), "--days", "a,b")
     assert r.returncode == 2 and "--days must be comma-separated numbers" in r.stderr

@@ -120,7 +120,8 @@ def arm(*interventions, name="a"):
 
 @pytest.mark.parametrize("data, pattern", [
     (arm({"kind": "oral_magnesum", "dose": 3}),
-     r"arm\.1\.intervention\.1: unknown intervention kind 'oral_magnesum'; allowed: "
+     r"arm\.1\.intervention\.1: unknown intervention kind 'oral_magnesum' \(did you mean "
+     r"'oral_magnesium'\?\); allowed: "
      r"oral_magnesium, oral_potassium, iv_magnesium, diet, loop_diuretic, thiazide_diuretic"),
     (arm({"kind": "oral_magnesium", "dose": -3}), r"arm\.1\.intervention\.1\.dose: .*>= 0|"
      r"arm\.1\.intervention\.1\.dose: .*greater than or equal to 0 \(got -3\)"),

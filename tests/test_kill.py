@@ -40,9 +40,9 @@ kill_in, ready = sys.argv[1], Path(sys.argv[2])
 state = {"session": None, "overwrites": 0}
 
 run_chunk = run._run_chunk
-def counted_run_chunk(config, out, c, *args, **kw):
+def counted_run_chunk(job, c, *args, **kw):
     print(f"computing chunk {c}", flush=True)
-    return run_chunk(config, out, c, *args, **kw)
+    return run_chunk(job, c, *args, **kw)
 run._run_chunk = counted_run_chunk
 
 write_chunk, finalize = store.write_chunk, store.finalize
@@ -152,8 +152,8 @@ def test_sigkill_mid_write_then_resume_gives_the_uninterrupted_file(tmp_path, re
 
     computed = []
     real = run_mod._run_chunk
-    monkeypatch.setattr(run_mod, "_run_chunk", lambda config, out_, c, *a, **k: (
-        computed.append(c), real(config, out_, c, *a, **k)))
+    monkeypatch.setattr(run_mod, "_run_chunk", lambda job, c, *a, **k: (
+        computed.append(c), real(job, c, *a, **k)))
     run_mod.run_cohort(cfg.parse_config(tomllib.loads(SMALL_TRIAL)), SMALL_TRIAL, out,
                        chunk_size=7, progress=False, resume=True)
     assert computed == []

@@ -194,7 +194,8 @@ def test_params_that_break_every_steady_state_exit_3(tmp_path, capsys, small_tri
 
 def test_failure_fraction_threshold(small_trial):
     from popsim.cli import _failure_exit
-    from popsim.run import ArmSummary, RunResult
+    from popsim.report import ArmSummary
+    from popsim.run import RunResult
 
     def result(n_failed):
         arm = ArmSummary("a", 100 - n_failed, n_failed, {}, {},
@@ -224,6 +225,7 @@ def test_inputs_at_start_middle_and_end_of_every_kind(intervention, channel):
     """Right limit at a breakpoint: on at start_day, off at an end_day inside the run; on at the
     last saved time when the intervention lasts to the end of the simulation."""
     from conftest import patients
+
     from popsim.run import protocols_for
 
     days = 10.0
@@ -235,7 +237,7 @@ def test_inputs_at_start_middle_and_end_of_every_kind(intervention, channel):
                              "arm": arms})
     _, pt = patients(n=1)
     pt = jax.tree.map(lambda x: x[0], pt)
-    mid, to_end, explicit = protocols_for(conf, jnp.float64)
+    mid, to_end, explicit = protocols_for(conf.arms, days, jnp.float64)
 
     def value(prot, t):
         return float(getattr(prot.inputs(jnp.float64(t), pt), channel))
@@ -379,16 +381,19 @@ def test_tables_are_whole_when_stdout_is_a_file(tmp_path, capsys, small_trial):
     assert c.width >= 1000  # pytest's capture is not a terminal
 
 
-def test_validate_table_keeps_check_names_whole():
+def test_validate_table_keeps_observation_names_whole():
+    from popsim.evidence import Observation
+    from popsim.evidence.statistics import Evaluated
     from popsim.progress import console
-    from popsim.validation import Check, CheckResult, ValidationReport, print_report
+    from popsim.validation import ValidationReport, print_report
 
-    long_id = "refractory_hypokalemia.a_rather_long_check_identifier_that_would_wrap"
-    check = Check(long_id, "what", "1", 0, 1, "a source " * 20, lambda r: 0.5)
+    long_id = "a_rather_long_observation_identifier_that_would_wrap_in_eighty_columns"
+    o = Observation(id=long_id, output="serum_k", day=0, statistic="median", unit="mmol/L",
+                    expected=[3.5, 5.0], source="a source " * 20)
     buf = io.StringIO()
     c = console()
     c.file = buf
-    print_report(ValidationReport([CheckResult("s", check, 0.5)]), console=c)
+    print_report(ValidationReport([Evaluated("refractory_hypokalemia", o, 4.1, 10)]), console=c)
     assert long_id in buf.getvalue()
 
 

@@ -11,9 +11,9 @@ import libsbml
 import numpy as np
 import pytest
 import roadrunner
-from conftest import SMALL_TRIAL
+from conftest import SMALL_TRIAL, timed_effects
 
-from popsim import model, observables, sbml, solve
+from popsim import batch, model, observables, sbml, solve
 from popsim.cli import main
 from popsim.parameters import parameter_specs
 from popsim.parameters.io import default_parameters
@@ -28,7 +28,7 @@ TIGHT = solve.SolverSettings(rtol=1e-10, atol=1e-12, solver="kvaerno5", newton_r
 
 def _protocol(items):
     with jax.enable_x64(True):
-        return compile_segments(items, n_segments=N_SEGMENTS, dtype=jnp.float64)
+        return compile_segments(timed_effects(items), n_segments=N_SEGMENTS, dtype=jnp.float64)
 
 
 # The four patients of the cross-check, each with interventions so that everything moves.
@@ -164,7 +164,7 @@ def popsim_courses(exported):
     out = {}
     for name, (spec, _) in exported.items():
         p, pt = _batch(spec)
-        obs, status, _ = solve.batched_simulate_observe(p, pt, spec.protocol,
+        obs, status, _ = batch.simulate_observe_jit(p, pt, spec.protocol,
                                                         jnp.asarray(spec.y0)[None], ts, TIGHT)
         assert int(status[0]) == solve.Status.OK
         out[name] = {k: np.asarray(v[0]) for k, v in obs.items()}

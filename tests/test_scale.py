@@ -51,11 +51,11 @@ def test_resume_finishes_interrupted_run_identically(small_trial, conf, tmp_path
     real = run_mod._run_chunk
     calls = []
 
-    def dies_on_second_chunk(config, out_, c, *args, **kw):
+    def dies_on_second_chunk(job, c, *args, **kw):
         if c == 1:
             raise _Killed
         calls.append(c)
-        return real(config, out_, c, *args, **kw)
+        return real(job, c, *args, **kw)
 
     monkeypatch.setattr(run_mod, "_run_chunk", dies_on_second_chunk)
     with pytest.raises(_Killed):
@@ -65,8 +65,8 @@ def test_resume_finishes_interrupted_run_identically(small_trial, conf, tmp_path
 
     calls.clear()
     monkeypatch.setattr(run_mod, "_run_chunk",
-                        lambda config, out_, c, *a, **k: (calls.append(c),
-                                                          real(config, out_, c, *a, **k)))
+                        lambda job, c, *a, **k: (calls.append(c),
+                                                          real(job, c, *a, **k)))
     run_cohort(conf, SMALL_TRIAL, out, chunk_size=7, progress=False, resume=True)
     assert calls == [1]  # the finished chunk is not recomputed
     assert store.is_complete(out)
@@ -84,10 +84,10 @@ def test_resume_refuses_a_different_job(conf, tmp_path, monkeypatch, kw, message
     out = tmp_path / "trial.h5"
     real = run_mod._run_chunk
 
-    def dies(config, out_, c, *a, **k):
+    def dies(job, c, *a, **k):
         if c == 1:
             raise _Killed
-        return real(config, out_, c, *a, **k)
+        return real(job, c, *a, **k)
 
     monkeypatch.setattr(run_mod, "_run_chunk", dies)
     with pytest.raises(_Killed):
@@ -135,9 +135,9 @@ def test_sharded_over_4_devices_same_numbers(small_trial, conf, tmp_path):
     finally:
         _LISTENING.clear()
     _assert_same_file(out, reference)
-    assert _COMPILED.count("jit(_batched_simulate_observe)") == 4
-    assert _COMPILED.count("jit(batched_steady_state)") == 4
-    assert _COMPILED.count("jit(_batched_steady_state_fallback)") <= 1
+    assert _COMPILED.count("jit(simulate_observe)") == 4
+    assert _COMPILED.count("jit(steady_states)") == 4
+    assert _COMPILED.count("jit(steady_states_fallback)") <= 1
 
 
 def test_devices_out_of_range(conf, tmp_path):
@@ -279,16 +279,15 @@ def test_bad_output_interval_exits_2_and_keeps_the_file(tmp_path, capsys, value,
 
 def _chunk_inputs(conf, n):
     """Parameters, patients, solver settings and the Mg arm's protocol of ``n`` patients."""
-    import jax
     import jax.numpy as jnp
 
     from popsim.population import sample_cohort
+    from popsim.protocols import protocols_for
+    from popsim.solve import SolverSettings
 
-    c = sample_cohort(conf.population, 1, 0, n)
-    p = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), c.params)
-    q = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), c.patients)
-    return p, q, run_mod.solver_settings(conf.simulation), run_mod.protocols_for(
-        conf, jnp.float64)[1]
+    p, q = sample_cohort(conf.population, 1, 0, n).inputs(jnp.float64)
+    return p, q, SolverSettings.from_simulation(conf.simulation), protocols_for(
+        conf.arms, conf.simulation.days, jnp.float64)[1]
 
 
 def _custom_calls(lowered_text):
@@ -298,42 +297,26 @@ def _custom_calls(lowered_text):
 
 
 def test_chunk_programs_have_no_host_callback_or_lapack_call(conf):
-    """What kept two devices from computing at once: a host callback makes JAX's CPU client run
-    a program synchronously (diffeqsolve's eqx.error_if checks did), and two batched LAPACK
-    kernels at once deadlock XLA's CPU thread pool (lineax's LU in the Newton and in the
-    fallback's implicit stages made them: two fallback batches hung `popsim bench`)."""
+    """What keeps several devices computing at once: a host callback makes JAX's CPU client run
+    a program synchronously (diffeqsolve's eqx.error_if checks compile to one unless
+    EQX_ON_ERROR=nan, which popsim sets), and two batched LAPACK kernels at once deadlock XLA's
+    CPU thread pool (popsim factorises with its own SmallLU). Every compiled entry point is a
+    plain jax.jit (an eqx.filter_jit entry point would wait for its result)."""
     import jax
     import jax.numpy as jnp
 
-    from popsim import solve
+    from popsim import batch
 
+    for fn in (batch.steady_states_jit, batch.steady_states_fallback_jit,
+               batch.simulate_observe_jit):
+        assert type(fn) is type(jax.jit(lambda x: x)), fn
     with jax.enable_x64(True):
         p, q, s, prot = _chunk_inputs(conf, 4)
-        ts = jnp.asarray(run_mod.output_times(conf.simulation))
-        steady = solve.batched_steady_state.lower(p, q, s).as_text()
-        y0, _ = solve.batched_steady_state(p, q, s)
-        with solve._checks_without_callbacks():
-            course = solve._batched_simulate_observe.lower(p, q, prot, y0, ts, s, False).as_text()
-            fallback = solve._batched_steady_state_fallback.lower(p, q, s).as_text()
+        ts = jnp.asarray(conf.simulation.output_times)
+        steady = batch.steady_states_jit.lower(p, q, s).as_text()
+        y0, _ = batch.steady_states_jit(p, q, s)
+        course = batch.simulate_observe_jit.lower(p, q, prot, y0, ts, s, False).as_text()
+        fallback = batch.steady_states_fallback_jit.lower(p, q, s).as_text()
     assert _custom_calls(steady) == set()
     for program in (course, fallback):
         assert not any("callback" in name or "lapack" in name for name in _custom_calls(program))
-
-
-def test_chunk_solve_returns_before_its_result_is_ready(conf):
-    """batched_simulate_observe is dispatched asynchronously (not an eqx.filter_jit entry point,
-    which waits): the call returns while the result is still being computed."""
-    import jax
-    import jax.numpy as jnp
-
-    from popsim import solve
-
-    with jax.enable_x64(True):
-        p, q, s, prot = _chunk_inputs(conf, 64)
-        ts = jnp.asarray(np.linspace(0.0, 3650.0, 11))  # ten years: long enough to catch running
-        y0, _ = solve.steady_states_with_fallback(p, q, s)
-        jax.block_until_ready(solve.batched_simulate_observe(p, q, prot, y0, ts, s))  # compile
-        out = solve.batched_simulate_observe(p, q, prot, y0, ts, s)
-        pending = not out[1].is_ready()
-        jax.block_until_ready(out)
-    assert pending

@@ -8,16 +8,21 @@ import numpy as np
 import pytest
 from conftest import patients
 
+from popsim import batch, devices, solve
 from popsim import config as cfg
-from popsim import solve
+from popsim.protocols import arm_protocol, protocols_for
 from popsim.report import ReportError, report
-from popsim.run import arm_protocol, protocols_for
 
 
 def trial(*interventions, days=60.0):
     return cfg.parse_config({"population": {"size": 8}, "simulation": {"days": days},
                              "arm": [{"name": "control"},
                                      {"name": "treated", "intervention": list(interventions)}]})
+
+
+def _arm(conf):
+    """The treated arm's protocol of a :func:`trial` config."""
+    return protocols_for(conf.arms, conf.simulation.days, jnp.float64)[1]
 
 
 def test_protocol_inputs_follow_the_schedule():
@@ -27,7 +32,7 @@ def test_protocol_inputs_follow_the_schedule():
                  {"kind": "loop_diuretic", "dose": 0.5, "start_day": 50, "end_day": 60})
     _, pt = patients(n=1, mg_intake_mg=300.0, k_intake=80.0)
     one = type(pt)(**{k: getattr(pt, k)[0] for k in pt.__dataclass_fields__})
-    prot = arm_protocol(conf.arms[1], 60.0, 16, jnp.float64)
+    prot = arm_protocol(conf.arms[1].intervention, 60.0, 16, jnp.float64)
     at = lambda t: prot.inputs(jnp.float64(t), one)  # noqa: E731
     assert float(at(5).mg_oral) == pytest.approx(300 / 24.305)
     assert float(at(12).mg_oral) == pytest.approx((300 + 486.1) / 24.305)
@@ -46,14 +51,14 @@ def test_changing_doses_or_days_does_not_recompile(mixed_cohort):
     pb, pt, y0 = mixed_cohort
     ts = jnp.linspace(0.0, 60.0, 61)
     settings = solve.SolverSettings()
-    a = protocols_for(trial({"kind": "oral_magnesium", "dose": 400, "start_day": 10,
-                             "end_day": 40}), jnp.float64)[1]
-    b = protocols_for(trial({"kind": "oral_potassium", "dose": 30, "start_day": 5,
-                             "end_day": 55}), jnp.float64)[1]
-    cache = solve._batched_simulate_observe  # the jax.jit behind batched_simulate_observe
-    solve.batched_simulate_observe(pb, pt, a, y0, ts, settings)
+    a = _arm(trial({"kind": "oral_magnesium", "dose": 400, "start_day": 10,
+                             "end_day": 40}))
+    b = _arm(trial({"kind": "oral_potassium", "dose": 30, "start_day": 5,
+                             "end_day": 55}))
+    cache = batch.simulate_observe_jit
+    cache(pb, pt, a, y0, ts, settings)
     size = cache._cache_size()
-    out_b, status, _ = solve.batched_simulate_observe(pb, pt, b, y0, ts, settings)
+    out_b, status, _ = cache(pb, pt, b, y0, ts, settings)
     assert cache._cache_size() == size
     assert (np.asarray(status) == 0).all()
     # and the K arm really raised urinary K from day 5 to 55
@@ -63,7 +68,7 @@ def test_changing_doses_or_days_does_not_recompile(mixed_cohort):
 @pytest.fixture(scope="module")
 def mixed_cohort():
     pb, pt = patients(egfr=[100, 60, 30, 110, 90, 75, 45, 120])
-    y0, ok = solve.steady_states_with_fallback(pb, pt, solve.SolverSettings())
+    y0, ok = devices.steady_states_with_fallback(pb, pt, solve.SolverSettings())
     return pb, pt, y0
 
 

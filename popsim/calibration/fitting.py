@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from popsim import model, observables, solve
+from popsim import batch, devices, model, solve
 from popsim._version import MODEL_VERSION, __version__, library_versions
 from popsim.calibration import targets as tg
 from popsim.calibration.config import CalibrationConfig
@@ -44,7 +44,7 @@ from popsim.population import (
     sample_draws,
     variability,
 )
-from popsim.run import arm_protocol, solver_settings
+from popsim.protocols import arm_protocol, n_segments_for
 
 
 def _forward(fp, u):
@@ -108,19 +108,15 @@ def build_problem(conf: CalibrationConfig, pop: Population, base: Params | None 
     names = tuple(sorted(cvs))
     with jax.enable_x64(True):
         _, cov, z = sample_draws(pop, conf.optimizer.seed, 0, n, names)
-        settings = dataclasses.replace(solver_settings(conf.simulation),
+        settings = dataclasses.replace(solve.SolverSettings.from_simulation(conf.simulation),
                                        adjoint=conf.optimizer.gradient)
-        n_seg = max([2 * len(a.intervention) + 1 for a in conf.arm] + [1])
-        n_seg = 1 << (n_seg - 1).bit_length()
-        protocols = {a.name: arm_protocol(a, conf.simulation.days, n_seg, jnp.float64)
-                     for a in conf.arm}
+        n_seg = n_segments_for(a.intervention for a in conf.arm)
+        protocols = {a.name: arm_protocol(a.intervention, conf.simulation.days, n_seg,
+                                          jnp.float64) for a in conf.arm}
         days = {a: tuple(sorted({t.day for t in conf.target if t.arm == a})) for a in protocols}
         days = {a: d for a, d in days.items() if d}
-        f64 = jnp.float64
-        safe_params = jax.tree.map(lambda x: jnp.asarray(x, f64), base)
-        safe_patient = model.make_patient(safe_params, f64(70.0), False, f64(100.0),
-                                          f64(300 / 24.305), f64(75.0), f64(150.0), f64(0.0),
-                                          f64(0.0))
+        safe_params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), base)
+        safe_patient = model.reference_patient(safe_params)
     return Problem(conf, pop, base, cvs, cov, z, settings, protocols, days, safe_params,
                    safe_patient, n, min(n, conf.optimizer.arm_cohort_size))
 
@@ -145,21 +141,19 @@ def outputs(problem: Problem, u, y_warm):
     s = problem.settings
 
     # 1. where does Newton converge (no gradient), from last step's states
-    y_fwd, ok = jax.vmap(lambda p, q, y: solve.steady_state(p, q, s, y_start=y))(
-        jax.lax.stop_gradient(per), jax.lax.stop_gradient(pts), y_warm)
+    y_fwd, ok = batch.steady_states(jax.lax.stop_gradient(per), jax.lax.stop_gradient(pts), s,
+                                    y_warm)
     ok = jax.lax.stop_gradient(ok)
     y_fwd = jax.lax.stop_gradient(y_fwd)
     # 2. differentiable steady states, failed patients swapped for the reference patient
     per_s = _select(ok, per, problem.safe_params)
     pts_s = _select(ok, pts, problem.safe_patient)
     y_ref = jax.vmap(model.reference_state)(per_s, pts_s)
-    y0, _ = jax.vmap(lambda p, q, y: solve.steady_state(p, q, s, y_start=y))(
-        per_s, pts_s, jnp.where(ok[:, None], y_fwd, y_ref))
+    y0, _ = batch.steady_states(per_s, pts_s, s, jnp.where(ok[:, None], y_fwd, y_ref))
 
     need = {(t.output, t.arm, t.day) for t in problem.conf.target}
     values = {}
-    base_obs = jax.vmap(lambda y, p, q: observables.observe(y, p, q, model.baseline_inputs(q)))(
-        y0, per_s, pts_s)
+    base_obs = batch.observe_baseline(per_s, pts_s, y0)
     for o, arm, _ in need:
         if arm is None:
             values[(o, None, None)] = base_obs[o]
@@ -169,11 +163,7 @@ def outputs(problem: Problem, u, y_warm):
         prot = problem.protocols[arm]
         ts = jnp.asarray((0.0,) + days, jnp.float64)
 
-        def course(p, q, y, prot=prot, ts=ts):
-            ys, st, _ = solve.simulate(p, q, prot, y, ts, s)
-            return solve.observe_series(p, q, prot, ts, ys), st
-
-        obs, st = jax.vmap(course)(first(per_s), first(pts_s), y0[:m])
+        obs, st, _ = batch.simulate_observe(first(per_s), first(pts_s), prot, y0[:m], ts, s)
         ok = ok.at[:m].set(ok[:m] & (jax.lax.stop_gradient(st) == solve.Status.OK))
         for k, d in enumerate(days, start=1):
             for o, a, dd in need:
@@ -327,38 +317,11 @@ def fit(problem: Problem, progress: bool = True, callback=None) -> FitResult:
             losses = [float(loss)]
             best_u, best = u, float(loss)
             u, y_warm = u_new, aux[2]
-            stopped = "max steps"
             t_loop = time.perf_counter()
-            last_improve, ref_best = 0, best
             n_repaired = int((~aux[1]).sum())
             bar.advance(1, f"loss {float(loss):.4g}")
-            for k in range(1, conf.optimizer.steps):
-                u_next, opt_state, loss, aux, grad = step(u, opt_state, y_warm)
-                lv = float(loss)
-                if not math.isfinite(lv):
-                    stopped = f"non-finite loss at step {k}"
-                    break
-                losses.append(lv)
-                if lv < best:
-                    best, best_u = lv, u
-                if callback is not None:
-                    callback(k, lv)
-                bar.advance(1, f"loss {lv:.4g}")
-                u, y_warm = u_next, aux[2]
-                n_failed = int((~aux[1]).sum())
-                if n_failed > n_repaired:  # new Newton failures: retry them robustly, once
-                    y_warm = jnp.where(aux[1][:, None], y_warm, warm_start(problem, u))
-                    n_repaired = n_failed
-                if best <= conf.stopping.loss_below:
-                    stopped = f"loss below {conf.stopping.loss_below:g}"
-                    break
-                if best < ref_best * (1 - conf.stopping.min_relative_improvement):
-                    ref_best, last_improve = best, k
-                elif k - last_improve >= conf.stopping.patience:
-                    stopped = ("no relative improvement > "
-                               f"{conf.stopping.min_relative_improvement:g} in "
-                               f"{conf.stopping.patience} steps")
-                    break
+            stopped, best_u, u, y_warm = _iterate(problem, step, u, opt_state, y_warm, losses,
+                                                  best_u, best, n_repaired, bar, callback)
         n_steps = len(losses)
         step_s = (time.perf_counter() - t_loop) / max(n_steps - 1, 1)
         loss1, (stats1, ok1, _, raw1) = loss_at(best_u, y_warm)
@@ -368,12 +331,49 @@ def fit(problem: Problem, progress: bool = True, callback=None) -> FitResult:
                      int((~np.asarray(ok1)).sum()))
 
 
+def _iterate(problem: Problem, step, u, opt_state, y_warm, losses, best_u, best, n_repaired,
+             bar, callback):
+    """Optimizer steps after the first, until the step budget or a stopping rule; appends to
+    ``losses``. Returns ``(why it stopped, best parameters, last parameters, warm start)``."""
+    conf = problem.conf
+    stopped = "max steps"
+    last_improve, ref_best = 0, best
+    for k in range(1, conf.optimizer.steps):
+        u_next, opt_state, loss, aux, grad = step(u, opt_state, y_warm)
+        lv = float(loss)
+        if not math.isfinite(lv):
+            stopped = f"non-finite loss at step {k}"
+            break
+        losses.append(lv)
+        if lv < best:
+            best, best_u = lv, u
+        if callback is not None:
+            callback(k, lv)
+        bar.advance(1, f"loss {lv:.4g}")
+        u, y_warm = u_next, aux[2]
+        n_failed = int((~aux[1]).sum())
+        if n_failed > n_repaired:  # new Newton failures: retry them robustly, once
+            y_warm = jnp.where(aux[1][:, None], y_warm, warm_start(problem, u))
+            n_repaired = n_failed
+        if best <= conf.stopping.loss_below:
+            stopped = f"loss below {conf.stopping.loss_below:g}"
+            break
+        if best < ref_best * (1 - conf.stopping.min_relative_improvement):
+            ref_best, last_improve = best, k
+        elif k - last_improve >= conf.stopping.patience:
+            stopped = ("no relative improvement > "
+                       f"{conf.stopping.min_relative_improvement:g} in "
+                       f"{conf.stopping.patience} steps")
+            break
+    return stopped, best_u, u, y_warm
+
+
 def warm_start(problem: Problem, u) -> jax.Array:
     """Steady states at ``u`` found robustly (Newton, then pseudo-transient continuation for
     the patients where it fails; host-side, outside the compiled step), reference states for
     patients without one. Newton inside the step starts from these."""
     with jax.enable_x64(True):
-        y, _ = solve.steady_states_with_fallback(*_initial_batch(problem, u), problem.settings)
+        y, _ = devices.steady_states_with_fallback(*_initial_batch(problem, u), problem.settings)
     return y
 
 
@@ -469,3 +469,37 @@ def _figures(res: FitResult, paths):
                  "statistic)")
     fig.savefig(paths[1], dpi=110)
     plt.close(fig)
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"{x:.4g}"
+
+
+def print_calibration_table(result, console=None) -> None:
+    """The before/after table of a calibration: every target, its wanted value or range, the
+    (exact, unsmoothed) statistic before and after, its unit, and whether it is met."""
+    from rich.table import Table
+
+    from popsim.calibration.fitting import result_table
+    from popsim.progress import console as make_console
+
+    console = console or make_console()
+    t = Table(title=f"calibration: loss {result.losses[0]:.4g} -> {result.final_loss:.4g} in "
+                    f"{result.steps} steps ({result.stopped}); compile {result.compile_seconds:.0f}"
+                    f" s, {result.step_seconds:.2f} s/step; {result.problem.n} patients, "
+                    f"{result.failed_after} not solved")
+    for col, just in (("target", "left"), ("wanted", "right"), ("before", "right"),
+                      ("after", "right"), ("unit", "left"), ("met", "center")):
+        t.add_column(col, justify=just)
+    for r in result_table(result):
+        met = "yes" if r["met_after"] else "[red]no[/red]"
+        t.add_row(r["target"], r["wanted"], _fmt(r["before"]), _fmt(r["after"]), r["unit"], met)
+    console.print(t)
+    values, cvs = result.fitted
+    p = Table(title="fitted parameters")
+    for col in ("parameter", "initial", "fitted", "unit"):
+        p.add_column(col, justify="left" if col in ("parameter", "unit") else "right")
+    for fp in result.problem.fit:
+        v = cvs[fp.parameter] if fp.is_cv else values[fp.parameter]
+        p.add_row(fp.name, _fmt(fp.start), _fmt(v), fp.unit)
+    console.print(p)

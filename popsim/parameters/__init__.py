@@ -5,18 +5,18 @@ holds the unit, a description, the source, the between-patient coefficient of va
 0 means shared by every patient) and whether the value is calibrated (uncertain in
 ``PHYSIOLOGY.md``) rather than read from a source. :func:`parameter_table` lists them.
 
-Values marked ``[D]`` are derived by arithmetic so that the reference adult (70 kg man, eGFR 100
-mL/min/1.73 m², 300 mg/day Mg, 75 mmol/day K, 150 mmol/day Na) is at steady state at the textbook
-concentrations of :data:`REFERENCE` (the way Stadt et al. 2022 set their muscle K permeability).
+Values marked ``[D]`` are derived by arithmetic so that the reference adult
+(:data:`popsim.facts.REFERENCE_ADULT`) is at steady state at the textbook concentrations of
+:data:`REFERENCE` (the way Stadt et al. 2022 set their muscle K permeability).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Any
 
-import equinox as eqx
+from popsim.facts import REFERENCE_ADULT
 
 
 @dataclass(frozen=True)
@@ -38,15 +38,14 @@ def _param(value, unit, description, source, *, iiv=0.0, calibrated=False,
            lower=0.0, upper=float("inf")):
     meta = dict(unit=unit, description=description, source=source, iiv=iiv,
                 calibrated=calibrated, lower=lower, upper=upper)
-    return eqx.field(default=float(value), metadata=meta)
+    return dataclasses.field(default=float(value), metadata=meta)
 
 
-# --- Reference adult (used only to derive the [D] defaults below) ------------------------------
+# --- Reference state of the reference adult (used only to derive the [D] defaults below) -------
+_ADULT = REFERENCE_ADULT
 REFERENCE = dict(
     v_ecf=14.0,  # L (20% of 70 kg; Guyton & Hall)
     v_icf=28.0,  # L (40% of 70 kg)
-    body_weight=70.0,  # kg
-    gfr=144.0,  # L/day (eGFR 100 mL/min)
     serum_mg=0.85,  # mmol/L (SPEC §1)
     mg_icf_total=12.0,  # mmol/L cell water (5-20; Rude 1998)
     mg_icf_free=0.6,  # mmol/L (0.5-1.0; Rude 1998, Grubbs 2002)
@@ -54,13 +53,13 @@ REFERENCE = dict(
     k_icf=140.0,  # mmol/L (120-150; Emmett & Wiederkehr)
     na_ecf=140.0,  # mmol/L
     na_icf=12.0,  # mmol/L (10-15; Guyton, Boron)
-    mg_intake=300.0 / 24.305,  # mmol/day
-    k_intake=75.0,  # mmol/day
-    na_intake=150.0,  # mmol/day
+    k_intake=_ADULT.k_intake,  # mmol/day
     mg_bone_per_kg=2.4,  # mmol/kg exchangeable bone Mg (~1/3 of ~500 mmol bone Mg; IOM 1997)
     mg_cell_exchange=20.0,  # mmol/day gross cell Mg influx (gives a time constant of days)
     mg_bone_tau=30.0,  # days
 )
+"""Textbook-normal concentrations and pools of :data:`popsim.facts.REFERENCE_ADULT`: the state
+the derived ([D]) defaults put at steady state."""
 _R = REFERENCE
 
 # Na+/K+-ATPase at the reference: Stadt 2022 Vmax 130 mmol/min over 24 L muscle water.
@@ -79,18 +78,22 @@ _mg_buffer_kd = 0.2
 # CD Na regulation: reabsorbs 75.8% of what reaches it at the reference (FENa 0.73%, 150 mmol/day)
 _NA_GAIN = 0.25  # per % ECF volume
 _NA_CD_MAX = 0.98
-_na_to_cd = 1.44 * 100 * 140.0 * (1 - 0.67) * (1 - 0.76) * (1 - 0.62)  # mmol/day
+_NA_PT, _NA_TAL, _NA_DCT = 0.67, 0.76, 0.62  # fractional reabsorption of delivered Na
+_na_to_cd = 1.44 * 100 * 140.0 * (1 - _NA_PT) * (1 - _NA_TAL) * (1 - _NA_DCT)  # mmol/day
 _na_cd_frac = 1.0 - 0.98 * 150.0 / _na_to_cd
-_NA_MIDPOINT = float(__import__("math").log(_na_cd_frac / _NA_CD_MAX
-                                            / (1 - _na_cd_frac / _NA_CD_MAX)) / _NA_GAIN)
+_NA_MIDPOINT = float(math.log(_na_cd_frac / _NA_CD_MAX / (1 - _na_cd_frac / _NA_CD_MAX))
+                     / _NA_GAIN)
 _mg_buffer_capacity = ((_R["mg_icf_total"] - _R["mg_icf_free"])
                        * (_mg_buffer_kd + _R["mg_icf_free"]) / _R["mg_icf_free"])
 
 
-class Params(eqx.Module):
+@dataclass(frozen=True)
+class Params:
     """Model v1 parameters (typical values). Field names carry the meaning; units in metadata.
 
-    A pytree of floats: under ``jax.vmap`` every field may carry a patient axis.
+    A plain frozen dataclass, so that configs and parameter files are validated without JAX;
+    :mod:`popsim.model` registers it as a JAX pytree of floats (under ``jax.vmap`` every field
+    may carry a patient axis).
     """
 
     # --- body water --------------------------------------------------------------------------
@@ -198,11 +201,13 @@ class Params(eqx.Module):
                                          calibrated=True)
 
     # --- kidney: sodium -------------------------------------------------------------------------
-    na_pt_fraction: float = _param(0.67, "1", "PT fractional Na reabsorption",
+    na_pt_fraction: float = _param(_NA_PT, "1", "PT fractional Na reabsorption",
                                    "[M: textbook 65-67%]", upper=1.0)
-    na_tal_fraction: float = _param(0.76, "1", "TAL reabsorption of delivered Na (25% of filtered)",
+    na_tal_fraction: float = _param(_NA_TAL, "1",
+                                    "TAL reabsorption of delivered Na (25% of filtered)",
                                     "[M: textbook]", upper=1.0)
-    na_dct_fraction: float = _param(0.62, "1", "DCT reabsorption of delivered Na (5% of filtered)",
+    na_dct_fraction: float = _param(_NA_DCT, "1",
+                                    "DCT reabsorption of delivered Na (5% of filtered)",
                                     "[M: textbook]", upper=1.0)
     na_cd_max_fraction: float = _param(0.98, "1", "maximal CD fractional Na reabsorption",
                                        "calibrated", calibrated=True, upper=1.0)
@@ -375,12 +380,3 @@ def parameter_specs() -> tuple[ParameterSpec, ...]:
         specs.append(ParameterSpec(f.name, f.default, m["unit"], m["description"], m["source"],
                                    m["iiv"], m["calibrated"], m["lower"], m["upper"]))
     return tuple(specs)
-
-
-def parameter_names() -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(Params))
-
-
-def with_values(params: Params, **values: Any) -> Params:
-    """A copy of ``params`` with the named fields replaced."""
-    return dataclasses.replace(params, **values)

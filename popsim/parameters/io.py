@@ -104,6 +104,16 @@ def write_params_file(path: str | Path, values: dict[str, tuple[float, float]],
     Path(path).write_text(text, encoding="utf-8")
 
 
+def fingerprint(params: Params, cvs: dict[str, float]) -> str:
+    """SHA-256 of the typical values and CVs a run uses (recorded in cohort files; a resumed run
+    and an SBML export of a cohort's patient must use the same)."""
+    import hashlib
+
+    items = [(f.name, float(getattr(params, f.name))) for f in dataclasses.fields(params)]
+    items += [(f"cv.{k}", float(v)) for k, v in sorted(cvs.items())]
+    return hashlib.sha256(repr(items).encode()).hexdigest()
+
+
 def table_parameters() -> ParameterSet:
     """The parameter table's values, without any calibration."""
     return ParameterSet(Params(), {}, "table", {})

@@ -32,6 +32,7 @@ from .reader import chunks_done as chunks_done
 from .reader import is_complete as is_complete
 from .reader import open_cohort as open_cohort
 from .reader import read_attrs as read_attrs
+from .schema import COHORT_SUFFIXES as COHORT_SUFFIXES
 from .schema import FORMAT as FORMAT
 from .schema import CohortLayout as CohortLayout
 from .schema import create as create

@@ -46,6 +46,8 @@ from .journal import _replace
 
 #: value of the root attribute ``popsim_format`` of every cohort file
 FORMAT = "popsim-cohort/1"
+COHORT_SUFFIXES = (".h5", ".hdf5", ".nc")
+"""What a cohort file's name may end in (HDF5; ``.nc`` for netCDF-4 tools)."""
 
 _FILTERS = dict(compression="gzip", compression_opts=4, shuffle=True, fletcher32=True)
 _DIMS = ("arm", "patient", "time", "chunk")

@@ -1,0 +1,118 @@
+"""The one place where a patient axis is added: ``jax.vmap`` over the single-patient numerics of
+:mod:`popsim.solve`, and the compiled (``jax.jit``) entry points that runs, validation,
+calibration, sensitivity analyses and benchmarks call.
+
+The vmapped functions (:func:`steady_states`, :func:`simulate_observe`) can be used inside a
+larger traced computation (a calibration loss); the ``*_jit`` entry points compile once per
+shape and return at once (JAX's asynchronous dispatch: no host callbacks, see below), so several
+devices' batches run at the same time (:mod:`popsim.devices`).
+
+Equinox's runtime checks inside diffrax (``eqx.error_if``, e.g. on the saved times) compile to
+host callbacks unless the documented environment variable ``EQX_ON_ERROR`` is ``nan``; JAX's CPU
+client runs a program with a host callback synchronously, which would serialise the devices.
+popsim sets ``EQX_ON_ERROR=nan`` when it is imported (unless already set): the checked inputs are
+validated at the boundary (config), solves run with ``throw=False``, and a check that fails
+anyway gives NaN outputs, i.e. status NONFINITE.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from popsim import model, observables, solve
+from popsim.facts import Status
+from popsim.model import Patient
+from popsim.parameters import Params
+from popsim.protocols import Protocol
+from popsim.solve import BALANCE_OUTPUTS, SolverSettings
+
+
+def _vmap(fn, *batch):
+    """``jax.vmap(fn)(*batch)``; a batch of one patient is solved as two copies of it, because
+    XLA compiles a batch of one as scalar code with other roundings: with this, a patient's
+    results are the same bits in a batch of any size."""
+    if jax.tree.leaves(batch)[0].shape[0] != 1:
+        return jax.vmap(fn)(*batch)
+    twice = jax.tree.map(lambda x: jnp.concatenate([x, x]), batch)
+    return jax.tree.map(lambda x: x[:1], jax.vmap(fn)(*twice))
+
+
+def steady_states(params: Params, patients: Patient, settings: SolverSettings, y_start=None):
+    """Steady states of a batch (leading patient axis on every leaf) by Newton, from
+    ``y_start`` (``(patient, state)``; default: each patient's textbook state). Returns
+    ``(y0, ok)``. Differentiable (implicit function theorem)."""
+    if y_start is None:
+        return _vmap(lambda p, pt: solve.steady_state(p, pt, settings), params, patients)
+    return _vmap(lambda p, pt, y: solve.steady_state(p, pt, settings, y_start=y), params,
+                 patients, y_start)
+
+
+def steady_states_fallback(params: Params, patients: Patient, settings: SolverSettings):
+    """Pseudo-transient continuation then Newton for a batch (slow; for Newton's failures)."""
+    return _vmap(lambda p, pt: solve.steady_state_fallback(p, pt, settings), params, patients)
+
+
+def simulate_observe(params: Params, patients: Patient, protocol: Protocol, y0, ts,
+                     settings: SolverSettings, track_balance: bool = False):
+    """Simulate and observe a batch under one protocol (solve and outputs together).
+
+    Returns ``(outputs, status, num_steps)``: outputs a dict of ``(patient, time)`` arrays (with
+    ``track_balance`` also :data:`popsim.solve.BALANCE_OUTPUTS`)."""
+    def one(p, pt, y):
+        ys, status, steps = solve.simulate(p, pt, protocol, y, ts, settings, track_balance)
+        out = solve.observe_series(p, pt, protocol, ts, ys)
+        if track_balance:
+            for j, name in enumerate(BALANCE_OUTPUTS):
+                out[name] = ys[:, model.N_STATES + j]
+        return out, status, steps
+
+    return _vmap(one, params, patients, y0)
+
+
+def observe_baseline(params: Params, patients: Patient, y) -> dict:
+    """Every output of a batch at states ``y`` under the patients' baseline inputs (e.g. at
+    their steady states): dict of ``(patient,)`` arrays."""
+    return _vmap(lambda p, pt, yy: observables.observe(yy, p, pt, model.baseline_inputs(pt)),
+                 params, patients, y)
+
+
+# --- compiled entry points (jax.jit: they return at once) ---------------------------------
+# jax.jit, not eqx.filter_jit: a top-level eqx.filter_jit call waits for its result (Equinox
+# blocks to turn runtime errors into readable ones), which would serialise the devices.
+
+steady_states_jit = jax.jit(steady_states, static_argnames=("settings",))
+steady_states_fallback_jit = jax.jit(steady_states_fallback, static_argnames=("settings",))
+simulate_observe_jit = jax.jit(simulate_observe, static_argnames=("settings", "track_balance"))
+
+
+@jax.jit
+def failed_as_nan(outputs: dict, status):
+    """Outputs of patients not solved (``status != OK``) replaced by NaN: a failed patient's
+    numbers are never plausible-looking values."""
+    bad = (status != Status.OK)[:, None]
+    return {k: jnp.where(bad, jnp.nan, v) for k, v in outputs.items()}
+
+
+def arms(params: Params, patients: Patient, y0, ok, protocols: list[Protocol], ts,
+         settings: SolverSettings, track_balance: bool = False):
+    """Every arm's time course of one batch from its steady states ``y0`` (dispatched, not
+    waited for). Returns ``(outputs, status)``: a dict of ``(arm, patient, time)`` arrays and
+    ``(arm, patient)`` codes; a patient without a steady state (``~ok``) has status
+    STEADY_STATE_FAILED, and every failed patient's outputs are NaN."""
+    outs, statuses = {}, []
+    for prot in protocols:
+        res, status, _ = simulate_observe_jit(params, patients, prot, y0, ts, settings,
+                                              track_balance)
+        status = jnp.where(ok, status, Status.STEADY_STATE_FAILED)
+        for k, v in failed_as_nan(res, status).items():
+            outs.setdefault(k, []).append(v)
+        statuses.append(status.astype(jnp.int8))
+    return {k: jnp.stack(v) for k, v in outs.items()}, jnp.stack(statuses)
+
+
+@jax.jit
+def reference_if_failed(y0, ok, params, patients):
+    """``y0`` with the textbook state of patients without a steady state, whose (discarded) time
+    course then cannot hold up the rest of the batch."""
+    return jnp.where(ok[:, None], y0, jax.vmap(model.reference_state)(params, patients))

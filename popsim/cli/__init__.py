@@ -1,0 +1,39 @@
+"""Command-line front end: parse, load the config, call the library, map errors to exit codes.
+
+Exit status: 0 success; 1 an unexpected internal error, or checks that failed (``validate``,
+``export-sbml``); 2 bad input (config, arguments, files; one line on stderr, nothing written);
+3 ``run`` finished and wrote a complete file, but every patient, or more than
+``--max-failed-fraction`` of the patient-arms, could not be solved.
+"""
+
+from __future__ import annotations
+
+import os
+
+from popsim.cli.args import EXIT_BAD_INPUT as EXIT_BAD_INPUT
+from popsim.cli.args import EXIT_FAILED_PATIENTS as EXIT_FAILED_PATIENTS
+from popsim.cli.args import build_parser as build_parser
+from popsim.cli.commands import _failure_exit as _failure_exit
+from popsim.cli.commands import (
+    cmd_bench,
+    cmd_calibrate,
+    cmd_evidence,
+    cmd_export_sbml,
+    cmd_report,
+    cmd_run,
+    cmd_validate,
+)
+
+COMMANDS = {"bench": cmd_bench, "evidence": cmd_evidence, "export-sbml": cmd_export_sbml,
+            "run": cmd_run,
+            "report": cmd_report, "validate": cmd_validate, "calibrate": cmd_calibrate}
+
+
+def main(argv: list[str] | None = None) -> int:
+    # XLA's C++ log (e.g. its "Very slow compile? If you want to file a bug..." banner while a
+    # program compiles) is not for users; popsim reports compile phases itself. Set
+    # TF_CPP_MIN_LOG_LEVEL=0 to see it. Read when JAX's backends start, so set before that.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+

@@ -1,0 +1,343 @@
+"""The commands: each checks its inputs and outputs (one line and exit status 2 on bad input,
+before any work), calls one application of the library, prints, and returns an exit status.
+Heavy modules are imported inside the commands, so ``popsim --help`` imports no JAX."""
+
+from __future__ import annotations
+
+import sys
+
+from popsim.cli.args import EXIT_BAD_INPUT, EXIT_FAILED_PATIENTS
+
+
+def _fail(message: str) -> int:
+    print(f"popsim: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _load_params(path):
+    """``(parameter set, None)``, ``(None, None)`` without a path, or ``(None, error line)``."""
+    if path is None:
+        return None, None
+    from popsim.parameters.io import ParamsFileError, load_params_file
+
+    try:
+        return load_params_file(path), None
+    except ParamsFileError as e:
+        return None, str(e)
+
+
+def _host_devices(devices) -> None:
+    """Before JAX starts: let ``--devices N|all`` use N CPU cores as N host devices.
+
+    XLA's CPU backend shows one device for all cores and runs these small per-patient kernels on
+    one of them, so without this ``--devices 2`` would have nothing to shard over on a CPU-only
+    machine. The flag only affects the CPU platform (on a GPU machine the GPUs are the local
+    devices), is capped at the number of cores (so a count above it is refused by the device
+    check with the real number), and is left alone if already set or once JAX's backends exist."""
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if devices is None or "xla_force_host_platform_device_count" in flags:
+        return
+    try:  # importing JAX reads no flags; creating its backends (first device query) does
+        from jax._src import xla_bridge
+
+        if xla_bridge.backends_are_initialized():
+            return
+    except (ImportError, AttributeError):
+        return
+    cores = os.cpu_count() or 1
+    n = cores if devices == "all" else min(int(devices), cores)
+    if n > 1:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
+def cmd_run(args) -> int:
+    _host_devices(args.devices)
+    from popsim.config import ConfigError, load_config
+    from popsim.run import RunError, run_cohort
+    from popsim.store import StoreError
+
+    try:
+        config, text = load_config(args.config)
+    except ConfigError as e:
+        return _fail(str(e))
+    out = args.out if args.out is not None else args.config.with_suffix(".h5")
+    problem = _run_arguments_problem(args, out)
+    if problem:
+        return _fail(problem)
+    params, err = _load_params(args.params)
+    if err:
+        return _fail(err)
+    distributed = args.num_processes is not None and args.num_processes > 1
+    if distributed:
+        import jax
+
+        jax.distributed.initialize(coordinator_address=args.coordinator,
+                                   num_processes=args.num_processes,
+                                   process_id=args.process_id)
+    try:
+        result = run_cohort(config, text, out, size=args.size, seed=args.seed,
+                            chunk_size=args.chunk_size, force=args.force, params=params,
+                            progress=not args.quiet, resume=args.resume, devices=args.devices,
+                            distributed=distributed)
+    except (RunError, StoreError) as e:
+        return _fail(str(e))
+    from popsim.report import print_run_summary
+
+    print_run_summary(result)
+    if args.figure is not None:
+        from popsim.report import cohort_overview_figure
+
+        cohort_overview_figure(out, args.figure)
+        print(f"figure: {args.figure}")
+    return _failure_exit(result, args.max_failed_fraction)
+
+
+def _run_arguments_problem(args, out) -> str | None:
+    """The first problem with ``popsim run``'s arguments and output paths, or ``None``."""
+    multi = (args.coordinator, args.num_processes, args.process_id)
+    if any(x is not None for x in multi):
+        if any(x is None for x in multi):
+            return "--coordinator, --num-processes and --process-id go together"
+        if args.process_id >= args.num_processes:
+            return f"--process-id {args.process_id}: must be 0..{args.num_processes - 1}"
+        host, _, port = args.coordinator.rpartition(":")
+        if not host or not port.isdigit():
+            return f"--coordinator {args.coordinator!r}: expected HOST:PORT"
+    if args.force and args.resume:
+        return "--force and --resume exclude each other (overwrite, or finish the file?)"
+    if not 0.0 <= args.max_failed_fraction <= 1.0:
+        return f"--max-failed-fraction {args.max_failed_fraction:g}: must be in 0..1"
+    from popsim.files import OutputError, check_output
+    from popsim.store import COHORT_SUFFIXES
+
+    inputs = (args.config, args.params)
+    try:
+        check_output(out, suffixes=COHORT_SUFFIXES, force=args.force or args.resume,
+                     inputs=inputs, what="cohort file")
+        if args.figure is not None:
+            check_output(args.figure, flag="--figure", suffixes=(".png",), force=args.force,
+                         inputs=(*inputs, out), what="figure")
+    except OutputError as e:
+        return str(e)
+    return None
+
+
+def _failure_exit(result, max_fraction: float) -> int:
+    """Warn about patients not solved; :data:`EXIT_FAILED_PATIENTS` when all, or more than
+    ``max_fraction`` of the patient-arms, failed (the file is written and complete either way)."""
+    if not result.n_failed:
+        return 0
+    total = sum(a.n_ok + a.n_failed for a in result.arms)
+    counts = result.failure_counts()
+    common, k = next(iter(counts.items()))
+    print(f"popsim: warning: {result.n_failed:,} of {total:,} patient-arms not solved "
+          f"({100 * result.failed_fraction:.2f}%; most common status: {common}, {k:,}); their "
+          "outputs are NaN in the file", file=sys.stderr)
+    if result.n_failed == total or result.failed_fraction > max_fraction:
+        print(f"popsim: error: {100 * result.failed_fraction:.2f}% of patient-arms not solved, "
+              f"more than --max-failed-fraction {max_fraction:g}; the file {result.path} is "
+              "complete, with every patient's outcome in `status`", file=sys.stderr)
+        return EXIT_FAILED_PATIENTS
+    return 0
+
+
+def cmd_report(args) -> int:
+    from popsim.files import OutputError, check_output
+
+    out = args.out if args.out is not None else args.file.with_name(args.file.stem + "_report")
+    try:
+        check_output(out, directory=True, force=args.force, inputs=(args.file,),
+                     what="directory")
+    except OutputError as e:
+        return _fail(str(e))
+    from popsim.report import ReportError, report
+
+    try:
+        summary = report(args.file, out, days=args.days, force=args.force)
+    except ReportError as e:
+        return _fail(str(e))
+    print(f"wrote {out}/summary.json, {out}/summary.csv and "
+          f"{len(summary['figures'])} figures in {out}/")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from popsim.files import OutputError, check_output
+
+    try:
+        check_output(args.out, directory=True, force=args.force, inputs=(args.params,),
+                     what="directory")
+    except OutputError as e:
+        return _fail(str(e))
+    from popsim import evidence
+
+    known = [s.study.id for s in evidence.scenarios()]
+    for name in args.scenario or []:
+        if name not in known:
+            return _fail(f"--scenario {name!r}: unknown; allowed: {', '.join(known)}")
+    params, err = _load_params(args.params)
+    if err:
+        return _fail(err)
+    from popsim.validation import print_report, validate
+
+    result = validate(size=args.size, out=args.out, progress=not args.quiet,
+                      only=tuple(args.scenario) if args.scenario else None, params=params)
+    print_report(result, heading="popsim validate: built-in physiology scenarios")
+    print(f"figures and validation.json in {args.out}/")
+    return 0 if result.passed else 1
+
+
+def cmd_evidence(args) -> int:
+    from popsim import evidence
+
+    try:
+        catalogue = evidence.catalogue()
+    except evidence.StudyError as e:
+        return _fail(str(e))
+    if args.action == "list":
+        _print_catalogue(catalogue.values(), args.reserved)
+        return 0
+    if not args.all and not args.study:
+        return _fail("evidence run: name one or more STUDY ids, or --all")
+    ids = ([s.study.id for s in evidence.studies(args.reserved)] if args.all
+           else list(args.study))
+    try:
+        chosen = evidence.resolve(ids, include_reserved=args.reserved)
+    except evidence.StudyError as e:
+        return _fail(str(e))
+    from popsim.files import OutputError, check_output
+
+    if args.out is not None:
+        try:
+            check_output(args.out, directory=True, force=args.force, inputs=(args.params,),
+                         what="directory")
+        except OutputError as e:
+            return _fail(str(e))
+    params, err = _load_params(args.params)
+    if err:
+        return _fail(err)
+    from popsim.validation import print_report, run_studies, write_results
+
+    report = run_studies(chosen, args.size, params, progress=not args.quiet)
+    print_report(report, heading="popsim evidence: model against published data")
+    if args.out is not None:
+        write_results(report, args.out, "evidence.json")
+        print(f"figures and evidence.json in {args.out}/")
+    return 0
+
+
+def _print_catalogue(studies, reserved: bool) -> None:
+    from rich.table import Table
+
+    from popsim.progress import console
+
+    t = Table(title="popsim evidence: study files")
+    for col in ("id", "kind", "reserved", "citation", "observations", "mechanisms"):
+        t.add_column(col, no_wrap=col == "id", overflow="fold")
+    for s in studies:
+        m = s.study
+        if m.reserved and not reserved:
+            continue
+        cite = f"{m.authors.split(',')[0]} {m.year or ''} {m.journal}".strip()
+        t.add_row(m.id, m.kind, "yes" if m.reserved else "", cite or m.title,
+                  str(len(s.observation)), ", ".join(m.mechanisms))
+    console().print(t)
+
+
+def cmd_calibrate(args) -> int:
+    from popsim.calibration import build_problem, fit, load_calibration, write_outputs
+    from popsim.calibration.fitting import print_calibration_table
+    from popsim.config import ConfigError
+
+    try:
+        conf, pop, text = load_calibration(args.config)
+    except ConfigError as e:
+        return _fail(str(e))
+    out = args.out
+    figures = [out.with_name(out.stem + "_loss.png"), out.with_name(out.stem + "_fit.png")]
+    from popsim.files import OutputError, check_output
+
+    try:
+        check_output(out, suffixes=(".toml",), force=args.force, inputs=(args.config,),
+                     what="parameter file")
+        for fig in figures:
+            check_output(fig, force=args.force, inputs=(args.config,), what="figure")
+    except OutputError as e:
+        return _fail(str(e))
+    result = fit(build_problem(conf, pop), progress=not args.quiet)
+    write_outputs(result, out, text)  # first: the fit is saved whatever happens to stdout
+    print_calibration_table(result)
+    print(f"wrote {out}, {figures[0]} and {figures[1]}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if not 0 < args.rtol < 1e-2:
+        return _fail(f"--rtol {args.rtol:g}: must be in (0, 0.01)")
+    from popsim.files import OutputError, check_output
+
+    try:
+        if args.out is not None:
+            check_output(args.out, suffixes=(".json",), force=args.force, what="results file")
+        if args.table is not None:  # a Markdown file whose bench section is rewritten
+            check_output(args.table, flag="--table", suffixes=(".md",), force=True,
+                         inputs=(args.out,), what="table")
+    except OutputError as e:
+        return _fail(str(e))
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from popsim.bench import markdown, run_benchmark
+
+    result = run_benchmark(sizes=args.sizes, scipy_patients=args.scipy_patients,
+                           roadrunner_patients=args.roadrunner_patients,
+                           rtol=args.rtol, out=args.out, table=args.table)
+    print(markdown(result))
+    written = [str(p) for p in (args.out, args.table) if p is not None]
+    if written:
+        print(f"wrote {' and '.join(written)}")
+    return 0
+
+
+def cmd_export_sbml(args) -> int:
+    if (args.cohort is None) != (args.patient is None):
+        return _fail("--cohort and --patient go together (without them: the reference adult)")
+    if args.arm is not None and args.cohort is None:
+        return _fail("--arm needs --cohort FILE --patient I (the arms are the cohort's)")
+    if args.out.suffix.lower() not in (".xml", ".sbml"):
+        return _fail(f"--out {args.out}: an SBML file must end in .xml or .sbml")
+    if args.out.is_dir():
+        return _fail(f"--out {args.out}: is a directory")
+    if not args.out.parent.exists():
+        return _fail(f"--out {args.out}: directory {args.out.parent} does not exist")
+    if args.out.exists() and not args.force:
+        return _fail(f"--out {args.out}: file exists; use --force to overwrite it")
+    import os
+
+    if not os.access(args.out.parent, os.W_OK):
+        return _fail(f"--out {args.out}: directory {args.out.parent} is not writable")
+    if args.cohort is not None and not args.cohort.is_file():
+        return _fail(f"--cohort {args.cohort}: no such file")
+    params, err = _load_params(args.params)
+    if err:
+        return _fail(err)
+    from popsim import sbml
+    from popsim.parameters.io import default_parameters
+
+    params = default_parameters() if params is None else params
+    try:
+        if args.cohort is None:
+            spec = sbml.patient_spec(params.params, sbml.reference_covariates(),
+                                     title="reference adult",
+                                     notes=(f"Parameters: {params.source}.",))
+        else:
+            spec = sbml.cohort_patient(args.cohort, args.patient, params, args.arm)
+        sbml.write(spec, args.out, force=args.force)
+    except sbml.ExportError as e:
+        return _fail(str(e))
+    errors = sbml.consistency_errors(args.out.read_text())
+    print(f"wrote {args.out}: {spec.title}, SBML L{sbml.SBML_LEVEL}V{sbml.SBML_VERSION}, "
+          f"{len(errors)} libSBML consistency errors")
+    return 0 if not errors else 1

@@ -1,0 +1,242 @@
+"""SBML units and the SBML L3V2 document of one patient (libSBML)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from popsim import model
+from popsim._version import MODEL_VERSION, __version__
+from popsim.parameters import Params, parameter_specs
+from popsim.protocols import Protocol
+from popsim.sbml.symbolic import (
+    COVARIATES,
+    SBML_LEVEL,
+    SBML_VERSION,
+    STATE_IDS,
+    ExportError,
+    _number,
+    symbolic_model,
+    to_formula,
+)
+
+# --- units ---------------------------------------------------------------------------------
+
+# popsim unit word -> (SBML base unit kind name, exponent, scale, multiplier)
+_UNIT_WORDS = {
+    "mmol": ("mole", -3, 1.0), "pmol": ("mole", -12, 1.0), "L": ("litre", 0, 1.0),
+    "day": ("second", 0, 86400.0), "kg": ("gram", 3, 1.0), "ng": ("gram", -9, 1.0),
+    "mL": ("litre", -3, 1.0), "min": ("second", 0, 60.0),
+    "%": ("dimensionless", 0, 0.01), "1": ("dimensionless", 0, 1.0),
+}
+
+
+def _unit_factors(unit: str) -> list[tuple[str, float]]:
+    """``"mmol/day/L"`` -> ``[("mmol", 1), ("day", -1), ("L", -1)]``; handles ``1/(a/b)`` and
+    the eGFR unit ``mL/min/1.73 m2``."""
+    unit = unit.strip()
+    if unit == "mL/min/1.73 m2":
+        return [("mL", 1), ("min", -1)]  # normalised to 1.73 m2 of body surface
+    if unit.startswith("1/(") and unit.endswith(")"):
+        return [(w, -e) for w, e in _unit_factors(unit[3:-1])]
+    words = unit.split("/")
+    out = [(words[0], 1)] + [(w, -1) for w in words[1:]]
+    for w, _ in out:
+        if w not in _UNIT_WORDS:
+            raise ValueError(f"unit {unit!r}: no SBML form for {w!r}")
+    return out
+
+
+def unit_id(unit: str) -> str:
+    """SBML UnitDefinition id of a popsim unit string (``"mmol/day/L"`` ->
+    ``mmol_per_day_per_L``)."""
+    if unit == "1":
+        return "dimensionless"
+    special = {"%": "percent", "mL/min/1.73 m2": "mL_per_min_per_1p73_m2"}
+    if unit in special:
+        return special[unit]
+    if unit.startswith("1/(") and unit.endswith(")"):
+        return "per_" + unit_id(unit[3:-1])
+    words = unit.split("/")
+    head = "" if words[0] == "1" else words[0].replace("%", "percent")
+    tail = "_per_".join(w.replace("%", "percent") for w in words[1:])
+    return (head + ("_per_" if head and tail else ("per_" if tail else "")) + tail)
+
+
+def _add_unit_definition(sbml_model, unit: str) -> str:
+    import libsbml
+
+    uid = unit_id(unit)
+    if uid == "dimensionless" or sbml_model.getUnitDefinition(uid) is not None:
+        return uid
+    ud = sbml_model.createUnitDefinition()
+    ud.setId(uid)
+    ud.setName(unit)
+    for word, exponent in _unit_factors(unit):
+        if word == "1":
+            continue
+        kind, scale, multiplier = _UNIT_WORDS[word]
+        u = ud.createUnit()
+        u.setKind(libsbml.UnitKind_forName(kind))
+        u.setExponent(float(exponent))
+        u.setScale(scale)
+        u.setMultiplier(multiplier)
+    if ud.getNumUnits() == 0:
+        u = ud.createUnit()
+        u.setKind(libsbml.UNIT_KIND_DIMENSIONLESS)
+        u.setExponent(1.0)
+        u.setScale(0)
+        u.setMultiplier(1.0)
+    return uid
+
+
+# --- writing -------------------------------------------------------------------------------
+
+@dataclass
+class PatientSpec:
+    """What is exported: one patient's parameters, covariates and initial state."""
+
+    params: Params  # scalar fields
+    covariates: dict  # the ids of COVARIATES -> value in model units
+    y0: np.ndarray  # (state,) steady state, model units
+    protocol: Protocol | None = None  # None: the patient's baseline
+    title: str = "reference patient"
+    notes: tuple[str, ...] = ()  # lines for the model notes (provenance)
+
+
+def _notes(lines) -> str:
+    from xml.sax.saxutils import escape
+
+    body = "".join(f"<p>{escape(line)}</p>" for line in lines)
+    return f'<body xmlns="http://www.w3.org/1999/xhtml">{body}</body>'
+
+
+def _check(status: int, what: str) -> None:
+    import libsbml
+
+    if status != libsbml.LIBSBML_OPERATION_SUCCESS:
+        reason = libsbml.OperationReturnValue_toString(status)
+        raise RuntimeError(f"libSBML: {what} failed ({reason})")
+
+
+def to_sbml(spec: PatientSpec) -> str:
+    """The SBML L3V2 document (a string) of one patient."""
+    import libsbml
+
+    sym = symbolic_model(spec.protocol)
+    doc = libsbml.SBMLDocument(SBML_LEVEL, SBML_VERSION)
+    m = doc.createModel()
+    m.setId("popsim_patient")
+    m.setName(f"popsim model {MODEL_VERSION}: {spec.title}")
+    m.setTimeUnits(_add_unit_definition(m, "day"))
+    m.setSubstanceUnits(_add_unit_definition(m, "mmol"))
+    m.setVolumeUnits("litre")
+    m.setExtentUnits(unit_id("mmol"))
+    _check(m.setNotes(_notes([
+        f"Virtual patient exported by popsim {__version__} (model version {MODEL_VERSION}) "
+        f"on {_dt.datetime.now(_dt.UTC).date().isoformat()}: {spec.title}.",
+        "Time in days, amounts in mmol, volumes in L, concentrations in mmol/L. States are "
+        "parameters with rate rules; every flux, concentration and clinical output is an "
+        "assignment rule generated from popsim's own flux definitions (popsim.sbml).",
+        *spec.notes])), "model notes")
+
+    exact = {}  # libSBML writes 15 significant digits; values are rewritten with all 17
+
+    def parameter(pid, value, unit, constant, lines):
+        if value is not None:
+            exact[pid] = float(value)
+        par = m.createParameter()
+        _check(par.setId(pid), f"id {pid}")
+        _check(par.setConstant(constant), f"constant {pid}")
+        if value is not None:
+            _check(par.setValue(float(value)), f"value of {pid}")
+        _check(par.setUnits(_add_unit_definition(m, unit)), f"units of {pid}")
+        lines = [line for line in lines if line]
+        if lines:
+            _check(par.setNotes(_notes(lines)), f"notes of {pid}")
+        return par
+
+    for s in parameter_specs():
+        value = float(getattr(spec.params, s.name))
+        parameter(s.name, value, s.unit, True,
+                  [s.description + f" ({s.unit})", "Source: " + s.source])
+    for (name, unit, text) in COVARIATES:
+        parameter(name, spec.covariates[name], unit, True, [text + f" ({unit})"])
+    for k, (sid, unit, text) in enumerate(zip(STATE_IDS, model.STATE_UNITS,
+                                              model.STATE_DESCRIPTIONS, strict=True)):
+        parameter(sid, spec.y0[k], unit, False,
+                  [f"state: {text} ({unit}); initial value: steady state on baseline intake"])
+    for rid, expr in sym.rules.items():
+        parameter(rid, None, sym.units[rid], False, [sym.descriptions[rid]
+                                                     + f" ({sym.units[rid]})"])
+        r = m.createAssignmentRule()
+        r.setVariable(rid)
+        _check(r.setMath(_parse(to_formula(expr), rid)), f"math of {rid}")
+    for sid, expr in sym.rates.items():
+        r = m.createRateRule()
+        r.setVariable(sid)
+        _check(r.setMath(_parse(to_formula(expr), sid)), f"math of d{sid}/dt")
+    return _exact_values(libsbml.writeSBMLToString(doc), exact)
+
+
+def _exact_values(text: str, exact: dict) -> str:
+    """Rewrite each ``<parameter id=".." value="..">`` with the shortest repr that reads back as
+    the same double (libSBML's writer rounds to 15 significant digits)."""
+    import re
+
+    def fix(match):
+        tag = match.group(0)
+        pid = re.search(r'\bid="([^"]+)"', tag).group(1)
+        if pid not in exact:
+            return tag
+        return re.sub(r'\bvalue="[^"]*"', f'value="{_number(exact[pid])}"', tag)
+
+    return re.sub(r"<parameter\b[^>]*>", fix, text)
+
+
+def _parse(formula: str, what: str):
+    import libsbml
+
+    settings = libsbml.L3ParserSettings()
+    settings.setParseLog(libsbml.L3P_PARSE_LOG_AS_LN)
+    ast = libsbml.parseL3FormulaWithSettings(formula, settings)
+    if ast is None:
+        raise RuntimeError(f"libSBML could not parse the formula of {what}: "
+                           f"{libsbml.getLastParseL3Error()}")
+    return ast
+
+
+def consistency_errors(sbml_text: str) -> list[str]:
+    """libSBML's consistency checks (all categories, units included): the messages of
+    severity error or fatal (warnings are not returned)."""
+    import libsbml
+
+    doc = libsbml.readSBMLFromString(sbml_text)
+    doc.checkConsistency()
+    return [doc.getError(i).getMessage().strip() for i in range(doc.getNumErrors())
+            if doc.getError(i).getSeverity() >= libsbml.LIBSBML_SEV_ERROR]
+
+
+def write(spec: PatientSpec, out: str | Path, force: bool = False) -> Path:
+    """Write the SBML of ``spec`` to ``out`` (refuses to overwrite unless ``force``)."""
+    out = Path(out)
+    if out.exists() and not force:
+        raise ExportError(f"--out {out}: file exists; use --force to overwrite it")
+    if out.exists() and out.is_dir():
+        raise ExportError(f"--out {out}: is a directory")
+    if not out.parent.exists():
+        raise ExportError(f"--out {out}: directory {out.parent} does not exist")
+    text = to_sbml(spec)
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(out)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"--out {out}: cannot write ({e.strerror})") from None
+    return out
+
+
