@@ -2,10 +2,11 @@
 
 A Rosenbrock step solves ``s`` linear systems with one matrix ``I - h*gamma*J`` (``J`` the
 Jacobian of the vector field at the start of the step): one Jacobian (``jax.linearize`` plus one
-jvp per state), one LU factorisation and ``s`` right-hand sides per step, and no Newton
-iterations. On small stiff systems such as one patient of :mod:`popsim.model` (10 states) this is
-much cheaper per step than an ESDIRK method whose stages are solved by Newton, and, batched with
-``jax.vmap``, it has no inner while loops whose iteration count is set by the slowest patient.
+jvp per state), one factorisation (:class:`popsim.linear.SmallLU` by default) and ``s``
+right-hand sides per step, and no Newton iterations. On small stiff systems such as one patient
+of :mod:`popsim.model` (10 states) this is much cheaper per step than an ESDIRK method whose
+stages are solved by Newton, and, batched with ``jax.vmap``, it has no inner while loops whose
+iteration count is set by the slowest patient.
 
 Stage equations (Hairer & Wanner 1996, section IV.7, transformed variables ``k_i``)::
 
@@ -50,10 +51,11 @@ import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import lineax as lx
 import numpy as np
 from jax.flatten_util import ravel_pytree
+
+from popsim.linear import SmallLU
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,126 +221,6 @@ class RosenbrockInterpolation(dfx.AbstractLocalInterpolation):
         return jax.tree.map(one, self.y0, self.y1, self.q)
 
 
-def _solve_factory(kind: str):
-    """How the step's linear systems ``M k = r`` (one ``M``, ``s`` right-hand sides) are
-    solved: ``"lu"`` -- LAPACK LU with partial pivoting (``jax.scipy.linalg.lu_factor``);
-    ``"gauss"`` -- the same elimination with partial pivoting written out in array operations
-    (for small ``n``: under ``vmap`` every operation is one vector instruction over the batch
-    instead of one LAPACK call per patient)."""
-    if kind == "lu":
-        def factor(M):
-            return jsl.lu_factor(M)
-
-        def solve(fac, r):
-            return jsl.lu_solve(fac, r)
-
-        return factor, solve
-    if kind == "gauss":
-        return _gauss_factor, _gauss_solve
-    raise ValueError(f"linear_solver {kind!r}: expected 'lu' or 'gauss'")
-
-
-def _gauss_factor(M):
-    """LU with partial pivoting of a small dense matrix by unrolled row operations.
-
-    Returns ``(LU, perm)`` with ``LU`` packed as LAPACK's and ``perm`` such that
-    ``M[perm] = L U``."""
-    n = M.shape[0]
-    A = M
-    perm = jnp.arange(n)
-    for k in range(n - 1):
-        col = jnp.abs(A[k:, k])
-        p = k + jnp.argmax(col)
-        # swap rows k and p
-        rk, rp = A[k], A[p]
-        A = A.at[k].set(rp).at[p].set(rk)
-        ik, ip = perm[k], perm[p]
-        perm = perm.at[k].set(ip).at[p].set(ik)
-        piv = A[k, k]
-        lcol = A[k + 1:, k] / piv
-        A = A.at[k + 1:, k + 1:].add(-lcol[:, None] * A[k, k + 1:][None, :])
-        A = A.at[k + 1:, k].set(lcol)
-    return A, perm
-
-
-def _gauss_solve(fac, r):
-    A, perm = fac
-    n = A.shape[0]
-    x = r[perm]
-    xs = [x[i] for i in range(n)]
-    for i in range(1, n):  # forward: unit lower
-        acc = xs[i]
-        for j in range(i):
-            acc = acc - A[i, j] * xs[j]
-        xs[i] = acc
-    for i in range(n - 1, -1, -1):  # backward: upper
-        acc = xs[i]
-        for j in range(i + 1, n):
-            acc = acc - A[i, j] * xs[j]
-        xs[i] = acc / A[i, i]
-    return jnp.stack(xs)
-
-
-def _gauss_solve_transposed(fac, r):
-    """Solve ``M^T x = r`` from :func:`_gauss_factor`'s ``M[perm] = L U``:
-    ``U^T z = r`` (forward), ``L^T w = z`` (backward, unit diagonal), ``x[perm] = w``."""
-    A, perm = fac
-    n = A.shape[0]
-    zs = [r[i] for i in range(n)]
-    for i in range(n):  # forward: U^T is lower triangular
-        acc = zs[i]
-        for j in range(i):
-            acc = acc - A[j, i] * zs[j]
-        zs[i] = acc / A[i, i]
-    for i in range(n - 2, -1, -1):  # backward: L^T is unit upper triangular
-        acc = zs[i]
-        for j in range(i + 1, n):
-            acc = acc - A[j, i] * zs[j]
-        zs[i] = acc
-    return jnp.zeros_like(r).at[perm].set(jnp.stack(zs))
-
-
-class _SmallLUState(eqx.Module):
-    lu: jax.Array
-    perm: jax.Array
-    transposed: bool = eqx.field(static=True)
-
-
-class SmallLU(lx.AbstractLinearSolver):
-    """Lineax solver: LU with partial pivoting of a small dense square matrix written out in
-    array operations (:func:`_gauss_factor`), for 1-D vectors.
-
-    The steady-state Newton (optimistix) and the fallback's implicit stages (diffrax) use it
-    instead of lineax's LU, which calls LAPACK (``getrf``/``trsm`` custom calls). Under ``vmap``
-    that is jaxlib's batched LAPACK kernel, which splits the batch into tasks on XLA's CPU thread
-    pool and blocks its pool thread until they are done: two such kernels running at once (two
-    host devices, or two independent fallback batches on one device) left every pool thread
-    waiting for tasks none could run -- a deadlock (gdb: both ``tf_XLAEigen`` threads in
-    ``lapack_dgetrf_ffi`` -> ``ParallelBatchMap`` -> ``BlockingCounter::Wait``; seen in
-    ``popsim bench`` and ``popsim run --devices 2``, on 2 cores)."""
-
-    def init(self, operator, options):
-        del options
-        if operator.in_size() != operator.out_size():
-            raise ValueError("SmallLU needs a square operator")
-        lu, perm = _gauss_factor(operator.as_matrix())
-        return _SmallLUState(lu, perm, False)
-
-    def compute(self, state, vector, options):
-        del options
-        solve = _gauss_solve_transposed if state.transposed else _gauss_solve
-        return solve((state.lu, state.perm), vector), lx.RESULTS.successful, {}
-
-    def transpose(self, state, options):
-        return _SmallLUState(state.lu, state.perm, not state.transposed), {}
-
-    def conj(self, state, options):
-        return _SmallLUState(state.lu.conj(), state.perm, state.transposed), {}
-
-    def assume_full_rank(self):
-        return True
-
-
 def _combine(weights, vectors):
     """``sum_j weights[j] * vectors[j]`` over the nonzero weights, as elementwise operations
     (no dot products: the result of each patient does not depend on the batch it is in)."""
@@ -355,12 +237,13 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
     Fields:
         time_derivative: include ``d_i h df/dt`` (one more jvp per step); not needed when the
             vector field depends on ``t`` only through inputs that are constant within a step.
-        linear_solver: ``"lu"`` or ``"gauss"`` (see :func:`_solve_factory`).
+        linear_solver: the lineax solver of the step's linear systems (``init`` once per step,
+            ``compute`` once per stage); default :class:`popsim.linear.SmallLU`.
     """
 
     tableau: ClassVar[RosenbrockTableau]
     time_derivative: bool = eqx.field(static=True, default=True)
-    linear_solver: str = eqx.field(static=True, default="lu")
+    linear_solver: lx.AbstractLinearSolver = SmallLU()
 
     term_structure: ClassVar = dfx.AbstractTerm
     interpolation_cls: ClassVar[Callable[..., RosenbrockInterpolation]] = (
@@ -394,8 +277,12 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
         eye = jnp.eye(n, dtype=dtype)
         J = jax.vmap(jvp, out_axes=1)(eye)
         hg = h * tab.gamma
-        factor, solve = _solve_factory(self.linear_solver)
-        fac = factor(eye - hg * J)
+        # one factorisation per step, one solve per stage; called directly (not through
+        # lineax.linear_solve) so that derivatives of the step go through the factorisation's own
+        # operations, elementwise per patient like the rest of the step
+        operator = lx.MatrixLinearOperator(eye - hg * J)
+        lin_state = self.linear_solver.init(operator, {})
+        lin_ok = True
         if self.time_derivative and np.any(tab.d != 0):
             ft = jax.jvp(lambda t: f(t, x0), (t0,), (jnp.ones_like(t0),))[1]
         else:
@@ -412,14 +299,17 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
                 r = r + _combine(tab.gamma * tab.C[i, :i], ks)
             if ft is not None and tab.d[i] != 0:
                 r = r + (hg * h * tab.d[i]) * ft
-            ks.append(solve(fac, r))
+            k, lin_result, _ = self.linear_solver.compute(lin_state, r, {})
+            lin_ok = lin_ok & (lin_result == lx.RESULTS.successful)
+            ks.append(k)
 
         x1 = x0 + _combine(tab.m, ks)
         err = _combine(tab.e, ks)
-        # a step into a region where the vector field is not finite is rejected (as diffrax's
-        # implicit solvers signal a failed stage solve): infinite error, the controller shrinks h
-        finite = jnp.all(jnp.isfinite(x1)) & jnp.all(jnp.isfinite(err))
-        err = jnp.where(finite, err, jnp.inf)
+        # a step into a region where the vector field is not finite, or whose linear solve
+        # failed, is rejected (as diffrax's implicit solvers reject a step whose stage solve
+        # failed): infinite error, and the step-size controller shrinks h
+        ok = jnp.all(jnp.isfinite(x1)) & jnp.all(jnp.isfinite(err)) & lin_ok
+        err = jnp.where(ok, err, jnp.inf)
         y1 = unravel(x1)
         if tab.H is None:  # cubic Hermite (diffrax's interpolation wants k = h f)
             dense_info = dict(y0=y0, y1=y1, k0=unravel(h * f0), k1=unravel(h * f(t1, x1)))

@@ -35,6 +35,7 @@ import numpy as np
 import optimistix as optx
 
 from popsim import model, observables, rosenbrock
+from popsim.linear import SmallLU
 from popsim.model import Inputs, Patient
 from popsim.parameters import Params
 from popsim.protocols import Protocol
@@ -70,7 +71,6 @@ class SolverSettings:
     ss_max_steps: int = 64
     fallback_max_steps: int = 20_000
     adjoint: str = "recursive"  # "recursive" (reverse mode) or "forward" (jvp/jacfwd, few inputs)
-    linear_solver: str = "gauss"  # Rosenbrock solvers: "gauss" (unrolled) or "lu" (LAPACK)
     pcoeff: float = 0.0  # PID step-size controller coefficients (diffrax's defaults: I control)
     icoeff: float = 1.0
 
@@ -122,14 +122,13 @@ def _make_solver(s: SolverSettings):
     patient-year of Mg depletion) against 196 steps and 19 ms with Newton, for the same error
     (measured in ``benchmarks/solver_choice.py``).
     """
-    if s.solver in IMPLICIT_SOLVERS:  # SmallLU, not LAPACK: see rosenbrock.SmallLU
-        newton = optx.Newton(rtol=s.newton_rtol, atol=s.newton_atol,
-                             linear_solver=rosenbrock.SmallLU())
+    if s.solver in IMPLICIT_SOLVERS:  # SmallLU, not LAPACK: see popsim.linear
+        newton = optx.Newton(rtol=s.newton_rtol, atol=s.newton_atol, linear_solver=SmallLU())
         return IMPLICIT_SOLVERS[s.solver](root_finder=newton)
     if s.solver in ROSENBROCK_SOLVERS:
         # the vector field depends on t only through piecewise-constant protocol inputs, and
         # every step ends at a protocol breakpoint: df/dt = 0 within a step
-        return ROSENBROCK_SOLVERS[s.solver](time_derivative=False, linear_solver=s.linear_solver)
+        return ROSENBROCK_SOLVERS[s.solver](time_derivative=False, linear_solver=SmallLU())
     if s.solver in EXPLICIT_SOLVERS:
         return EXPLICIT_SOLVERS[s.solver]()
     raise ValueError(f"solver {s.solver!r} is not one of {list(SOLVERS)}")
@@ -146,7 +145,7 @@ def _newton(x0, p, pt, u, scale, s: SolverSettings):
     (In log coordinates the pump-leak and Hill terms made Newton diverge for ~65% of patients;
     in these linear normalised coordinates ~1%, who go to the fallback.)
     """
-    newton = optx.Newton(rtol=s.ss_rtol, atol=s.ss_atol, linear_solver=rosenbrock.SmallLU())
+    newton = optx.Newton(rtol=s.ss_rtol, atol=s.ss_atol, linear_solver=SmallLU())
     sol = optx.root_find(_scaled_residual, newton, x0,
                          args=(p, pt, u, scale), max_steps=s.ss_max_steps, throw=False)
     y = sol.value * scale
@@ -180,7 +179,7 @@ def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSett
     # the stage equations' chord iterations factorise with SmallLU, not lineax's LU: jaxlib's
     # batched LAPACK kernels wait on XLA's thread pool for their own tasks, and two at once
     # (two fallback batches, or two devices) left every pool thread waiting: a deadlock
-    chord = dfx.with_stepsize_controller_tols(dfx.VeryChord)(linear_solver=rosenbrock.SmallLU())
+    chord = dfx.with_stepsize_controller_tols(dfx.VeryChord)(linear_solver=SmallLU())
     sol = dfx.diffeqsolve(
         dfx.ODETerm(vf), dfx.Kvaerno3(root_finder=chord), 0.0, 1e6, 1e-4, jnp.ones_like(scale),
         stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-6),
@@ -524,7 +523,7 @@ def split_over_devices(fn, batch, devices, axis: int = 0):
     # That needs programs that return at once: jax.jit rather than a top-level eqx.filter_jit
     # (which waits for its result), no host callbacks (see _checks_without_callbacks), and no
     # host sync in ``fn``. (Two batched LAPACK kernels running at once, as lineax's LU in the
-    # steady-state Newton made them, deadlock XLA's CPU thread pool: see rosenbrock.SmallLU,
+    # steady-state Newton made them, deadlock XLA's CPU thread pool: see popsim.linear.SmallLU,
     # which every popsim program now uses instead.)
     results = [fn(part) for part in place_parts(batch, devices)]
     results = [jax.tree.map(np.asarray, r) for r in results]

@@ -180,7 +180,7 @@ def test_rosenbrock_convergence_order(name, order, dense_order):
 
     from popsim import rosenbrock
 
-    solver = getattr(rosenbrock, name)(linear_solver="gauss")
+    solver = getattr(rosenbrock, name)()
     errors = []
     for n in (64, 128):
         h = 2.0 / n
@@ -220,10 +220,10 @@ def test_rosenbrock_time_derivative_matters():
 
 @jax.jit  # one small compilation per n (op by op, the 40 examples took 24 s)
 def _small_lu_solves(A, b):
-    """``A x = b`` and ``A^T x = b`` with rosenbrock.SmallLU."""
+    """``A x = b`` and ``A^T x = b`` with popsim.linear.SmallLU."""
     import lineax as lx
 
-    from popsim.rosenbrock import SmallLU
+    from popsim.linear import SmallLU
 
     op = lx.MatrixLinearOperator(A)
     x = lx.linear_solve(op, b, SmallLU()).value
@@ -234,7 +234,7 @@ def _small_lu_solves(A, b):
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 10), st.integers(0, 2**32 - 1))
 def test_small_lu_solves_and_transposed_solves(n, seed):
-    """rosenbrock.SmallLU (the steady-state Newton's linear solver) against numpy, including the
+    """popsim.linear.SmallLU (popsim's linear solver) against numpy, including the
     transposed solve that the implicit-function-theorem gradient of the steady state uses."""
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(n, n)) + n * np.eye(n) * rng.choice([-1.0, 1.0])
