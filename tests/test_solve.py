@@ -218,6 +218,51 @@ def test_rosenbrock_time_derivative_matters():
     assert errs[True] > 4.7 and errs[False] < 4.0, errs
 
 
+def test_rosenbrock_any_lineax_solver_and_forward_only():
+    """The linear solver is any lineax solver (LAPACK's LU agrees with SmallLU to rounding); a
+    solve backwards in time, which the step does not support, gives NaN, not a wrong value."""
+    import diffrax as dfx
+    import lineax as lx
+
+    from popsim import rosenbrock
+
+    def solve_with(solver, t0, t1):
+        return dfx.diffeqsolve(dfx.ODETerm(_vf_exact), solver, t0, t1, (t1 - t0) / 64,
+                               _exact(t0), stepsize_controller=dfx.ConstantStepSize(),
+                               max_steps=100).ys[-1]
+
+    small = solve_with(rosenbrock.Rodas5P(), 0.0, 2.0)
+    lapack = solve_with(rosenbrock.Rodas5P(linear_solver=lx.LU()), 0.0, 2.0)
+    np.testing.assert_allclose(np.asarray(lapack), np.asarray(small), rtol=1e-12)
+    assert float(jnp.max(jnp.abs(small - _exact(2.0)))) < 1e-6
+    assert np.all(np.isnan(np.asarray(solve_with(rosenbrock.Rodas5P(), 2.0, 0.0))))
+
+
+def test_rosenbrock_rejects_what_it_does_not_solve():
+    """Terms other than an ODETerm, a linear solver that is not a lineax solver, inconsistent
+    tableaus; and the stiffly-accurate property the class docstrings state."""
+    import diffrax as dfx
+
+    from popsim import rosenbrock
+
+    term = dfx.ODETerm(_vf_exact)
+    with pytest.raises(ValueError, match="not compatible"):
+        dfx.diffeqsolve(dfx.MultiTerm(term, term), rosenbrock.Rodas5P(), 0.0, 1.0, 0.1,
+                        _exact(0.0))
+    with pytest.raises(TypeError, match="lineax"):
+        rosenbrock.Rodas5P(linear_solver="gauss")
+    tab = rosenbrock.RODAS4
+    with pytest.raises(ValueError, match="b_sol has shape"):
+        dataclasses.replace(tab, b_sol=tab.b_sol[:-1])
+    with pytest.raises(ValueError, match="a is not strictly lower"):
+        dataclasses.replace(tab, a=tab.a + np.eye(tab.num_stages))
+    with pytest.raises(ValueError, match=r"H has shape"):
+        dataclasses.replace(tab, H=tab.H[:, :-1])
+    assert {c.__name__: c.tableau.stiffly_accurate for c in (
+        rosenbrock.Rodas4, rosenbrock.Rodas4P, rosenbrock.Rodas5P, rosenbrock.Ros3P)} == {
+        "Rodas4": True, "Rodas4P": True, "Rodas5P": True, "Ros3P": False}
+
+
 @jax.jit  # one small compilation per n (op by op, the 40 examples took 24 s)
 def _small_lu_solves(A, b):
     """``A x = b`` and ``A^T x = b`` with popsim.linear.SmallLU."""
