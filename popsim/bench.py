@@ -5,7 +5,7 @@ population) on a Mg-poor diet (50 mg/day) for the first 180 days and back to the
 after: every patient moves, so no solver can coast at a steady state. Steady states are solved
 first and timed separately.
 
-* **popsim**: the batched solve of ``popsim run`` (jit + vmap, Kvaerno3 + Newton stages), in
+* **popsim**: the batched solve of ``popsim run`` (jit + vmap, the default solver), in
   chunks of ``chunk_size`` patients; compile time is measured separately (first call of a new
   shape minus a warm call) and excluded from the rate.
 * **SciPy** ``solve_ivp`` (BDF and LSODA), one patient after another, on the same right-hand side
