@@ -224,6 +224,7 @@ def test_inputs_at_start_middle_and_end_of_every_kind(intervention, channel):
     """Right limit at a breakpoint: on at start_day, off at an end_day inside the run; on at the
     last saved time when the intervention lasts to the end of the simulation."""
     from conftest import patients
+
     from popsim.run import protocols_for
 
     days = 10.0
