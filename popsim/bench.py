@@ -5,7 +5,7 @@ population) on a Mg-poor diet (50 mg/day) for the first 180 days and back to the
 after: every patient moves, so no solver can coast at a steady state. Steady states are solved
 first and timed separately.
 
-* **popsim**: the batched solve of ``popsim run`` (jit + vmap, Kvaerno3 + Newton stages), in
+* **popsim**: the batched solve of ``popsim run`` (jit + vmap, the default solver), in
   chunks of ``chunk_size`` patients; compile time is measured separately (first call of a new
   shape minus a warm call) and excluded from the rate.
 * **SciPy** ``solve_ivp`` (BDF and LSODA), one patient after another, on the same right-hand side
@@ -330,9 +330,11 @@ def machine() -> dict:
 def _solver_description() -> str:
     s = solve.SolverSettings()
     k = solve.CONTROLLER_TOLERANCE_SCALE.get(s.solver, 1.0)
-    return (f"{s.solver} (Rosenbrock, {s.linear_solver} LU) on "
-            f"{len(jax.local_devices())} device(s), PID controller at {k:g} x (rtol, atol)"
-            if s.solver in solve.ROSENBROCK_SOLVERS else f"{s.solver}, PID controller")
+    if s.solver not in solve.ROSENBROCK_SOLVERS:
+        return f"{s.solver}, PID controller"
+    linear = type(solve._make_solver(s).linear_solver).__name__
+    return (f"{s.solver} (Rosenbrock, {linear} linear solver) on "
+            f"{len(jax.local_devices())} device(s), PID controller at {k:g} x (rtol, atol)")
 
 
 def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: float = 1e-6,

@@ -2,73 +2,103 @@
 
 A Rosenbrock step solves ``s`` linear systems with one matrix ``I - h*gamma*J`` (``J`` the
 Jacobian of the vector field at the start of the step): one Jacobian (``jax.linearize`` plus one
-jvp per state), one LU factorisation and ``s`` right-hand sides per step, and no Newton
-iterations. On small stiff systems such as one patient of :mod:`popsim.model` (10 states) this is
-much cheaper per step than an ESDIRK method whose stages are solved by Newton, and, batched with
+jvp per state), one factorisation and ``s`` right-hand sides per step, and no Newton iterations.
+On small stiff systems such as one patient of :mod:`popsim.model` (10 states) a step is much
+cheaper than one of an ESDIRK method whose stages are solved by Newton, and, batched with
 ``jax.vmap``, it has no inner while loops whose iteration count is set by the slowest patient.
 
 Stage equations (Hairer & Wanner 1996, section IV.7, transformed variables ``k_i``)::
 
     (I/(h*gamma) - J) k_i = f(t0 + c_i*h, y0 + sum_j a_ij k_j) + sum_j (C_ij/h) k_j
                             + d_i * h * df/dt
-    y1 = y0 + sum_i m_i k_i,   error estimate = sum_i e_i k_i
+    y1 = y0 + sum_i b_sol_i k_i,   error estimate = sum_i b_error_i k_i
 
-Methods (coefficients as published; the dense output is the method's own continuous extension
+The step multiplies through by ``h*gamma`` and solves ``(I - h*gamma*J) k_i = r_i`` with the
+solver's ``linear_solver``: by default :class:`popsim.linear.SmallLU`, the LU without LAPACK that
+every popsim program uses; any lineax solver for square operators works (e.g. ``lineax.LU()``).
+The dense output is the method's own continuous extension
 ``y(theta) = (1-theta) y0 + theta (y1 + (1-theta)(q_1 + theta (q_2 + theta q_3)))`` with
-``q = H k``):
+``q = H k`` when the tableau has one (``H``), and otherwise cubic Hermite interpolation from the
+vector field at both ends of the step.
 
-* :class:`Rodas4` -- Hairer & Wanner, *Solving ODEs II*, 2nd ed. (1996), section VI.4, code
-  RODAS (coefficient set 1): order 4(3), 6 stages, stiffly accurate, L-stable, dense output
-  of order 3.
-* :class:`Rodas4P` -- Steinebach, "Order-reduction of ROW-methods for DAEs and method of lines
-  applications", Preprint 1741, TH Darmstadt (1995): order 4(3), 6 stages, no order reduction
-  on the Prothero-Robinson problem.
-* :class:`Rodas5P` -- Steinebach, "Construction of Rosenbrock-Wanner method Rodas5P and
-  numerical benchmarks within the Julia Differential Equations package", BIT Numerical
-  Mathematics 63, 27 (2023): order 5(4), 8 stages, stiffly accurate, dense output of order 4.
-* :class:`Ros3P` -- Lang & Verwer, "ROS3P -- an accurate third-order Rosenbrock solver designed
-  for parabolic problems", BIT 41, 731-738 (2001): order 3(2), 3 stages, A-stable (not L-stable),
-  cubic Hermite dense output (one more vector field evaluation per step).
+Methods (coefficients as published, transcribed from the papers' tables as reproduced in
+Hairer's RODAS code and in OrdinaryDiffEq.jl's Rosenbrock tableaus; ``tests/test_solve.py``
+checks their orders of convergence): :class:`Rodas4`, :class:`Rodas4P`, :class:`Rodas5P` (the
+default of :mod:`popsim.solve`) and :class:`Ros3P`.
 
-The coefficients were transcribed from the papers' tables as reproduced in Hairer's RODAS code
-and in OrdinaryDiffEq.jl's Rosenbrock tableaus; their orders are checked empirically in
-``tests/test_solve.py``.
-
-The right-hand side's explicit time dependence enters through ``d_i * h * df/dt``. In
-:mod:`popsim` the vector field depends on time only through piecewise-constant protocol inputs
-(``df/dt = 0`` inside every step, the step-size controller stops at each breakpoint), so
-``time_derivative=False`` skips that jvp; set it for vector fields that vary smoothly in time.
+The right-hand side's explicit time dependence enters through ``d_i * h * df/dt`` (one more jvp
+per step). In :mod:`popsim` the vector field depends on time only through piecewise-constant
+protocol inputs (``df/dt = 0`` inside every step, as the step-size controller stops at each
+breakpoint), so popsim sets ``time_derivative=False``; keep the default ``True`` for vector
+fields that vary smoothly in time.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar, final
 
 import diffrax as dfx
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import lineax as lx
 import numpy as np
+from equinox import AbstractClassVar
 from jax.flatten_util import ravel_pytree
+
+from popsim.linear import SmallLU
 
 
 @dataclass(frozen=True, eq=False)
 class RosenbrockTableau:
-    """Coefficients in the transformed form above (numpy arrays)."""
+    """Coefficients of an ``s``-stage Rosenbrock method in the transformed form of the module
+    docstring (NumPy arrays; read at trace time, so they are constants of the compiled step).
 
-    gamma: float
+    Checked on construction: every array has ``s = len(c)`` stages, ``a`` and ``C`` are strictly
+    lower triangular, the first stage is at ``t0`` (``c_1 = 0``) and ``d_1 = gamma``, as the
+    transformed form of any Rosenbrock method has.
+    """
+
+    gamma: float  # diagonal of the method: the matrix of every stage is I - h*gamma*J
     a: np.ndarray  # (s, s) strictly lower: stage arguments
     C: np.ndarray  # (s, s) strictly lower: coupling, divided by h
     c: np.ndarray  # (s,) stage times
     d: np.ndarray  # (s,) weights of h * df/dt
-    m: np.ndarray  # (s,) solution weights
-    e: np.ndarray  # (s,) error weights
+    b_sol: np.ndarray  # (s,) solution weights
+    b_error: np.ndarray  # (s,) error weights
     H: np.ndarray | None  # (q, s) dense output, or None: cubic Hermite
-    order: int
+    order: int  # of the solution (the error estimate is one order lower)
+    num_stages: int = field(init=False)
+    stiffly_accurate: bool = field(init=False)  # y1 is the last stage's argument plus k_s
+
+    def __post_init__(self):
+        s = len(self.c)
+        problems = []
+        if not (np.isscalar(self.gamma) and self.gamma > 0):
+            problems.append(f"gamma {self.gamma!r} is not a positive number")
+        if np.shape(self.c) != (s,) or s < 1:
+            problems.append(f"c has shape {np.shape(self.c)}, not (s,) with s >= 1")
+        for name in ("a", "C"):
+            m = getattr(self, name)
+            if np.shape(m) != (s, s):
+                problems.append(f"{name} has shape {np.shape(m)}, not {(s, s)}")
+            elif np.any(np.triu(m) != 0):
+                problems.append(f"{name} is not strictly lower triangular")
+        for name in ("d", "b_sol", "b_error"):
+            if np.shape(getattr(self, name)) != (s,):
+                problems.append(f"{name} has shape {np.shape(getattr(self, name))}, not {(s,)}")
+        if self.H is not None and (np.ndim(self.H) != 2 or np.shape(self.H)[1] != s):
+            problems.append(f"H has shape {np.shape(self.H)}, not (q, {s})")
+        if not problems and (self.c[0] != 0 or not np.isclose(self.d[0], self.gamma)):
+            problems.append("the first stage is not at t0 with d_1 = gamma")
+        if not (isinstance(self.order, int) and self.order >= 1):
+            problems.append(f"order {self.order!r} is not a positive integer")
+        if problems:
+            raise ValueError("Rosenbrock tableau: " + "; ".join(problems))
+        object.__setattr__(self, "num_stages", s)
+        object.__setattr__(self, "stiffly_accurate", bool(
+            self.c[-1] == 1 and self.b_sol[-1] == 1
+            and np.array_equal(self.b_sol[:-1], self.a[-1, :-1])))
 
 
 def _lower(rows, s):
@@ -78,31 +108,31 @@ def _lower(rows, s):
     return out
 
 
-def _stiffly_accurate(gamma, a_rows, C_rows, c, d, H, order):
-    """Tableaus of the RODAS family: the last stages are evaluated at ``t0 + h`` with arguments
+def _rodas(gamma, a_rows, C_rows, c, d, H, order):
+    """A tableau of the RODAS family: the last stages are evaluated at ``t0 + h`` with arguments
     ``u_{i+1} = u_i + k_i`` (``a_rows`` lists the stages with their own argument), the solution
-    is ``u_s + k_s`` and the error estimate is ``k_s``."""
+    is ``u_s + k_s`` (stiffly accurate) and the error estimate is ``k_s``."""
     s = len(C_rows) + 1
     a = _lower(a_rows, s)
     n_own = len(a_rows) + 1  # stages with their own argument (the first one is y0)
     for i in range(n_own, s):  # u_i = u_{i-1} + k_{i-1}
         a[i, : i - 1] = a[i - 1, : i - 1]
         a[i, i - 1] = 1.0
-    m = a[s - 1].copy()
-    m[s - 1] = 1.0
-    e = np.zeros(s)
-    e[s - 1] = 1.0
+    b_sol = a[s - 1].copy()
+    b_sol[s - 1] = 1.0
+    b_error = np.zeros(s)
+    b_error[s - 1] = 1.0
     c_full = np.ones(s)
     c_full[: len(c)] = c
     d_full = np.zeros(s)
     d_full[: len(d)] = d
     return RosenbrockTableau(gamma=float(gamma), a=a, C=_lower(C_rows, s), c=c_full, d=d_full,
-                             m=m, e=e, H=None if H is None else np.asarray(H, float),
-                             order=order)
+                             b_sol=b_sol, b_error=b_error,
+                             H=None if H is None else np.asarray(H, float), order=order)
 
 
 # Hairer & Wanner (1996), RODAS coefficient set 1.
-RODAS4 = _stiffly_accurate(
+RODAS4 = _rodas(
     0.25,
     a_rows=[[1.544],
             [0.9466785280815826, 0.2557011698983284],
@@ -123,7 +153,7 @@ RODAS4 = _stiffly_accurate(
     order=4)
 
 # Steinebach (1995).
-RODAS4P = _stiffly_accurate(
+RODAS4P = _rodas(
     0.25,
     a_rows=[[3.0],
             [1.831036793486759, 0.4955183967433795],
@@ -143,7 +173,7 @@ RODAS4P = _stiffly_accurate(
     order=4)
 
 # Steinebach (2023).
-RODAS5P = _stiffly_accurate(
+RODAS5P = _rodas(
     0.21193756319429014,
     a_rows=[[3.0],
             [2.849394379747939, 0.45842242204463923],
@@ -181,12 +211,12 @@ def _ros3p():
     t = -ig * (2.0 - 0.5 * ig)
     C = _lower([[-ig**2], [-ig * (1.0 - t), t]], 3)
     t = ig * (2.0 / 3.0 - ig / 6.0)
-    m = np.array([ig * (1.0 + t), t, ig / 3.0])
-    m_hat = np.array([2.113248654051871, 1.0, 0.4226497308103742])
+    b_sol = np.array([ig * (1.0 + t), t, ig / 3.0])
+    b_hat = np.array([2.113248654051871, 1.0, 0.4226497308103742])  # embedded, order 2
     return RosenbrockTableau(gamma=g, a=a, C=C, c=np.array([0.0, 1.0, 1.0]),
                              d=np.array([0.7886751345948129, -0.2113248654051871,
                                          -1.077350269189626]),
-                             m=m, e=m - m_hat, H=None, order=3)
+                             b_sol=b_sol, b_error=b_sol - b_hat, H=None, order=3)
 
 
 ROS3P = _ros3p()
@@ -219,126 +249,6 @@ class RosenbrockInterpolation(dfx.AbstractLocalInterpolation):
         return jax.tree.map(one, self.y0, self.y1, self.q)
 
 
-def _solve_factory(kind: str):
-    """How the step's linear systems ``M k = r`` (one ``M``, ``s`` right-hand sides) are
-    solved: ``"lu"`` -- LAPACK LU with partial pivoting (``jax.scipy.linalg.lu_factor``);
-    ``"gauss"`` -- the same elimination with partial pivoting written out in array operations
-    (for small ``n``: under ``vmap`` every operation is one vector instruction over the batch
-    instead of one LAPACK call per patient)."""
-    if kind == "lu":
-        def factor(M):
-            return jsl.lu_factor(M)
-
-        def solve(fac, r):
-            return jsl.lu_solve(fac, r)
-
-        return factor, solve
-    if kind == "gauss":
-        return _gauss_factor, _gauss_solve
-    raise ValueError(f"linear_solver {kind!r}: expected 'lu' or 'gauss'")
-
-
-def _gauss_factor(M):
-    """LU with partial pivoting of a small dense matrix by unrolled row operations.
-
-    Returns ``(LU, perm)`` with ``LU`` packed as LAPACK's and ``perm`` such that
-    ``M[perm] = L U``."""
-    n = M.shape[0]
-    A = M
-    perm = jnp.arange(n)
-    for k in range(n - 1):
-        col = jnp.abs(A[k:, k])
-        p = k + jnp.argmax(col)
-        # swap rows k and p
-        rk, rp = A[k], A[p]
-        A = A.at[k].set(rp).at[p].set(rk)
-        ik, ip = perm[k], perm[p]
-        perm = perm.at[k].set(ip).at[p].set(ik)
-        piv = A[k, k]
-        lcol = A[k + 1:, k] / piv
-        A = A.at[k + 1:, k + 1:].add(-lcol[:, None] * A[k, k + 1:][None, :])
-        A = A.at[k + 1:, k].set(lcol)
-    return A, perm
-
-
-def _gauss_solve(fac, r):
-    A, perm = fac
-    n = A.shape[0]
-    x = r[perm]
-    xs = [x[i] for i in range(n)]
-    for i in range(1, n):  # forward: unit lower
-        acc = xs[i]
-        for j in range(i):
-            acc = acc - A[i, j] * xs[j]
-        xs[i] = acc
-    for i in range(n - 1, -1, -1):  # backward: upper
-        acc = xs[i]
-        for j in range(i + 1, n):
-            acc = acc - A[i, j] * xs[j]
-        xs[i] = acc / A[i, i]
-    return jnp.stack(xs)
-
-
-def _gauss_solve_transposed(fac, r):
-    """Solve ``M^T x = r`` from :func:`_gauss_factor`'s ``M[perm] = L U``:
-    ``U^T z = r`` (forward), ``L^T w = z`` (backward, unit diagonal), ``x[perm] = w``."""
-    A, perm = fac
-    n = A.shape[0]
-    zs = [r[i] for i in range(n)]
-    for i in range(n):  # forward: U^T is lower triangular
-        acc = zs[i]
-        for j in range(i):
-            acc = acc - A[j, i] * zs[j]
-        zs[i] = acc / A[i, i]
-    for i in range(n - 2, -1, -1):  # backward: L^T is unit upper triangular
-        acc = zs[i]
-        for j in range(i + 1, n):
-            acc = acc - A[j, i] * zs[j]
-        zs[i] = acc
-    return jnp.zeros_like(r).at[perm].set(jnp.stack(zs))
-
-
-class _SmallLUState(eqx.Module):
-    lu: jax.Array
-    perm: jax.Array
-    transposed: bool = eqx.field(static=True)
-
-
-class SmallLU(lx.AbstractLinearSolver):
-    """Lineax solver: LU with partial pivoting of a small dense square matrix written out in
-    array operations (:func:`_gauss_factor`), for 1-D vectors.
-
-    The steady-state Newton (optimistix) and the fallback's implicit stages (diffrax) use it
-    instead of lineax's LU, which calls LAPACK (``getrf``/``trsm`` custom calls). Under ``vmap``
-    that is jaxlib's batched LAPACK kernel, which splits the batch into tasks on XLA's CPU thread
-    pool and blocks its pool thread until they are done: two such kernels running at once (two
-    host devices, or two independent fallback batches on one device) left every pool thread
-    waiting for tasks none could run -- a deadlock (gdb: both ``tf_XLAEigen`` threads in
-    ``lapack_dgetrf_ffi`` -> ``ParallelBatchMap`` -> ``BlockingCounter::Wait``; seen in
-    ``popsim bench`` and ``popsim run --devices 2``, on 2 cores)."""
-
-    def init(self, operator, options):
-        del options
-        if operator.in_size() != operator.out_size():
-            raise ValueError("SmallLU needs a square operator")
-        lu, perm = _gauss_factor(operator.as_matrix())
-        return _SmallLUState(lu, perm, False)
-
-    def compute(self, state, vector, options):
-        del options
-        solve = _gauss_solve_transposed if state.transposed else _gauss_solve
-        return solve((state.lu, state.perm), vector), lx.RESULTS.successful, {}
-
-    def transpose(self, state, options):
-        return _SmallLUState(state.lu, state.perm, not state.transposed), {}
-
-    def conj(self, state, options):
-        return _SmallLUState(state.lu.conj(), state.perm, state.transposed), {}
-
-    def assume_full_rank(self):
-        return True
-
-
 def _combine(weights, vectors):
     """``sum_j weights[j] * vectors[j]`` over the nonzero weights, as elementwise operations
     (no dot products: the result of each patient does not depend on the batch it is in)."""
@@ -349,27 +259,45 @@ def _combine(weights, vectors):
     return jnp.zeros_like(vectors[0]) if acc is None else acc
 
 
-class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
-    """A Rosenbrock method of the tableau ``tableau`` (see the module docstring).
 
-    Fields:
-        time_derivative: include ``d_i h df/dt`` (one more jvp per step); not needed when the
-            vector field depends on ``t`` only through inputs that are constant within a step.
-        linear_solver: ``"lu"`` or ``"gauss"`` (see :func:`_solve_factory`).
+class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
+    """A Rosenbrock method with the tableau ``tableau`` (see the module docstring), for ODEs
+    (``diffrax.ODETerm``; diffeqsolve rejects other terms) solved forward in time (a backwards
+    solve, ``t1 < t0``, is not supported: its steps give NaN).
+
+    This class owns every method; a final subclass sets ``tableau`` and nothing else.
+
+    **Arguments:**
+
+    - ``time_derivative``: include the ``d_i h df/dt`` terms (one more jvp per step). Needed for
+      the method's order when the vector field varies smoothly with ``t``; not when it depends
+      on ``t`` only through inputs that are constant within each step.
+    - ``linear_solver``: the lineax solver of the step's linear systems (one ``init`` per step,
+      one ``compute`` per stage), as diffrax's implicit solvers take a root finder. Default
+      :class:`popsim.linear.SmallLU`.
     """
 
-    tableau: ClassVar[RosenbrockTableau]
+    tableau: AbstractClassVar[RosenbrockTableau]
     time_derivative: bool = eqx.field(static=True, default=True)
-    linear_solver: str = eqx.field(static=True, default="lu")
+    linear_solver: lx.AbstractLinearSolver = SmallLU()
 
-    term_structure: ClassVar = dfx.AbstractTerm
-    interpolation_cls: ClassVar[Callable[..., RosenbrockInterpolation]] = (
-        RosenbrockInterpolation)
+    term_structure: ClassVar = dfx.ODETerm
+
+    def __check_init__(self):
+        if not isinstance(self.linear_solver, lx.AbstractLinearSolver):
+            raise TypeError(f"{type(self).__name__}: linear_solver must be a lineax solver "
+                            "(lineax.AbstractLinearSolver, e.g. popsim.linear.SmallLU() or "
+                            f"lineax.LU()), not {self.linear_solver!r}")
+
+    @property
+    def interpolation_cls(self) -> Callable[..., dfx.AbstractLocalInterpolation]:
+        """The tableau's own continuous extension, or cubic Hermite if it has none."""
+        if self.tableau.H is None:
+            return dfx.ThirdOrderHermitePolynomialInterpolation
+        return RosenbrockInterpolation
 
     def order(self, terms):
-        return self.tableau.order
-
-    def error_order(self, terms):
+        del terms
         return self.tableau.order
 
     def init(self, terms, t0, t1, y0, args):
@@ -381,10 +309,14 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         del solver_state, made_jump
         tab = self.tableau
-        s = len(tab.c)
         x0, unravel = ravel_pytree(y0)
         dtype = x0.dtype
         h = jnp.asarray(t1 - t0, dtype)
+        # forward in time only: diffeqsolve integrates backwards (t1 < t0) by negating the
+        # ODETerm's control, which this step does not apply (taking the control into h would
+        # change the compiled arithmetic of popsim's forward solves in the last bits); such a
+        # step gives NaN below, never a wrong finite value
+        forward = terms.contr(t0, t1) >= 0
 
         def f(t, x):
             return ravel_pytree(terms.vf(t, unravel(x), args))[0]
@@ -394,15 +326,19 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
         eye = jnp.eye(n, dtype=dtype)
         J = jax.vmap(jvp, out_axes=1)(eye)
         hg = h * tab.gamma
-        factor, solve = _solve_factory(self.linear_solver)
-        fac = factor(eye - hg * J)
+        # one factorisation per step, one solve per stage; called directly (not through
+        # lineax.linear_solve) so that derivatives of the step go through the factorisation's own
+        # operations, elementwise per patient like the rest of the step
+        operator = lx.MatrixLinearOperator(eye - hg * J)
+        lin_state = self.linear_solver.init(operator, {})
+        lin_ok = True
         if self.time_derivative and np.any(tab.d != 0):
             ft = jax.jvp(lambda t: f(t, x0), (t0,), (jnp.ones_like(t0),))[1]
         else:
             ft = None
 
         ks = []
-        for i in range(s):
+        for i in range(tab.num_stages):
             if i == 0:
                 fi = f0
             else:
@@ -412,16 +348,19 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
                 r = r + _combine(tab.gamma * tab.C[i, :i], ks)
             if ft is not None and tab.d[i] != 0:
                 r = r + (hg * h * tab.d[i]) * ft
-            ks.append(solve(fac, r))
+            k, lin_result, _ = self.linear_solver.compute(lin_state, r, {})
+            lin_ok = lin_ok & (lin_result == lx.RESULTS.successful)
+            ks.append(k)
 
-        x1 = x0 + _combine(tab.m, ks)
-        err = _combine(tab.e, ks)
-        # a step into a region where the vector field is not finite is rejected (as diffrax's
-        # implicit solvers signal a failed stage solve): infinite error, the controller shrinks h
-        finite = jnp.all(jnp.isfinite(x1)) & jnp.all(jnp.isfinite(err))
-        err = jnp.where(finite, err, jnp.inf)
+        x1 = jnp.where(forward, x0 + _combine(tab.b_sol, ks), jnp.nan)
+        err = _combine(tab.b_error, ks)
+        # a step into a region where the vector field is not finite, or whose linear solve
+        # failed, is rejected (as diffrax's implicit solvers reject a step whose stage solve
+        # failed): infinite error, and the step-size controller shrinks h
+        ok = jnp.all(jnp.isfinite(x1)) & jnp.all(jnp.isfinite(err)) & lin_ok
+        err = jnp.where(ok, err, jnp.inf)
         y1 = unravel(x1)
-        if tab.H is None:  # cubic Hermite (diffrax's interpolation wants k = h f)
+        if tab.H is None:  # cubic Hermite (diffrax's interpolation takes k = h f)
             dense_info = dict(y0=y0, y1=y1, k0=unravel(h * f0), k1=unravel(h * f(t1, x1)))
         else:
             q = jnp.stack([_combine(row, ks) for row in tab.H])
@@ -429,28 +368,55 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
         return y1, unravel(err), dense_info, None, dfx.RESULTS.successful
 
 
+@final
 class Rodas4(AbstractRosenbrock):
-    """Rodas4 (Hairer & Wanner 1996): order 4(3), 6 stages, L-stable, stiffly accurate."""
+    """Rodas4: order 4 with an embedded order-3 error estimate, 6 stages, stiffly accurate,
+    L-stable; dense output of order 3 (the method's own).
+
+    Reference: Hairer & Wanner, *Solving Ordinary Differential Equations II: Stiff and
+    Differential-Algebraic Problems*, 2nd ed., Springer (1996), section VI.4, code RODAS
+    (coefficient set 1).
+    """
 
     tableau: ClassVar[RosenbrockTableau] = RODAS4
 
 
+@final
 class Rodas4P(AbstractRosenbrock):
-    """Rodas4P (Steinebach 1995): order 4(3), 6 stages."""
+    """Rodas4P: order 4 with an embedded order-3 error estimate, 6 stages, stiffly accurate;
+    dense output of order 3 (the method's own). Constructed to avoid the order reduction of
+    Rodas4 on the Prothero-Robinson problem and in method-of-lines applications.
+
+    Reference: Steinebach, "Order-reduction of ROW-methods for DAEs and method of lines
+    applications", Preprint 1741, TH Darmstadt (1995); stages and structure as in Hairer &
+    Wanner (1996), section VI.4.
+    """
 
     tableau: ClassVar[RosenbrockTableau] = RODAS4P
 
 
+@final
 class Rodas5P(AbstractRosenbrock):
-    """Rodas5P (Steinebach 2023): order 5(4), 8 stages, stiffly accurate."""
+    """Rodas5P: order 5 with an embedded order-4 error estimate, 8 stages, stiffly accurate;
+    dense output of order 4 (the method's own). popsim's default time-course solver.
+
+    Reference: Steinebach, "Construction of Rosenbrock-Wanner method Rodas5P and numerical
+    benchmarks within the Julia Differential Equations package", BIT Numerical Mathematics 63,
+    27 (2023); the RODAS form of Hairer & Wanner (1996), section VI.4.
+    """
 
     tableau: ClassVar[RosenbrockTableau] = RODAS5P
 
 
+@final
 class Ros3P(AbstractRosenbrock):
-    """ROS3P (Lang & Verwer 2001): order 3(2), 3 stages; cubic Hermite dense output."""
+    """ROS3P: order 3 with an embedded order-2 error estimate, 3 stages, A-stable, not stiffly
+    accurate (nor L-stable); cubic Hermite dense output (one more vector field evaluation per
+    step). Designed for parabolic problems.
+
+    Reference: Lang & Verwer, "ROS3P -- an accurate third-order Rosenbrock solver designed for
+    parabolic problems", BIT Numerical Mathematics 41, 731-738 (2001); stage equations as in
+    Hairer & Wanner (1996), section IV.7.
+    """
 
     tableau: ClassVar[RosenbrockTableau] = ROS3P
-    interpolation_cls: ClassVar[Callable[..., dfx.AbstractLocalInterpolation]] = (
-        dfx.ThirdOrderHermitePolynomialInterpolation)
-

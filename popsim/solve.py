@@ -12,10 +12,15 @@ Numerics:
   diffrax solve with loose tolerances until a steady-state event, then the same Newton polish.
   Converged to ``|dy/dt| / y_ref < ss_atol`` per day.
 * Time courses: Rodas5P (:mod:`popsim.rosenbrock`, a Rosenbrock method written as a diffrax
-  solver: one Jacobian and one LU per step, no Newton iterations) with a PID step-size
-  controller on the state normalised by the patient's reference pools, clipped at every protocol
-  breakpoint (``jump_ts``); chosen for speed at equal accuracy by
-  ``benchmarks/throughput_variants.py`` (figures in ``benchmarks/RESULTS.md``).
+  solver: one Jacobian and one factorisation per step, no Newton iterations) with a PID
+  step-size controller on the state normalised by the patient's reference pools, clipped at
+  every protocol breakpoint (``jump_ts``). It is the default because it is faster than the
+  ESDIRK solvers with Newton stages at a smaller error (``benchmarks/throughput_variants.py``);
+  its outputs agree with SciPy's Radau at rtol 1e-10 within the SPEC's 1e-4 relative
+  (``tests/test_rodas_reference.py``; measurements in ``benchmarks/RESULTS.md`` and
+  ``benchmarks/results/``).
+* Linear systems, in the time course and the steady states alike: :class:`popsim.linear.SmallLU`
+  (LU in array operations, no LAPACK; see :mod:`popsim.linear` for why).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import optimistix as optx
 from popsim import model, observables, rosenbrock
 from popsim.config import SOLVER_NAMES
 from popsim.facts import STATUS_MEANINGS, Status
+from popsim.linear import SmallLU
 from popsim.model import Patient
 from popsim.parameters import Params
 from popsim.protocols import Protocol
@@ -57,7 +63,6 @@ class SolverSettings:
     ss_max_steps: int = 64
     fallback_max_steps: int = 20_000
     adjoint: str = "recursive"  # "recursive" (reverse mode) or "forward" (jvp/jacfwd, few inputs)
-    linear_solver: str = "gauss"  # Rosenbrock solvers: "gauss" (unrolled) or "lu" (LAPACK)
     pcoeff: float = 0.0  # PID step-size controller coefficients (diffrax's defaults: I control)
     icoeff: float = 1.0
 
@@ -80,12 +85,12 @@ CONTROLLER_TOLERANCE_SCALE = {"rodas4": 0.3, "rodas4p": 0.1, "rodas5p": 0.1}
 so that one ``rtol`` gives about the same accuracy of the outputs whatever the solver.
 
 At equal controller tolerances the Rosenbrock methods' outputs are less accurate than
-Kvaerno3's: their steps are 2-3x longer, and the error of the 4th-order embedded solution that
+Kvaerno3's: their steps are longer, and the error of the 4th-order embedded solution that
 controls Rodas5P's steps lets more error through than Kvaerno3's 2nd-order one (a coarser bound
-on its 3rd-order solution); on diuretic and K + Mg arms the max error of Rodas5P at rtol r was
-~10x that of Kvaerno3 at r. Calibrated on the scenarios of ``benchmarks/solver_choice.py``:
-with these factors every listed solver's max error is at most Kvaerno3's at the same ``rtol``
-(1e-5 to 1e-7), and Rodas5P is still 5-10x faster per patient-year.
+on its 3rd-order solution). The factors are calibrated on the scenarios of
+``benchmarks/solver_choice.py`` so that every listed solver's max error is at most Kvaerno3's
+at the same ``rtol`` (1e-5 to 1e-7); the measurements are in
+``benchmarks/results/solver_choice.json``.
 """
 
 
@@ -108,22 +113,21 @@ def rms_norm(x) -> jax.Array:
 
 
 def _make_solver(s: SolverSettings):
-    """The diffrax solver for ``s.solver``.
+    """The diffrax solver for ``s.solver``; the ones that solve linear systems do so with
+    :class:`popsim.linear.SmallLU`.
 
-    Implicit stages are solved with full Newton (``optimistix.Newton``, Jacobian at every
-    iteration) instead of diffrax's default chord method: on this model the chord iteration
-    diverges at large steps and over half the steps were rejected (2953 steps, 218 ms for a
-    patient-year of Mg depletion) against 196 steps and 19 ms with Newton, for the same error
-    (measured in ``benchmarks/solver_choice.py``).
+    Rosenbrock solvers leave out the ``d_i h df/dt`` terms (``time_derivative=False``): the
+    vector field depends on ``t`` only through piecewise-constant protocol inputs, and every
+    step ends at a protocol breakpoint, so ``df/dt = 0`` within a step. Implicit (Kvaerno)
+    stages are solved with full Newton (``optimistix.Newton``, Jacobian at every iteration)
+    instead of diffrax's default chord method, which on this model diverges at large steps and
+    has many steps rejected, for the same error (``benchmarks/solver_choice.py``).
     """
-    if s.solver in IMPLICIT_SOLVERS:  # SmallLU, not LAPACK: see rosenbrock.SmallLU
-        newton = optx.Newton(rtol=s.newton_rtol, atol=s.newton_atol,
-                             linear_solver=rosenbrock.SmallLU())
+    if s.solver in IMPLICIT_SOLVERS:  # SmallLU, not LAPACK: see popsim.linear
+        newton = optx.Newton(rtol=s.newton_rtol, atol=s.newton_atol, linear_solver=SmallLU())
         return IMPLICIT_SOLVERS[s.solver](root_finder=newton)
     if s.solver in ROSENBROCK_SOLVERS:
-        # the vector field depends on t only through piecewise-constant protocol inputs, and
-        # every step ends at a protocol breakpoint: df/dt = 0 within a step
-        return ROSENBROCK_SOLVERS[s.solver](time_derivative=False, linear_solver=s.linear_solver)
+        return ROSENBROCK_SOLVERS[s.solver](time_derivative=False, linear_solver=SmallLU())
     if s.solver in EXPLICIT_SOLVERS:
         return EXPLICIT_SOLVERS[s.solver]()
     raise ValueError(f"solver {s.solver!r} is not one of {list(SOLVERS)}")
@@ -140,7 +144,7 @@ def _newton(x0, p, pt, u, scale, s: SolverSettings):
     (In log coordinates the pump-leak and Hill terms made Newton diverge for ~65% of patients;
     in these linear normalised coordinates ~1%, who go to the fallback.)
     """
-    newton = optx.Newton(rtol=s.ss_rtol, atol=s.ss_atol, linear_solver=rosenbrock.SmallLU())
+    newton = optx.Newton(rtol=s.ss_rtol, atol=s.ss_atol, linear_solver=SmallLU())
     sol = optx.root_find(_scaled_residual, newton, x0,
                          args=(p, pt, u, scale), max_steps=s.ss_max_steps, throw=False)
     y = sol.value * scale
@@ -174,7 +178,7 @@ def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSett
     # the stage equations' chord iterations factorise with SmallLU, not lineax's LU: jaxlib's
     # batched LAPACK kernels wait on XLA's thread pool for their own tasks, and two at once
     # (two fallback batches, or two devices) left every pool thread waiting: a deadlock
-    chord = dfx.with_stepsize_controller_tols(dfx.VeryChord)(linear_solver=rosenbrock.SmallLU())
+    chord = dfx.with_stepsize_controller_tols(dfx.VeryChord)(linear_solver=SmallLU())
     sol = dfx.diffeqsolve(
         dfx.ODETerm(vf), dfx.Kvaerno3(root_finder=chord), 0.0, 1e6, 1e-4, jnp.ones_like(scale),
         stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-6),

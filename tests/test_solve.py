@@ -7,11 +7,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import SCENARIO_BATCH, patients
+from conftest import SCENARIO_BATCH, patients, timed_effects
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from popsim import model, protocols, solve
+from popsim import batch, devices, model, protocols, solve
 from popsim.units import mg_to_mmol_mg
 
 SETTINGS = solve.SolverSettings()
@@ -27,12 +27,12 @@ def mixed_batch():
                       loop=[0, 0, 0.5, 0, 0, 0, 0, 0], thiazide=[0, 0, 0, 0, 0.5, 0, 0, 0],
                       female=[0, 1, 0, 1, 0, 1, 0, 1],
                       body_weight=[70, 60, 95, 55, 80, 65, 110, 75])
-    prot = protocols.compile_segments(
+    prot = protocols.compile_segments(timed_effects(
         [(5.0, 40.0, {"mg_intake": mg_to_mmol_mg(20.0)}, {}),
-         (40.0, 80.0, {}, {"mg_oral": mg_to_mmol_mg(400.0), "k_oral": 40.0})], n_segments=8)
-    y0, ok = solve.steady_states_with_fallback(pb, pt, SETTINGS)
+         (40.0, 80.0, {}, {"mg_oral": mg_to_mmol_mg(400.0), "k_oral": 40.0})]), n_segments=8)
+    y0, ok = devices.steady_states_with_fallback(pb, pt, SETTINGS)
     assert bool(ok.all())
-    out, status, steps = solve.batched_simulate_observe(pb, pt, prot, y0, TS, SETTINGS)
+    out, status, steps = batch.simulate_observe_jit(pb, pt, prot, y0, TS, SETTINGS)
     return pb, pt, prot, y0, out, np.asarray(status)
 
 
@@ -98,7 +98,7 @@ def test_depletion_protocol_really_depletes(mixed_batch):
 def test_failing_patient_gets_status_not_crash(mixed_batch):
     pb, pt, prot, y0, _, _ = mixed_batch
     starved = dataclasses.replace(SETTINGS, max_steps=20)
-    _, status, _ = solve.batched_simulate_observe(pb, pt, prot, y0, TS, starved)
+    _, status, _ = batch.simulate_observe_jit(pb, pt, prot, y0, TS, starved)
     status = np.asarray(status)
     assert (status == solve.Status.MAX_STEPS).any()
     assert set(np.unique(status)) <= {solve.Status.OK, solve.Status.MAX_STEPS}
@@ -109,9 +109,9 @@ def test_steady_state_fallback_rescues_newton_failures():
     and agree with the Newton solution where both converge."""
     pb, pt = patients(mg_intake_mg=[5, 15, 3000, 300, 8, 12, 2500, 50],
                       egfr=[100, 40, 10, 100, 120, 8, 15, 30], loop=[0, 1, 0, 0, 0.8, 0, 0, 1])
-    y_newton, ok_newton = solve.batched_steady_state(pb, pt, SETTINGS)
+    y_newton, ok_newton = batch.steady_states_jit(pb, pt, SETTINGS)
     assert not bool(ok_newton.all()), "choose harder patients: Newton alone solved them all"
-    y_fb, ok_fb = solve.batched_steady_state_fallback(pb, pt, SETTINGS)
+    y_fb, ok_fb = batch.steady_states_fallback_jit(pb, pt, SETTINGS)
     assert bool(ok_fb.all())
     both = np.asarray(ok_newton & ok_fb)
     np.testing.assert_allclose(np.asarray(y_newton)[both], np.asarray(y_fb)[both], rtol=1e-8)
@@ -126,10 +126,10 @@ def test_fallback_runs_on_gathered_failures_only(monkeypatch):
     puts each answer back at its patient: same states as the fallback run on the whole batch."""
     pb, pt = patients(mg_intake_mg=[5, 15, 3000, 300, 8, 12, 2500, 50],
                       egfr=[100, 40, 10, 100, 120, 8, 15, 30], loop=[0, 1, 0, 0, 0.8, 0, 0, 1])
-    _, ok_newton = solve.batched_steady_state(pb, pt, SETTINGS)
-    y_all, _ = solve.batched_steady_state_fallback(pb, pt, SETTINGS)
-    monkeypatch.setattr(solve, "FALLBACK_BUCKET", 2)  # several buckets, the last one padded
-    y, ok = solve.steady_states_with_fallback(pb, pt, SETTINGS)
+    _, ok_newton = batch.steady_states_jit(pb, pt, SETTINGS)
+    y_all, _ = batch.steady_states_fallback_jit(pb, pt, SETTINGS)
+    monkeypatch.setattr(devices, "FALLBACK_BUCKET", 2)  # several buckets, the last one padded
+    y, ok = devices.steady_states_with_fallback(pb, pt, SETTINGS)
     assert bool(ok.all()) and int((~ok_newton).sum()) >= 2
     failed = ~np.asarray(ok_newton)
     np.testing.assert_allclose(np.asarray(y)[failed], np.asarray(y_all)[failed], rtol=1e-8)
@@ -140,21 +140,21 @@ def test_fallback_of_device_parts_runs_once_and_gives_the_same_bits(monkeypatch)
     part's device and put back on their own: the same bits as the batch solved whole."""
     pb, pt = patients(mg_intake_mg=[5, 15, 3000, 300, 8, 12, 2500, 50],
                       egfr=[100, 40, 10, 100, 120, 8, 15, 30], loop=[0, 1, 0, 0, 0.8, 0, 0, 1])
-    monkeypatch.setattr(solve, "FALLBACK_BUCKET", 2)
-    _, ok_newton = solve.batched_steady_state(pb, pt, SETTINGS)
+    monkeypatch.setattr(devices, "FALLBACK_BUCKET", 2)
+    _, ok_newton = batch.steady_states_jit(pb, pt, SETTINGS)
     failed = ~np.asarray(ok_newton)
     assert failed[:4].any() and failed[4:].any(), "both parts must need the fallback"
-    y_whole, ok_whole = solve.steady_states_with_fallback(pb, pt, SETTINGS)
-    devices = jax.devices()[:2]
+    y_whole, ok_whole = devices.steady_states_with_fallback(pb, pt, SETTINGS)
+    devs = jax.devices()[:2]
     calls = []
-    real = solve.batched_steady_state_fallback
-    monkeypatch.setattr(solve, "batched_steady_state_fallback",
+    real = batch.steady_states_fallback_jit
+    monkeypatch.setattr(batch, "steady_states_fallback_jit",
                         lambda p, q, s: calls.append(jax.tree.leaves(p)[0].devices()) or
                         real(p, q, s))
-    got = solve.parts_steady_states(solve.place_parts((pb, pt), devices), SETTINGS)
-    assert all(d == {devices[0]} for d in calls)  # every bucket on the first device
+    got = devices.parts_steady_states(devices.place_parts((pb, pt), devs), SETTINGS)
+    assert all(d == {devs[0]} for d in calls)  # every bucket on the first device
     assert len(calls) == -(-int(failed.sum()) // 2)  # buckets of 2 over all parts' failures
-    assert [y.devices() for y, _ in got] == [{d} for d in devices]
+    assert [y.devices() for y, _ in got] == [{d} for d in devs]
     np.testing.assert_array_equal(np.concatenate([np.asarray(y) for y, _ in got]), y_whole)
     np.testing.assert_array_equal(np.concatenate([np.asarray(ok) for _, ok in got]), ok_whole)
 
@@ -180,7 +180,7 @@ def test_rosenbrock_convergence_order(name, order, dense_order):
 
     from popsim import rosenbrock
 
-    solver = getattr(rosenbrock, name)(linear_solver="gauss")
+    solver = getattr(rosenbrock, name)()
     errors = []
     for n in (64, 128):
         h = 2.0 / n
@@ -218,12 +218,57 @@ def test_rosenbrock_time_derivative_matters():
     assert errs[True] > 4.7 and errs[False] < 4.0, errs
 
 
-@jax.jit  # one small compilation per n (op by op, the 40 examples took 24 s)
-def _small_lu_solves(A, b):
-    """``A x = b`` and ``A^T x = b`` with rosenbrock.SmallLU."""
+def test_rosenbrock_any_lineax_solver_and_forward_only():
+    """The linear solver is any lineax solver (LAPACK's LU agrees with SmallLU to rounding); a
+    solve backwards in time, which the step does not support, gives NaN, not a wrong value."""
+    import diffrax as dfx
     import lineax as lx
 
-    from popsim.rosenbrock import SmallLU
+    from popsim import rosenbrock
+
+    def solve_with(solver, t0, t1):
+        return dfx.diffeqsolve(dfx.ODETerm(_vf_exact), solver, t0, t1, (t1 - t0) / 64,
+                               _exact(t0), stepsize_controller=dfx.ConstantStepSize(),
+                               max_steps=100).ys[-1]
+
+    small = solve_with(rosenbrock.Rodas5P(), 0.0, 2.0)
+    lapack = solve_with(rosenbrock.Rodas5P(linear_solver=lx.LU()), 0.0, 2.0)
+    np.testing.assert_allclose(np.asarray(lapack), np.asarray(small), rtol=1e-12)
+    assert float(jnp.max(jnp.abs(small - _exact(2.0)))) < 1e-6
+    assert np.all(np.isnan(np.asarray(solve_with(rosenbrock.Rodas5P(), 2.0, 0.0))))
+
+
+def test_rosenbrock_rejects_what_it_does_not_solve():
+    """Terms other than an ODETerm, a linear solver that is not a lineax solver, inconsistent
+    tableaus; and the stiffly-accurate property the class docstrings state."""
+    import diffrax as dfx
+
+    from popsim import rosenbrock
+
+    term = dfx.ODETerm(_vf_exact)
+    with pytest.raises(ValueError, match="not compatible"):
+        dfx.diffeqsolve(dfx.MultiTerm(term, term), rosenbrock.Rodas5P(), 0.0, 1.0, 0.1,
+                        _exact(0.0))
+    with pytest.raises(TypeError, match="lineax"):
+        rosenbrock.Rodas5P(linear_solver="gauss")
+    tab = rosenbrock.RODAS4
+    with pytest.raises(ValueError, match="b_sol has shape"):
+        dataclasses.replace(tab, b_sol=tab.b_sol[:-1])
+    with pytest.raises(ValueError, match="a is not strictly lower"):
+        dataclasses.replace(tab, a=tab.a + np.eye(tab.num_stages))
+    with pytest.raises(ValueError, match=r"H has shape"):
+        dataclasses.replace(tab, H=tab.H[:, :-1])
+    assert {c.__name__: c.tableau.stiffly_accurate for c in (
+        rosenbrock.Rodas4, rosenbrock.Rodas4P, rosenbrock.Rodas5P, rosenbrock.Ros3P)} == {
+        "Rodas4": True, "Rodas4P": True, "Rodas5P": True, "Ros3P": False}
+
+
+@jax.jit  # one small compilation per n (op by op, the 40 examples took 24 s)
+def _small_lu_solves(A, b):
+    """``A x = b`` and ``A^T x = b`` with popsim.linear.SmallLU."""
+    import lineax as lx
+
+    from popsim.linear import SmallLU
 
     op = lx.MatrixLinearOperator(A)
     x = lx.linear_solve(op, b, SmallLU()).value
@@ -234,7 +279,7 @@ def _small_lu_solves(A, b):
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 10), st.integers(0, 2**32 - 1))
 def test_small_lu_solves_and_transposed_solves(n, seed):
-    """rosenbrock.SmallLU (the steady-state Newton's linear solver) against numpy, including the
+    """popsim.linear.SmallLU (popsim's linear solver) against numpy, including the
     transposed solve that the implicit-function-theorem gradient of the steady state uses."""
     rng = np.random.default_rng(seed)
     A = rng.normal(size=(n, n)) + n * np.eye(n) * rng.choice([-1.0, 1.0])

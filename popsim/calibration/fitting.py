@@ -8,8 +8,8 @@
   ``cohort_size``.
 * **Gradients**: steady states by Newton with optimistix's implicit adjoint (implicit function
   theorem at the root, no differentiation through the iterations); time courses for targets on
-  an arm by diffrax's default adjoint (recursive checkpointing) through the same Kvaerno3 solve
-  as `popsim run`.
+  an arm by diffrax's default adjoint (recursive checkpointing) through the same solve as
+  `popsim run` (the configured solver, Rodas5P by default).
 * **Failures**: a patient whose steady state is not found at the current parameters is swapped
   for the reference patient inside the step (so no NaN reaches the gradient) and masked out of
   every statistic.
