@@ -200,13 +200,14 @@ class _CohortEvaluator:
         values = np.column_stack([r.values(x[:, j]) for j, r in enumerate(self.setup.ranges)])
         y = np.empty((total, len(self.setup.outputs)))
         status = np.empty(total, np.int64)
-        with Progress("sensitivity", total, "patients", enabled=self.progress) as bar:
+        bar = Progress("sensitivity", total, "patients", enabled=self.progress)
+        bar.phase("compiling XLA programs")  # the first chunk compiles
+        with bar:
             for start in range(0, total, size):
                 n_real = min(size, total - start)
                 rows = values[start:start + n_real]
                 rows = np.concatenate([rows, np.repeat(rows[-1:], size - n_real, axis=0)])
                 if start == 0:
-                    bar.phase("compiling XLA programs")
                     self._prepare(rows, total, split)
                     bar.advance(0)  # the rate counts from here
                 y[start:start + n_real], status[start:start + n_real] = \
