@@ -60,10 +60,11 @@ def print_table(result: SobolResult, console=None) -> None:
 
 
 def _caption(result: SobolResult, j: int) -> str:
-    text = (f"N = {result.n_base:,} base points, {result.n_evaluations:,} evaluations; "
-            f"sum S1 = {np.sum(result.S1[:, j]):.2f}; evaluated in {result.run_seconds:.1f} s")
+    text = (f"N = {result.n_base:,} ({result.n_evaluations:,} evaluations), sum S1 = "
+            f"{np.sum(result.S1[:, j]):.2f}; ")
     if result.compile_seconds:
-        text += f" after compiling for {result.compile_seconds:.1f} s"
+        text += f"compile {result.compile_seconds:.1f} s, "
+    text += f"run {result.run_seconds:.1f} s"
     if result.n_failed:
         text += (f"; {result.n_failed:,} failed, {result.n_dropped:,} base points dropped")
     if result.outputs[j] in result.constant:
