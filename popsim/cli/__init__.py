@@ -3,7 +3,8 @@
 Exit status: 0 success; 1 an unexpected internal error, or checks that failed (``validate``,
 ``export-sbml``); 2 bad input (config, arguments, files; one line on stderr, nothing written);
 3 ``run`` finished and wrote a complete file, but every patient, or more than
-``--max-failed-fraction`` of the patient-arms, could not be solved.
+``--max-failed-fraction`` of the patient-arms, could not be solved; or ``sensitivity`` found
+virtual patients it could not solve (without ``--drop-failed``; nothing written).
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from popsim.cli.commands import (
     cmd_export_sbml,
     cmd_report,
     cmd_run,
+    cmd_sensitivity,
     cmd_validate,
 )
 
 COMMANDS = {"bench": cmd_bench, "evidence": cmd_evidence, "export-sbml": cmd_export_sbml,
-            "run": cmd_run,
-            "report": cmd_report, "validate": cmd_validate, "calibrate": cmd_calibrate}
+            "run": cmd_run, "report": cmd_report, "validate": cmd_validate,
+            "calibrate": cmd_calibrate, "sensitivity": cmd_sensitivity}
 
 
 def main(argv: list[str] | None = None) -> int:

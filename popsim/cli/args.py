@@ -76,6 +76,47 @@ def _days(text):
     return days
 
 
+def _names(flag):
+    def parse(text):
+        names = [x.strip() for x in text.split(",") if x.strip()]
+        if not names:
+            raise argparse.ArgumentTypeError(f"{flag} must be comma-separated names, got "
+                                             f"{text!r}")
+        return names
+
+    return parse
+
+
+def _day(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--day must be a number of days, got {text!r}") \
+            from None
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"--day must be a non-negative day, got {text!r}")
+    return v
+
+
+def _factor_range(text):
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--range must be LOW,HIGH factors, got {text!r}") \
+            from None
+    if not 0 < lo < hi < float("inf"):
+        raise argparse.ArgumentTypeError(f"--range {text}: factors must be 0 < LOW < HIGH")
+    return lo, hi
+
+
+def _power_of_two(text):
+    v = _positive_int("--samples", 2)(text)
+    if v & (v - 1):
+        raise argparse.ArgumentTypeError(f"--samples must be a power of 2 (the Sobol' "
+                                         f"sequence's balance needs it), got {v}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     from popsim._version import __version__
 
@@ -89,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_validate(sub)
     _add_evidence(sub)
     _add_export_sbml(sub)
+    _add_sensitivity(sub)
     _add_bench(sub)
     return parser
 
@@ -187,6 +229,45 @@ def _add_export_sbml(sub) -> None:
     exp.add_argument("--arm", default=None,
                      help="include this arm's interventions of the cohort's config")
     exp.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+def _add_sensitivity(sub) -> None:
+    sen = sub.add_parser("sensitivity", help="global sensitivity: Sobol' indices of outputs "
+                         "with respect to model parameters")
+    sen.add_argument("config", type=Path, help="run config (TOML): population, arms, days")
+    sen.add_argument("--outputs", type=_names("--outputs"), required=True,
+                     help="comma-separated outputs, e.g. serum_k,serum_mg")
+    sen.add_argument("--day", type=_day, required=True, help="saved day of the config at which "
+                     "the outputs are read")
+    sen.add_argument("--change", action="store_true",
+                     help="the change of each output from day 0 instead of its value")
+    sen.add_argument("--arm", default=None, help="arm of the config (default: the last)")
+    sen.add_argument("--params", type=_names("--params"), default=None,
+                     help="comma-separated parameters to vary (default: a set covering the "
+                          "Mg -> K link and the main fluxes)")
+    sen.add_argument("--range", type=_factor_range, default=None, metavar="LOW,HIGH",
+                     help="each parameter varies over its typical value times LOW..HIGH, "
+                          "clipped to its bounds, log-uniformly (default 0.5,2)")
+    sen.add_argument("--samples", type=_power_of_two, default=None, metavar="N",
+                     help="base points, a power of 2 (default 1024); N * (parameters + 2) "
+                          "virtual patients are solved")
+    sen.add_argument("--seed", type=_seed, default=0, help="seed of the Sobol' sequence "
+                     "(default 0)")
+    sen.add_argument("--patient", type=_positive_int("--patient", 0), default=0,
+                     help="whose covariates: this patient of the config's population "
+                          "(default 0)")
+    sen.add_argument("--drop-failed", action="store_true",
+                     help="drop the base points of patients that cannot be solved (default: "
+                          "refuse, exit status 3)")
+    sen.add_argument("--chunk-size", type=_positive_int("--chunk-size"), default=None,
+                     help="patients per compiled batch (default 1024)")
+    sen.add_argument("--devices", type=_devices, default=None,
+                     help="split each chunk over N local devices, or 'all'")
+    sen.add_argument("--out", type=Path, default=None,
+                     help="output directory (default: CONFIG without suffix + _sensitivity)")
+    sen.add_argument("--force", action="store_true",
+                     help="replace the contents of an existing output directory")
+    sen.add_argument("--quiet", action="store_true", help="no progress display")
+
 
 def _add_bench(sub) -> None:
     bench = sub.add_parser("bench", help="throughput: popsim against SciPy on the same model")

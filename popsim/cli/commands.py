@@ -341,3 +341,39 @@ def cmd_export_sbml(args) -> int:
     print(f"wrote {args.out}: {spec.title}, SBML L{sbml.SBML_LEVEL}V{sbml.SBML_VERSION}, "
           f"{len(errors)} libSBML consistency errors")
     return 0 if not errors else 1
+
+
+def cmd_sensitivity(args) -> int:
+    _host_devices(args.devices)
+    from popsim import sensitivity as sa
+    from popsim.config import ConfigError, load_config
+    from popsim.files import OutputError, check_output
+
+    try:
+        config, _ = load_config(args.config)
+    except ConfigError as e:
+        return _fail(str(e))
+    out = args.out if args.out is not None else \
+        args.config.with_name(args.config.stem + "_sensitivity")
+    try:
+        setup = sa.model_setup(config, args.outputs, args.day, arm=args.arm,
+                               parameters=args.params, change=args.change,
+                               relative_range=args.range or sa.DEFAULT_RANGE)
+        check_output(out, directory=True, force=args.force, inputs=(args.config,),
+                     what="directory")
+    except (sa.SensitivityError, OutputError) as e:
+        return _fail(str(e))
+    try:
+        result = sa.model_sobol(setup, n=args.samples or sa.DEFAULT_SAMPLES, seed=args.seed,
+                                patient=args.patient, drop_failed=args.drop_failed,
+                                chunk_size=args.chunk_size or sa.DEFAULT_CHUNK,
+                                devices=args.devices, progress=not args.quiet)
+    except sa.FailedEvaluations as e:
+        print(f"popsim: error: {e}", file=sys.stderr)
+        return EXIT_FAILED_PATIENTS
+    except sa.SensitivityError as e:
+        return _fail(str(e))
+    sa.write_results(result, out)  # first: the results are saved whatever happens to stdout
+    sa.print_table(result)
+    print(f"wrote {out}/sobol.json, {out}/sobol.csv and {out}/sobol.png")
+    return 0
