@@ -246,7 +246,7 @@ def _add_sensitivity(sub) -> None:
                           "Mg -> K link and the main fluxes)")
     sen.add_argument("--range", type=_factor_range, default=None, metavar="LOW,HIGH",
                      help="each parameter varies over its typical value times LOW..HIGH, "
-                          "clipped to its bounds, log-uniformly (default 0.5,2)")
+                          "clipped to its bounds, log-uniformly (default 0.67,1.5)")
     sen.add_argument("--samples", type=_power_of_two, default=None, metavar="N",
                      help="base points, a power of 2 (default 1024); N * (parameters + 2) "
                           "virtual patients are solved")

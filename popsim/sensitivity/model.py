@@ -30,7 +30,7 @@ DEFAULT_PARAMETERS = ("nka_km_mg", "romk_mg_kd", "k_romk_clearance", "mg_gut_vma
                       "k_aldo_exponent", "na_leak_permeability")
 """Varied when no parameters are named: the Mg -> K link (cell Mg on the Na+/K+-ATPase and on
 ROMK), distal K secretion and its aldosterone drive, and the main Mg and Na fluxes."""
-DEFAULT_RANGE = (0.5, 2.0)  # typical value x 0.5 .. x 2 (clipped to the physical bounds)
+DEFAULT_RANGE = (0.67, 1.5)  # typical value x 0.67 .. x 1.5 (clipped to the physical bounds)
 DEFAULT_SAMPLES = 1024  # base points N (evaluations: N * (d + 2))
 DEFAULT_CHUNK = 1024  # patients per compiled batch
 
