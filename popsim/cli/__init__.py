@@ -23,10 +23,12 @@ from popsim.cli.commands import (
     cmd_run,
     cmd_validate,
 )
+from popsim.cli.tools import cmd_check, cmd_info, cmd_vpop
 
 COMMANDS = {"bench": cmd_bench, "evidence": cmd_evidence, "export-sbml": cmd_export_sbml,
             "run": cmd_run,
-            "report": cmd_report, "validate": cmd_validate, "calibrate": cmd_calibrate}
+            "report": cmd_report, "validate": cmd_validate, "calibrate": cmd_calibrate,
+            "check": cmd_check, "info": cmd_info, "vpop": cmd_vpop}
 
 
 def main(argv: list[str] | None = None) -> int:
