@@ -43,7 +43,7 @@ def _config_from(config) -> tuple[cfg.RunConfig, str]:
         except TypeError as e:
             raise cfg.ConfigError(f"config: the dict cannot be written as TOML ({e})") from None
     if isinstance(config, os.PathLike):
-        return cfg.load_config(config)
+        return cfg.load_config(Path(config))
     if isinstance(config, str):
         if "\n" in config or "=" in config or "[" in config:
             try:
@@ -60,7 +60,7 @@ def _params_from(params):
         return params
     from popsim.parameters.io import load_params_file
 
-    return load_params_file(params)
+    return load_params_file(Path(params))
 
 
 def simulate(config, *, out: str | os.PathLike | None = None, force: bool = False,
@@ -94,7 +94,7 @@ def simulate(config, *, out: str | os.PathLike | None = None, force: bool = Fals
     options = dict(size=size, seed=seed, chunk_size=chunk_size, force=force, params=ps,
                    devices=devices, progress=progress)
     if out is not None:
-        result = run_cohort(conf, text, out, **options)
+        result = run_cohort(conf, text, Path(out), **options)
         ds = open_dataset(out)
     else:
         with tempfile.TemporaryDirectory(prefix="popsim-") as tmp:

@@ -39,7 +39,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -173,7 +173,7 @@ def _target(name: str, table) -> _Strict:
     model = DISTRIBUTIONS[kind]
     _unknown_keys(f"{where}: ", table, model)
     try:
-        return validate_model(model, table)
+        return cast(_Strict, validate_model(model, table))
     except ConfigError as e:
         key = str(e).split(":", 1)[0].split(".", 1)[0]
         raise ConfigError(f"{where}.{e}" if key in model.model_fields else f"{where}: {e}") \
@@ -187,13 +187,13 @@ def parse_targets(data: dict) -> Targets:
     if not isinstance(target, dict) or not target:
         raise ConfigError("target: name at least one output in a [target.<output>] table")
     parsed = {name: _target(name, table) for name, table in target.items()}
-    return validate_model(Targets, {**data, "target": parsed})
+    return cast(Targets, validate_model(Targets, {**data, "target": parsed}))
 
 
 def load_targets(path: str | os.PathLike) -> tuple[Targets, str]:
     """Read and validate a targets file; :class:`popsim.ConfigError` in one line naming the
     file and the key. Returns the targets and the file's text (recorded in the selection)."""
-    data, text = read_toml(path)
+    data, text = read_toml(Path(path))
     try:
         return parse_targets(data), text
     except ConfigError as e:
@@ -276,7 +276,7 @@ def inclusion_probability(values: np.ndarray, targets: list, rng) -> np.ndarray:
             if isinstance(t, LogNormal):
                 mu, s = t.log_mean_sd
                 u[:, j] = np.log(x)
-                log_target += stats.norm(mu, s).logpdf(u[:, j])
+                log_target += stats.norm.logpdf(u[:, j], mu, s)
             else:
                 u[:, j] = x
                 log_target += np.log(t.frozen().pdf(x))
@@ -411,8 +411,8 @@ def _copy_patients(coh: store.Cohort, positions: np.ndarray, path: Path, attrs: 
     layout = store.CohortLayout(
         arms=coh.arms, n_patients=n, times=coh.times,
         outputs={k: coh.units(k) for k in coh.output_names}, covariates=covariates,
-        categories={k: coh.categories(k) for k in coh.covariate_names
-                    if coh.categories(k) is not None},
+        categories={k: labels for k in coh.covariate_names
+                    if (labels := coh.categories(k)) is not None},
         parameters={p: coh.units(p) for p in coh.parameter_names}, chunk_size=size,
         descriptions={k: coh.long_name(k) for k in names},
         patient_ids=coh.patient_ids[positions])

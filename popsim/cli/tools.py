@@ -86,8 +86,8 @@ def _covariates():
     defaults = _default_covariates()
     rows = []
     for name, (unit, _, labels) in COVARIATES.items():
-        limits = COVARIATE_LIMITS.get(name)
-        allowed = ", ".join(labels) if labels else f"{limits[0]:g} to {limits[1]:g}"
+        lo, hi = COVARIATE_LIMITS.get(name, (math.nan, math.nan))
+        allowed = ", ".join(labels) if labels else f"{lo:g} to {hi:g}"
         rows.append((name, unit, title(name), allowed, _default_text(defaults[name])))
     return ("covariates", ["name", "unit", "meaning", "allowed", "default (US adults)"], rows)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -135,7 +136,7 @@ class Cohort:
             raise StoreError(f"{self.path}: no patients selected")
         return self._read(name, (slice(None), index) if ndim > 1 else (index,))
 
-    def _read(self, name: str, sel=Ellipsis) -> np.ndarray:
+    def _read(self, name: str, sel: Any = Ellipsis) -> np.ndarray:
         with _open(self.path) as f:
             try:
                 return f[name][sel]
