@@ -40,15 +40,20 @@ _LAZY = {
     "Status": "popsim.facts",
     "open_cohort": "popsim.store",
     "Intervention": "popsim.interventions",
-    "register_intervention": "popsim.interventions",
+    "register_intervention": "popsim.interventions:register",
+    "simulate": "popsim.api",
+    "check_config": "popsim.api",
+    "open_dataset": "popsim.dataset",
+    "select_vpop": "popsim.vpop:select",
 }
+"""Public name -> ``module`` or ``module:attribute`` it is imported from on first use."""
 __all__ = ["MODEL_VERSION", "__version__", *_LAZY]
 
 
 def __getattr__(name: str):
     if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        value = getattr(module, "register" if name == "register_intervention" else name)
+        module_name, _, attribute = _LAZY[name].partition(":")
+        value = getattr(importlib.import_module(module_name), attribute or name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'popsim' has no attribute {name!r}")
@@ -59,10 +64,13 @@ def __dir__():
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from popsim.api import check_config as check_config
+    from popsim.api import simulate as simulate
     from popsim.config import ConfigError as ConfigError
     from popsim.config import RunConfig as RunConfig
     from popsim.config import load_config as load_config
     from popsim.config import parse_config as parse_config
+    from popsim.dataset import open_dataset as open_dataset
     from popsim.facts import Status as Status
     from popsim.interventions import Intervention as Intervention
     from popsim.interventions import register as register_intervention  # noqa: F401
@@ -80,3 +88,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from popsim.run import run_cohort as run_cohort
     from popsim.solve import SolverSettings as SolverSettings
     from popsim.store import open_cohort as open_cohort
+    from popsim.vpop import select as select_vpop  # noqa: F401

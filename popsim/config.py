@@ -43,6 +43,7 @@ from popsim.covariates import (
     mass_inside_bounds,
 )
 from popsim.interventions import REGISTRY, Intervention
+from popsim.outputs import OUTPUT_SPECS
 from popsim.parameters import parameter_specs
 
 _IIV_PARAMS = {s.name for s in parameter_specs()}
@@ -94,6 +95,7 @@ class Population(_Strict):
 
 
 __all__ = ["AGE_REFERENCE", "COVARIATE_LIMITS", "COVARIATES", "MIN_MASS_INSIDE_BOUNDS", "Arm",
+           "Output",
            "BySex", "Categorical", "ConfigError", "Fixed", "LogNormal", "Normal", "Population",
            "RunConfig", "Simulation", "Uniform", "Variability", "continuous_bounds",
            "load_config", "mass_inside_bounds", "parse_config", "read_toml", "validate_model"]
@@ -153,6 +155,35 @@ class Simulation(_Strict):
         return grid + [float(self.days)] if self._ends_off_grid(n) else grid
 
 
+# --- saved outputs -----------------------------------------------------------------------------
+
+class Output(_Strict):
+    """Which outputs a run saves (``[output] variables = [...]``; default: every output)."""
+
+    variables: list[str] | None = None
+
+    @field_validator("variables")
+    @classmethod
+    def _known(cls, v):
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("name at least one output (or leave variables out to save all)")
+        for name in v:
+            if name not in OUTPUT_SPECS:
+                raise ValueError(f"unknown output {name!r}{_suggest(name, OUTPUT_SPECS)}; "
+                                 "`popsim info outputs` lists them")
+            if v.count(name) > 1:
+                raise ValueError(f"output {name!r} is listed twice")
+        return v
+
+    @property
+    def saved(self) -> tuple[str, ...]:
+        """The outputs saved, in the model's order."""
+        chosen = set(OUTPUT_SPECS if self.variables is None else self.variables)
+        return tuple(name for name in OUTPUT_SPECS if name in chosen)
+
+
 # --- arms and interventions --------------------------------------------------------------------
 
 def _intervention(value):
@@ -192,6 +223,7 @@ MAX_PROTOCOL_SEGMENTS = 64
 class RunConfig(_Strict):
     population: Population
     simulation: Simulation = Simulation()
+    output: Output = Output()
     arm: list[Arm] = []
 
     @model_validator(mode="after")
@@ -246,7 +278,7 @@ def _owner(loc: tuple, data: dict, root: type[BaseModel] | None = None) -> type[
     if isinstance(obj, dict) and "kind" in obj:
         return REGISTRY.get(obj["kind"])
     by_key = {"": RunConfig, "population": Population, "simulation": Simulation,
-              "variability": Variability, "arm": Arm}
+              "variability": Variability, "arm": Arm, "output": Output}
     return by_key.get(last_key)
 
 

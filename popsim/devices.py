@@ -25,6 +25,7 @@ import numpy as np
 
 from popsim import batch, model
 from popsim.model import Patient
+from popsim.options import Message, Option
 from popsim.parameters import Params
 from popsim.protocols import Protocol
 from popsim.solve import SolverSettings
@@ -42,8 +43,9 @@ def patient_devices(devices: int | str | None) -> list | None:
     local = jax.local_devices()
     n = len(local) if devices == "all" else int(devices)
     if not 1 <= n <= len(local):
-        raise DeviceError(f"--devices {devices}: must be 1..{len(local)} (local devices: "
-                          f"{len(local)} {local[0].platform.upper()}) or 'all'")
+        raise DeviceError(Message(Option("devices", devices), f": must be 1..{len(local)} "
+                                  f"(local devices: {len(local)} "
+                                  f"{local[0].platform.upper()}) or 'all'"))
     return None if n == 1 else local[:n]
 
 

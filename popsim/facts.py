@@ -80,6 +80,10 @@ EGFR_STRATA: tuple[tuple[float, float, str], ...] = (
     (15, 30, "15-29"), (0, 15, "< 15"))
 """KDIGO CKD stages by eGFR (mL/min/1.73 m²): lower bound, upper bound, label."""
 
+CKD_STAGES: tuple[str, ...] = ("G1", "G2", "G3a", "G3b", "G4", "G5")
+"""The KDIGO 2012 GFR category of each row of :data:`EGFR_STRATA` (KDIGO 2012 CKD guideline,
+Kidney Int Suppl 3:1, table 5): a lower bound belongs to its stage (eGFR 60 is G2)."""
+
 MG_EAR_MG_PER_DAY = {"female": 265.0, "male": 350.0}
 """Estimated average requirement of Mg for adults >= 31 y, mg/day (IOM 1997)."""
 

@@ -1,8 +1,8 @@
 """Output files that never destroy inputs or leave half-written results. Imports no JAX.
 
 Every command that writes checks its output paths before any work (:func:`check_output`):
-the path must not be (or resolve to) one of the command's inputs, even with ``--force``; it must
-have an allowed suffix; an existing file is replaced only with ``--force``. Results are written
+the path must not be (or resolve to) one of the command's inputs, even with ``force``; it must
+have an allowed suffix; an existing file is replaced only with ``force``. Results are written
 under a temporary name in the same directory and renamed into place when complete
 (:func:`atomic_file`, :func:`atomic_directory`), so a failure or a kill leaves either the old
 result or the new one, never a mixture.
@@ -16,6 +16,8 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from popsim.options import Message, Option
 
 
 class OutputError(ValueError):
@@ -33,13 +35,14 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return a.resolve() == b.resolve()
 
 
-def check_output(path: str | os.PathLike, *, flag: str = "--out", suffixes: tuple[str, ...] = (),
+def check_output(path: str | os.PathLike, *, flag: str = "out", suffixes: tuple[str, ...] = (),
                  force: bool = False, inputs: Iterable[str | os.PathLike | None] = (),
                  directory: bool = False, what: str = "file") -> Path:
     """Check an output path before any work; returns it as a :class:`Path`.
 
     Args:
-        flag: how the path was given (``--out``, ``--figure``), for the message.
+        flag: the option that gave the path (``out``, ``figure``; ``--out`` works too), named
+            in the message as the front end shows it (:mod:`popsim.options`).
         suffixes: allowed suffixes (lower case, with the dot); empty: any.
         force: an existing output may be replaced.
         inputs: the command's input files: the output may never be one of them.
@@ -47,31 +50,36 @@ def check_output(path: str | os.PathLike, *, flag: str = "--out", suffixes: tupl
         what: what the output is, for the message (``cohort file``, ``figure``).
 
     Raises:
-        OutputError: one line naming the flag, the path and what is allowed.
+        OutputError: one line naming the option, the path and what is allowed.
     """
     path = Path(path)
+    given = Option(flag, path)
+    force_ = Option("force", True)
+
+    def fail(*parts):
+        return OutputError(Message(given, ": ", *parts))
+
     for source in inputs:
         if source is not None and same_file(path, source):
-            raise OutputError(f"{flag} {path}: is an input of this command ({source}); "
-                              "choose another path (--force never overwrites inputs)")
+            raise fail(f"is an input of this command ({source}); choose another path (",
+                       force_, " never overwrites inputs)")
     if not directory and path.is_dir():
-        raise OutputError(f"{flag} {path}: is a directory, expected a file path")
+        raise fail("is a directory, expected a file path")
     if suffixes and path.suffix.lower() not in suffixes:
-        raise OutputError(f"{flag} {path}: a {what} must end in {', '.join(suffixes)}")
+        raise fail(f"a {what} must end in {', '.join(suffixes)}")
     if directory:
         if path.exists() and not path.is_dir():
-            raise OutputError(f"{flag} {path}: exists and is not a directory")
+            raise fail("exists and is not a directory")
         if path.is_dir() and any(path.iterdir()) and not force:
-            raise OutputError(f"{flag} {path}: directory exists and is not empty; pass --force "
-                              "to replace its contents")
-    else:
-        if path.exists() and not force:
-            raise OutputError(f"{flag} {path}: file exists; pass --force to overwrite it")
+            raise fail("directory exists and is not empty; pass ", force_,
+                       " to replace its contents")
+    elif path.exists() and not force:
+        raise fail("file exists; pass ", force_, " to overwrite it")
     parent = path.parent
     if not parent.is_dir():
-        raise OutputError(f"{flag} {path}: directory {parent} does not exist")
+        raise fail(f"directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{flag} {path}: directory {parent} is not writable")
+        raise fail(f"directory {parent} is not writable")
     return path
 
 

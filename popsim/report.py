@@ -30,11 +30,14 @@ def print_run_summary(result, console=None) -> None:
     rows = [("patients solved", lambda a: f"{a.n_ok:,}"),
             ("patients failed", lambda a: f"{a.n_failed:,}")]
     digits = {"serum_mg": 3, "serum_na": 1}
+    first = result.arms[0] if result.arms else None
     for key in SUMMARY_MEDIANS:
-        rows.append((f"median {title(key)} (mmol/L)",
-                     lambda a, k=key: f"{a.medians[k]:.{digits.get(k, 2)}f}"))
+        if first is not None and key in first.medians:  # outputs the run saved
+            rows.append((f"median {title(key)} (mmol/L)",
+                         lambda a, k=key: f"{a.medians[k]:.{digits.get(k, 2)}f}"))
     for d in DISORDERS:
-        rows.append((d.label, lambda a, k=d.name: f"{100 * a.prevalence[k]:.1f}%"))
+        if first is not None and d.name in first.prevalence:
+            rows.append((d.label, lambda a, k=d.name: f"{100 * a.prevalence[k]:.1f}%"))
     for label, fn in rows:
         t.add_row(label, *(fn(a) for a in result.arms))
     console.print(t)
@@ -431,19 +434,22 @@ class ArmSummary:
 
 
 def summarize(path: str | Path, time_index: int = -1) -> list[ArmSummary]:
-    """Per-arm medians and prevalences at one saved time (default: the last), from the file."""
+    """Per-arm medians and prevalences at one saved time (default: the last), from the file;
+    only for the outputs the file holds (a run may save a subset)."""
     coh = store.open_cohort(path)
     status = coh.status
     meanings = coh.status_meanings
     result = []
+    disorders = [d for d in DISORDERS if d.output in coh.output_names]
+    medians = [k for k in SUMMARY_MEDIANS if k in coh.output_names]
     for a, arm in enumerate(coh.arms):
         ok = status[a] == Status.OK
-        names = {d.output for d in DISORDERS} | set(SUMMARY_MEDIANS)
+        names = {d.output for d in disorders} | set(medians)
         vals = {name: coh.output(name, arm=a, time=time_index)[ok] for name in names}
         n_ok = int(ok.sum())
         prev = {d.name: float(np.mean(d.present(vals[d.output]))) if n_ok else math.nan
-                for d in DISORDERS}
-        med = {k: float(np.median(vals[k])) if n_ok else math.nan for k in SUMMARY_MEDIANS}
+                for d in disorders}
+        med = {k: float(np.median(vals[k])) if n_ok else math.nan for k in medians}
         codes, counts = np.unique(status[a][~ok], return_counts=True)
         failures = {meanings.get(int(c), str(int(c))): int(k)
                     for c, k in zip(codes, counts, strict=True)}

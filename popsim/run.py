@@ -28,6 +28,7 @@ from popsim import store
 from popsim._version import MODEL_VERSION, __version__, library_versions
 from popsim.facts import STATUS_MEANINGS
 from popsim.observables import OUTPUTS
+from popsim.options import Message, Option
 from popsim.parameters import parameter_specs
 from popsim.parameters.io import ParameterSet, default_parameters, fingerprint
 from popsim.population import COVARIATE_NAMES, sample_cohort, variability
@@ -133,7 +134,7 @@ def _check_output_path(out: Path, force: bool, resume: bool) -> None:
         check_output(out, suffixes=store.COHORT_SUFFIXES, force=force or resume,
                      what="cohort file")
     except OutputError as e:
-        raise RunError(str(e)) from None
+        raise RunError(*e.args) from None
 
 
 def _layout(config: cfg.RunConfig, n: int, chunk_size: int,
@@ -145,12 +146,14 @@ def _layout(config: cfg.RunConfig, n: int, chunk_size: int,
         covs[name] = (kind, unit)
         if kind == "category":
             cats[name] = labels
-    descriptions = {o.name: o.description for o in OUTPUTS}
+    saved = config.output.saved
+    descriptions = {o.name: o.description for o in OUTPUTS if o.name in saved}
     descriptions.update({f"param_{k}": specs[k].description for k in varying})
     return store.CohortLayout(
         arms=tuple(a.name for a in config.arms), n_patients=n,
         times=np.asarray(config.simulation.output_times, np.float64),
-        outputs={o.name: o.unit for o in OUTPUTS}, covariates=covs, categories=cats,
+        outputs={o.name: o.unit for o in OUTPUTS if o.name in saved}, covariates=covs,
+        categories=cats,
         parameters={k: specs[k].unit for k in varying}, chunk_size=chunk_size,
         descriptions=descriptions)
 
@@ -187,15 +190,19 @@ def run_cohort(config: cfg.RunConfig, config_text: str, out: str | Path,
     n = config.population.size if opts.size is None else opts.size
     seed = config.population.seed if opts.seed is None else opts.seed
     if n <= 0:
-        raise RunError(f"--size {n}: must be a positive number of patients")
+        raise RunError(Message(Option("size", n), ": must be a positive number of patients"))
     if opts.chunk_size <= 0:
-        raise RunError(f"--chunk-size {opts.chunk_size}: must be a positive number of patients")
+        raise RunError(Message(Option("chunk_size", opts.chunk_size),
+                               ": must be a positive number of patients"))
+    if opts.force and opts.resume:
+        raise RunError(Message(Option("force", True), " and ", Option("resume", True),
+                               " exclude each other (overwrite, or finish the file?)"))
     _check_output_path(out, opts.force, resume=opts.resume)
     chunk_size = min(opts.chunk_size, n)
     try:
         split = dev.patient_devices(opts.devices)
     except dev.DeviceError as e:
-        raise RunError(str(e)) from None
+        raise RunError(*e.args) from None
     pid, nproc = (jax.process_index(), jax.process_count()) if opts.distributed else (0, 1)
     target = out if nproc == 1 else store.shard_path(out, pid, nproc)
     if nproc > 1:
@@ -232,7 +239,7 @@ def _open_target(target: Path, config, n, chunk_size, ps: ParameterSet, attrs: d
         store.create(target, _layout(config, n, chunk_size, varying), attrs,
                      status_meanings=STATUS_MEANINGS, force=opts.force or opts.resume)
     except store.StoreError as e:
-        raise RunError(str(e)) from None
+        raise RunError(*e.args) from None
     return np.zeros(math.ceil(n / chunk_size), bool)
 
 
@@ -270,7 +277,7 @@ def _stitch_when_all_done(out: Path, nproc: int, pid: int) -> None:
             store.stitch(out, [store.shard_path(out, i, nproc) for i in range(nproc)],
                          owner=lambda c: c % nproc)
         except store.StoreError as e:
-            raise RunError(str(e)) from None
+            raise RunError(*e.args) from None
     multihost_utils.sync_global_devices("popsim: master written")
 
 
@@ -280,11 +287,12 @@ def _resumable(out: Path, attrs: dict) -> np.ndarray:
         old = store.read_attrs(out)
         done = store.chunks_done(out)
     except store.StoreError as e:
-        raise RunError(f"--resume: {e}") from None
+        raise RunError(Message(Option("resume", True), ": ", *e.args)) from None
+    resume = Option("resume", True)
     for key in RESUME_KEYS + tuple(k for k in ("process_id", "n_processes") if k in attrs):
         if key not in old:
-            raise RunError(f"--resume {out}: the file has no {key!r} attribute; it was not "
-                           "written by this version of popsim run")
+            raise RunError(Message(resume, f": {out} has no {key!r} attribute; it was not "
+                                   "written by this version of popsim run"))
         mine, theirs = attrs[key], old[key]
         same = (float(mine) == float(theirs) if isinstance(mine, float | int)
                 else str(mine) == str(theirs))
@@ -293,9 +301,10 @@ def _resumable(out: Path, attrs: dict) -> np.ndarray:
                 key, key)
             shown = "" if key in ("config", "params_fingerprint") else \
                 f" (file: {theirs}, now: {mine})"
-            raise RunError(f"--resume {out}: {what} differs from the interrupted run's{shown}; "
-                           "use the same config, --size, --seed, --chunk-size and --params, or "
-                           "start again with --force")
+            raise RunError(Message(
+                resume, f": {out}: {what} differs from the interrupted run's{shown}; use the "
+                "same config, ", Option("size"), ", ", Option("seed"), ", ", Option("chunk_size"),
+                " and ", Option("params"), ", or start again with ", Option("force", True)))
     return done
 
 
@@ -323,7 +332,8 @@ def _run_chunk(job: _Job, c: int, writer=None, precompile=False, precompile_fall
                                      devices=job.devices)
     covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
     pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
-    outputs = {o.name: outs[o.name][:, :n_real].astype(np.float32) for o in OUTPUTS}
+    outputs = {name: outs[name][:, :n_real].astype(np.float32)
+               for name in job.config.output.saved}
     del outs
 
     def write():

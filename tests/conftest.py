@@ -145,3 +145,14 @@ def timed_effects(items):
 
     return [(start, end, [Effect(_DIET_CHANNEL[k], v, replace=True) for k, v in diet.items()]
              + [Effect(k, v) for k, v in added.items()]) for start, end, diet, added in items]
+
+
+@pytest.fixture(scope="session")
+def api_cohort(tmp_path_factory):
+    """The small trial (same shapes as ``small_trial``, so the compiled programs are shared)
+    run through ``popsim.simulate``: ``(path of the cohort file, the returned dataset)``."""
+    import popsim
+
+    path = tmp_path_factory.mktemp("api") / "trial.h5"
+    ds = popsim.simulate(SMALL_TRIAL, out=path, chunk_size=7, progress=False)
+    return path, ds

@@ -16,12 +16,12 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "popsim"
 STAGES = [
     # 0: facts and plumbing, standard library only
     ("popsim._version", "popsim.units", "popsim.facts", "popsim.outputs", "popsim.inputs",
-     "popsim.files", "popsim.progress"),
+     "popsim.files", "popsim.progress", "popsim.options"),
     # 1: schemas and files
     ("popsim._schema", "popsim.covariates", "popsim.interventions", "popsim.parameters",
      "popsim.parameters.io", "popsim.config", "popsim.store"),
     # 2: readers of data and files (no JAX)
-    ("popsim.evidence", "popsim.evidence.statistics", "popsim.report"),
+    ("popsim.evidence", "popsim.evidence.statistics", "popsim.report", "popsim.dataset"),
     # 3: the model of one patient
     ("popsim.physiology", "popsim.model", "popsim.observables", "popsim.protocols",
      "popsim.population"),

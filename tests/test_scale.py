@@ -141,7 +141,7 @@ def test_sharded_over_4_devices_same_numbers(small_trial, conf, tmp_path):
 
 
 def test_devices_out_of_range(conf, tmp_path):
-    with pytest.raises(RunError, match=r"--devices 64: must be 1\.\."):
+    with pytest.raises(RunError, match=r"^devices=64: must be 1\.\."):
         run_cohort(conf, SMALL_TRIAL, tmp_path / "x.h5", devices=64, progress=False)
     assert not (tmp_path / "x.h5").exists()
 

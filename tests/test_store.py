@@ -209,7 +209,7 @@ def test_refuses_to_overwrite_without_force(tmp_path):
     make(path)
     write(path, full_data(), 0)
     before = path.read_bytes()
-    with pytest.raises(StoreError, match="--force") as e:
+    with pytest.raises(StoreError, match="pass force=True") as e:
         make(path)
     assert str(path) in str(e.value)
     assert path.read_bytes() == before

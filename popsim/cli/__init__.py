@@ -25,10 +25,12 @@ from popsim.cli.commands import (
     cmd_sensitivity,
     cmd_validate,
 )
+from popsim.cli.tools import cmd_check, cmd_info, cmd_vpop
 
 COMMANDS = {"bench": cmd_bench, "evidence": cmd_evidence, "export-sbml": cmd_export_sbml,
             "run": cmd_run, "report": cmd_report, "validate": cmd_validate,
-            "calibrate": cmd_calibrate, "sensitivity": cmd_sensitivity}
+            "calibrate": cmd_calibrate, "sensitivity": cmd_sensitivity,
+            "check": cmd_check, "info": cmd_info, "vpop": cmd_vpop}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_sbml(sub)
     _add_sensitivity(sub)
     _add_bench(sub)
+    _add_check(sub)
+    _add_info(sub)
+    _add_vpop(sub)
     return parser
 
 
@@ -285,3 +288,32 @@ def _add_bench(sub) -> None:
                        help="write the Markdown table into this file (its popsim bench "
                             "section is replaced; the rest kept)")
     bench.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+
+def _add_check(sub) -> None:
+    chk = sub.add_parser("check", help="validate a run config, summarise its population and "
+                         "estimate the run time; writes nothing")
+    chk.add_argument("config", type=Path, help="run config (TOML)")
+    chk.add_argument("--size", type=_positive_int("--size"), help="number of patients")
+    chk.add_argument("--seed", type=_seed, help="random seed")
+    chk.add_argument("--devices", type=_positive_int("--devices"), default=1,
+                     help="devices the run would use, for the time estimate (default 1)")
+
+INFO_TOPICS = ("outputs", "covariates", "parameters", "interventions")
+
+
+def _add_info(sub) -> None:
+    info = sub.add_parser("info", help="names, units and meanings of the outputs, covariates, "
+                          "parameters or intervention kinds")
+    info.add_argument("topic", choices=INFO_TOPICS)
+
+
+def _add_vpop(sub) -> None:
+    vp = sub.add_parser("vpop", help="virtual populations: select patients of a cohort so that "
+                        "outputs match target distributions (Allen et al. 2016)")
+    vp.add_argument("action", choices=("select",))
+    vp.add_argument("cohort", type=Path, help="cohort file of plausible patients (popsim run)")
+    vp.add_argument("--targets", type=Path, required=True, help="targets file (TOML)")
+    vp.add_argument("--out", type=Path, required=True, help="cohort file to write (HDF5)")
+    vp.add_argument("--seed", type=_seed, default=None,
+                    help="seed of the acceptance draws (default: the targets file's)")
+    vp.add_argument("--force", action="store_true", help="overwrite an existing output file")

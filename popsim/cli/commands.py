@@ -9,8 +9,12 @@ import sys
 from popsim.cli.args import EXIT_BAD_INPUT, EXIT_FAILED_PATIENTS
 
 
-def _fail(message: str) -> int:
-    print(f"popsim: error: {message}", file=sys.stderr)
+def _fail(problem) -> int:
+    """Print a one-line error (a string, or an exception in the command line's wording, see
+    :mod:`popsim.options`); returns :data:`EXIT_BAD_INPUT`."""
+    from popsim.options import cli_text
+
+    print(f"popsim: error: {cli_text(problem)}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 
@@ -61,7 +65,7 @@ def cmd_run(args) -> int:
     try:
         config, text = load_config(args.config)
     except ConfigError as e:
-        return _fail(str(e))
+        return _fail(e)
     out = args.out if args.out is not None else args.config.with_suffix(".h5")
     problem = _run_arguments_problem(args, out)
     if problem:
@@ -82,7 +86,7 @@ def cmd_run(args) -> int:
                             progress=not args.quiet, resume=args.resume, devices=args.devices,
                             distributed=distributed)
     except (RunError, StoreError) as e:
-        return _fail(str(e))
+        return _fail(e)
     from popsim.report import print_run_summary
 
     print_run_summary(result)
@@ -117,10 +121,12 @@ def _run_arguments_problem(args, out) -> str | None:
         check_output(out, suffixes=COHORT_SUFFIXES, force=args.force or args.resume,
                      inputs=inputs, what="cohort file")
         if args.figure is not None:
-            check_output(args.figure, flag="--figure", suffixes=(".png",), force=args.force,
+            check_output(args.figure, flag="figure", suffixes=(".png",), force=args.force,
                          inputs=(*inputs, out), what="figure")
     except OutputError as e:
-        return str(e)
+        from popsim.options import cli_text
+
+        return cli_text(e)
     return None
 
 
@@ -151,13 +157,13 @@ def cmd_report(args) -> int:
         check_output(out, directory=True, force=args.force, inputs=(args.file,),
                      what="directory")
     except OutputError as e:
-        return _fail(str(e))
+        return _fail(e)
     from popsim.report import ReportError, report
 
     try:
         summary = report(args.file, out, days=args.days, force=args.force)
     except ReportError as e:
-        return _fail(str(e))
+        return _fail(e)
     print(f"wrote {out}/summary.json, {out}/summary.csv and "
           f"{len(summary['figures'])} figures in {out}/")
     return 0
@@ -170,7 +176,7 @@ def cmd_validate(args) -> int:
         check_output(args.out, directory=True, force=args.force, inputs=(args.params,),
                      what="directory")
     except OutputError as e:
-        return _fail(str(e))
+        return _fail(e)
     from popsim import evidence
 
     known = [s.study.id for s in evidence.scenarios()]
@@ -195,7 +201,7 @@ def cmd_evidence(args) -> int:
     try:
         catalogue = evidence.catalogue()
     except evidence.StudyError as e:
-        return _fail(str(e))
+        return _fail(e)
     if args.action == "list":
         _print_catalogue(catalogue.values(), args.reserved)
         return 0
@@ -206,7 +212,7 @@ def cmd_evidence(args) -> int:
     try:
         chosen = evidence.resolve(ids, include_reserved=args.reserved)
     except evidence.StudyError as e:
-        return _fail(str(e))
+        return _fail(e)
     from popsim.files import OutputError, check_output
 
     if args.out is not None:
@@ -214,7 +220,7 @@ def cmd_evidence(args) -> int:
             check_output(args.out, directory=True, force=args.force, inputs=(args.params,),
                          what="directory")
         except OutputError as e:
-            return _fail(str(e))
+            return _fail(e)
     params, err = _load_params(args.params)
     if err:
         return _fail(err)
@@ -254,7 +260,7 @@ def cmd_calibrate(args) -> int:
     try:
         conf, pop, text = load_calibration(args.config)
     except ConfigError as e:
-        return _fail(str(e))
+        return _fail(e)
     out = args.out
     figures = [out.with_name(out.stem + "_loss.png"), out.with_name(out.stem + "_fit.png")]
     from popsim.files import OutputError, check_output
@@ -265,7 +271,7 @@ def cmd_calibrate(args) -> int:
         for fig in figures:
             check_output(fig, force=args.force, inputs=(args.config,), what="figure")
     except OutputError as e:
-        return _fail(str(e))
+        return _fail(e)
     result = fit(build_problem(conf, pop), progress=not args.quiet)
     write_outputs(result, out, text)  # first: the fit is saved whatever happens to stdout
     print_calibration_table(result)
@@ -282,10 +288,10 @@ def cmd_bench(args) -> int:
         if args.out is not None:
             check_output(args.out, suffixes=(".json",), force=args.force, what="results file")
         if args.table is not None:  # a Markdown file whose bench section is rewritten
-            check_output(args.table, flag="--table", suffixes=(".md",), force=True,
+            check_output(args.table, flag="table", suffixes=(".md",), force=True,
                          inputs=(args.out,), what="table")
     except OutputError as e:
-        return _fail(str(e))
+        return _fail(e)
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -336,7 +342,7 @@ def cmd_export_sbml(args) -> int:
             spec = sbml.cohort_patient(args.cohort, args.patient, params, args.arm)
         sbml.write(spec, args.out, force=args.force)
     except sbml.ExportError as e:
-        return _fail(str(e))
+        return _fail(e)
     errors = sbml.consistency_errors(args.out.read_text())
     print(f"wrote {args.out}: {spec.title}, SBML L{sbml.SBML_LEVEL}V{sbml.SBML_VERSION}, "
           f"{len(errors)} libSBML consistency errors")

@@ -10,6 +10,7 @@ import numpy as np
 
 from popsim import model
 from popsim._version import MODEL_VERSION, __version__
+from popsim.options import Message, Option
 from popsim.parameters import Params, parameter_specs
 from popsim.protocols import Protocol
 from popsim.sbml.symbolic import (
@@ -223,12 +224,14 @@ def consistency_errors(sbml_text: str) -> list[str]:
 def write(spec: PatientSpec, out: str | Path, force: bool = False) -> Path:
     """Write the SBML of ``spec`` to ``out`` (refuses to overwrite unless ``force``)."""
     out = Path(out)
+    given = Option("out", out)
     if out.exists() and not force:
-        raise ExportError(f"--out {out}: file exists; use --force to overwrite it")
+        raise ExportError(Message(given, ": file exists; use ", Option("force", True),
+                                  " to overwrite it"))
     if out.exists() and out.is_dir():
-        raise ExportError(f"--out {out}: is a directory")
+        raise ExportError(Message(given, ": is a directory"))
     if not out.parent.exists():
-        raise ExportError(f"--out {out}: directory {out.parent} does not exist")
+        raise ExportError(Message(given, f": directory {out.parent} does not exist"))
     text = to_sbml(spec)
     tmp = out.with_name(out.name + ".tmp")
     try:
@@ -236,7 +239,7 @@ def write(spec: PatientSpec, out: str | Path, force: bool = False) -> Path:
         tmp.replace(out)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise ExportError(f"--out {out}: cannot write ({e.strerror})") from None
+        raise ExportError(Message(given, f": cannot write ({e.strerror})")) from None
     return out
 
 

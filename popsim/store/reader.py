@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -14,6 +16,11 @@ import numpy as np
 from .errors import StoreError
 from .journal import journal_path, recover
 from .schema import _check_format, _inventory, _text
+
+
+def _suggestion(name: str, options) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _open(path) -> h5py.File:
@@ -76,6 +83,11 @@ class Cohort:
                 tuple(outs), tuple(covs), tuple(pars))
             self._units = {k: _text(ds.attrs["units"]) for k, ds in f.items()
                            if isinstance(ds, h5py.Dataset) and "units" in ds.attrs}
+            self._long_names = {k: _text(ds.attrs["long_name"]) for k, ds in f.items()
+                                if isinstance(ds, h5py.Dataset) and "long_name" in ds.attrs}
+            self._categories = {k: tuple(_text(f[k].attrs["flag_meanings"]).split())
+                                for k in covs if "flag_meanings" in f[k].attrs}
+            self.chunk_size = int(f["chunk_done"].attrs["chunk_size"])
         self.complete = bool(self.attrs.get("complete", 0))
 
     def __enter__(self) -> Cohort:
@@ -96,7 +108,35 @@ class Cohort:
             return self._units[f"param_{name}"]
         raise StoreError(f"{self.path}: no variable {name!r}")
 
-    def _read(self, name: str, sel=Ellipsis) -> np.ndarray:
+    def long_name(self, name: str) -> str:
+        """The ``long_name`` attribute of a stored variable (its name if it has none)."""
+        return self._long_names.get(name, name)
+
+    def categories(self, name: str) -> tuple[str, ...] | None:
+        """The labels of a category covariate (code ``i`` is ``labels[i]``); ``None`` for a
+        continuous one."""
+        if name not in self.covariate_names:
+            raise StoreError(f"{self.path}: no covariate {name!r}")
+        return self._categories.get(name)
+
+    def rows(self, name: str, patients) -> np.ndarray:
+        """The stored values of a variable (an output, covariate codes, ``param_<p>``,
+        ``status``) for the patients at positions ``patients`` (strictly increasing), patient
+        axis as stored (outputs ``(arm, patient, time)``, ``status`` ``(arm, patient)``)."""
+        index = np.asarray(patients, np.int64)
+        if index.size and (np.any(np.diff(index) <= 0) or index[0] < 0
+                           or index[-1] >= self.n_patients):
+            raise StoreError(f"{self.path}: patient positions must increase strictly inside "
+                             f"0..{self.n_patients - 1}")
+        with _open(self.path) as f:
+            if name not in f or name in ("arm", "time", "chunk", "chunk_done", "patient"):
+                raise StoreError(f"{self.path}: no per-patient variable {name!r}")
+            ndim = f[name].ndim
+        if index.size == 0:
+            raise StoreError(f"{self.path}: no patients selected")
+        return self._read(name, (slice(None), index) if ndim > 1 else (index,))
+
+    def _read(self, name: str, sel: Any = Ellipsis) -> np.ndarray:
         with _open(self.path) as f:
             try:
                 return f[name][sel]
@@ -111,13 +151,38 @@ class Cohort:
             return self.arms.index(arm)
         return arm
 
+    def day_index(self, day: float) -> int:
+        """The index in :attr:`times` of the saved day ``day`` (days); :class:`StoreError` for a
+        day that was not saved (never the nearest one in its place)."""
+        times = self.times
+        i = int(np.argmin(np.abs(times - day)))
+        if abs(times[i] - day) > 1e-9 * max(1.0, float(np.max(np.abs(times)))):
+            step = np.diff(times)
+            grid = (f"every {step[0]:g} days" if step.size and np.allclose(step[:-1], step[0])
+                    else f"{times.size} days")
+            raise StoreError(f"{self.path}: day {day:g} is not a saved day (saved: "
+                             f"{times[0]:g} to {times[-1]:g}, {grid})")
+        return i
+
     def output(self, name: str, arm: int | str | slice = slice(None),
-               time: int | slice = slice(None)) -> np.ndarray:
+               time: int | slice = slice(None), *, day: float | None = None) -> np.ndarray:
         """An output, float32 ``(arm, patient, time)``; an integer (or name) ``arm`` and/or an
-        integer ``time`` index drop that axis. Unwritten values are NaN."""
+        integer ``time`` index drop that axis; ``day`` (a saved day, in days) instead of
+        ``time`` selects by day and drops the axis. Unwritten values are NaN."""
         if name not in self.output_names:
-            raise StoreError(f"{self.path}: no output {name!r}")
+            raise StoreError(f"{self.path}: no output {name!r}"
+                             f"{_suggestion(name, self.output_names)}")
+        if day is not None:
+            if time != slice(None):
+                raise StoreError("give time or day, not both")
+            time = self.day_index(day)
         return self._read(name, (self._arm_index(arm), slice(None), time))
+
+    @property
+    def patient_ids(self) -> np.ndarray:
+        """Each patient's index in the population drawn from the file's config and seed,
+        int64 ``(patient,)`` (``0..N-1`` for a run's file)."""
+        return self._read("patient")
 
     def covariate(self, name: str) -> np.ndarray:
         """A covariate, ``(patient,)``: float64 (NaN if unwritten), or for a category its labels

@@ -7,7 +7,7 @@ and ``long_name`` attribute on every variable.
 Layout (``A`` arms, ``N`` patients, ``T`` saved times, ``C`` computation chunks)::
 
     arm         (arm,)                   variable-length UTF-8 str   coordinate, units "1"
-    patient     (patient,)               int64 0..N-1                coordinate, units "1"
+    patient     (patient,)               int64 patient indices       coordinate, units "1"
     time        (time,)                  float64                     coordinate, units "day"
     chunk       (chunk,)                 int64 0..C-1                coordinate, units "1"
     <output>    (arm, patient, time)     float32, NaN until written
@@ -40,6 +40,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from popsim.options import Message, Option
 
 from .errors import StoreError
 from .journal import _replace
@@ -74,6 +76,9 @@ class CohortLayout:
         chunk_size: patients per computation chunk (the resume granularity).
         descriptions: optional ``long_name`` per stored variable name (outputs, covariates,
             ``param_<name>``); the name itself otherwise.
+        patient_ids: each patient's index in the population drawn from the run's config and
+            seed, strictly increasing (default ``0..N-1``; a virtual population selected from a
+            cohort keeps its patients' indices in that cohort).
     """
 
     arms: tuple[str, ...]
@@ -85,6 +90,7 @@ class CohortLayout:
     parameters: dict[str, str]
     chunk_size: int
     descriptions: dict[str, str] = field(default_factory=dict)
+    patient_ids: np.ndarray | None = None
 
     @property
     def n_chunks(self) -> int:
@@ -125,6 +131,12 @@ def _check_layout(layout: CohortLayout, status_meanings: dict[int, str]) -> None
             or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
         raise StoreError("times must be a non-empty, finite, strictly increasing 1-D array of "
                          "days")
+    if layout.patient_ids is not None:
+        ids = np.asarray(layout.patient_ids)
+        if ids.shape != (layout.n_patients,) or not np.issubdtype(ids.dtype, np.integer) \
+                or (ids.size and ids[0] < 0) or np.any(np.diff(ids) <= 0):
+            raise StoreError(f"patient_ids must be {layout.n_patients} strictly increasing "
+                             "non-negative integers")
     names: list[str] = [*layout.outputs, *layout.covariates,
                         *(f"param_{p}" for p in layout.parameters)]
     clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & _RESERVED))
@@ -213,7 +225,9 @@ def _build(tmp: Path, layout: CohortLayout, attrs: dict, status_meanings: dict[i
         vlen_filters = {k: v for k, v in _FILTERS.items() if k != "fletcher32"}
         _coordinate(f, "arm", np.array(layout.arms, dtype=h5py.string_dtype()), "1",
                     "intervention arm", vlen_filters)
-        _coordinate(f, "patient", np.arange(n, dtype=np.int64), "1", "patient index", _FILTERS)
+        ids = np.arange(n) if layout.patient_ids is None else layout.patient_ids
+        _coordinate(f, "patient", np.asarray(ids, np.int64), "1",
+                    "patient index in the population of the config and seed", _FILTERS)
         _coordinate(f, "time", np.asarray(layout.times, np.float64), "day",
                     "time since the start of the simulation", _FILTERS)
         _coordinate(f, "chunk", np.arange(n_chunks, dtype=np.int64), "1",
@@ -276,7 +290,8 @@ def create(path: str | os.PathLike, layout: CohortLayout, attrs: dict[str, str |
     if path.is_dir():
         raise StoreError(f"{path}: is a directory, expected a file path")
     if path.exists() and not force:
-        raise StoreError(f"{path}: file exists; pass --force to overwrite it")
+        raise StoreError(Message(f"{path}: file exists; pass ", Option("force", True),
+                                 " to overwrite it"))
     if not parent.is_dir():
         raise StoreError(f"{path}: directory {parent} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):

@@ -1,0 +1,119 @@
+"""`popsim check` validates a config, summarises its sampled population with units and
+estimates the run time, writing nothing; `popsim info` lists outputs, covariates, parameters
+and intervention kinds from their one definition (a kind registered here is listed too)."""
+
+import os
+import re
+from typing import ClassVar, Literal
+
+import numpy as np
+import pytest
+from conftest import SMALL_TRIAL
+from test_reliability import assert_one_line_error, listing, run_main
+
+from popsim import api
+from popsim import config as cfg
+from popsim.covariates import COVARIATES
+from popsim.outputs import OUTPUT_SPECS
+from popsim.parameters import parameter_specs
+
+
+def _row(stdout: str, name: str) -> list[str]:
+    """The cells of the table row whose first cell is ``name``."""
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃]", line)[1:-1]]
+        if cells and cells[0] == name:
+            return cells
+    raise AssertionError(f"no row {name!r} in\n{stdout}")
+
+
+def test_check_summarises_the_population_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    config = tmp_path / "trial.toml"
+    config.write_text(SMALL_TRIAL.replace("size = 14", "size = 20"))
+    monkeypatch.chdir(tmp_path)
+    before = listing(tmp_path)
+    code, out, err = run_main(capsys, "check", config)
+    assert code == 0, err
+    assert listing(tmp_path) == before  # no file created or changed
+    assert "valid. 20 patients, 10 days (11 saved times), arms: control, magnesium" in out
+    import jax
+
+    from popsim.population import sample_draws
+
+    with jax.enable_x64(True):  # the draws of a run: each patient's own streams
+        _, drawn, _ = sample_draws(cfg.load_config(config)[0].population, 5, 0, 20, ())
+    egfr = np.asarray(drawn["egfr"])
+    cells = _row(out, "egfr")
+    assert cells[1] == COVARIATES["egfr"][0] and cells[2] == "config"
+    assert float(cells[3]) == pytest.approx(np.mean(egfr), rel=1e-3)
+    assert float(cells[7]) == pytest.approx(np.median(egfr), rel=1e-3)
+    assert _row(out, "age")[1] == "years" and _row(out, "age")[2] == "default"
+    sex = np.asarray(drawn["sex"])
+    assert f"female {100 * np.mean(sex == 0):.1f}%" in _row(out, "sex")[-1]
+    assert "expected run time: about" in out and "patient-days/s per device" in out
+
+
+def test_check_estimate_follows_the_stored_throughput(monkeypatch):
+    text = SMALL_TRIAL.replace("size = 14", "size = 20")
+    small = api.check_config(text)
+    monkeypatch.setattr(api, "CHECK_SAMPLE_MAX", 20)  # the same 20 draws (one compilation)
+    big = api.check_config(text, size=2_000_000, devices=2)
+    assert small.n_sampled == 20 and big.n_sampled == 20
+    assert [c.quantiles for c in small.covariates] == [c.quantiles for c in big.covariates]
+    assert big.patient_days == 2_000_000 * 10 * 2  # patients x days x arms
+    assert big.expected_seconds - api.FIRST_CHUNK_SECONDS == pytest.approx(
+        big.patient_days / (2 * api.RUN_PATIENT_DAYS_PER_SECOND))
+    assert big.output_bytes == 4 * 2_000_000 * 2 * 11 * len(OUTPUT_SPECS)
+    fractions = next(c for c in big.covariates if c.name == "diuretic").fractions
+    assert sum(fractions.values()) == pytest.approx(1.0)
+
+
+def test_check_rejects_a_bad_config_in_one_line(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text("[population]\nsize = 5\n[output]\nvariables = ['serum_kk']\n")
+    code, _, err = run_main(capsys, "check", config)
+    assert_one_line_error(code, err, "output.variables: unknown output 'serum_kk' (did you "
+                          "mean 'serum_k'?)")
+    assert os.listdir(tmp_path) == ["bad.toml"]
+
+
+def test_info_outputs_lists_every_output_with_its_unit(capsys):
+    code, out, _ = run_main(capsys, "info", "outputs")
+    assert code == 0
+    for name, (unit, meaning) in OUTPUT_SPECS.items():
+        assert _row(out, name)[1:] == [unit, meaning]
+
+
+def test_info_covariates_and_parameters(capsys):
+    code, out, _ = run_main(capsys, "info", "covariates")
+    assert code == 0
+    for name, (unit, _, labels) in COVARIATES.items():
+        cells = _row(out, name)
+        assert cells[1] == unit and all(label in cells[3] for label in labels)
+    code, out, _ = run_main(capsys, "info", "parameters")
+    for spec in parameter_specs():
+        cells = _row(out, spec.name)
+        assert cells[1] == spec.unit and cells[4] == spec.description
+
+
+def test_info_interventions_come_from_the_registry(capsys, monkeypatch):
+    from popsim import interventions
+    from popsim.interventions import Effect, Intervention
+
+    monkeypatch.setattr(interventions, "REGISTRY", dict(interventions.REGISTRY))
+
+    @interventions.register
+    class Sauna(Intervention):
+        kind: Literal["sauna"] = "sauna"
+        hours: float = 1.0
+        summary: ClassVar[str] = "sweat losses (a test kind)"
+
+        def effects(self, days):
+            return [Effect("na_oral", -1.0)]
+
+    code, out, _ = run_main(capsys, "info", "interventions")
+    assert code == 0
+    for kind, cls in interventions.REGISTRY.items():
+        assert _row(out, kind)[1] == cls.summary
+    assert _row(out, "sauna")[2] == "hours"
+    assert "dose: mg/day elemental Mg" in _row(out, "oral_magnesium")[2]
