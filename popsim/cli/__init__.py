@@ -9,6 +9,7 @@ Exit status: 0 success; 1 an unexpected internal error, or checks that failed (`
 from __future__ import annotations
 
 import os
+import time
 
 from popsim.cli.args import EXIT_BAD_INPUT as EXIT_BAD_INPUT
 from popsim.cli.args import EXIT_FAILED_PATIENTS as EXIT_FAILED_PATIENTS
@@ -16,6 +17,7 @@ from popsim.cli.args import build_parser as build_parser
 from popsim.cli.commands import _failure_exit as _failure_exit
 from popsim.cli.commands import (
     cmd_bench,
+    cmd_cache,
     cmd_calibrate,
     cmd_evidence,
     cmd_export_sbml,
@@ -24,9 +26,12 @@ from popsim.cli.commands import (
     cmd_validate,
 )
 
+STARTED = time.perf_counter()  # when the command line was imported (``popsim run --profile``)
+
 COMMANDS = {"bench": cmd_bench, "evidence": cmd_evidence, "export-sbml": cmd_export_sbml,
             "run": cmd_run,
-            "report": cmd_report, "validate": cmd_validate, "calibrate": cmd_calibrate}
+            "report": cmd_report, "validate": cmd_validate, "calibrate": cmd_calibrate,
+            "cache": cmd_cache}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,5 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     # TF_CPP_MIN_LOG_LEVEL=0 to see it. Read when JAX's backends start, so set before that.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
+    if getattr(args, "no_compile_cache", False):  # read when popsim.batch is imported
+        from popsim.compile_cache import ENV_DIR, OFF
+
+        os.environ[ENV_DIR] = OFF
     return COMMANDS[args.command](args)
 

@@ -90,7 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evidence(sub)
     _add_export_sbml(sub)
     _add_bench(sub)
+    _add_cache(sub)
     return parser
+
+
+def _no_compile_cache(parser) -> None:
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="neither load nor save compiled programs on disk (same as "
+                             "POPSIM_CACHE_DIR=off)")
 
 
 def _add_run(sub) -> None:
@@ -123,6 +130,11 @@ def _add_run(sub) -> None:
                      help="exit with status 3 when more than this fraction of patient-arms "
                           "cannot be solved (default 0.01; the file is written either way)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--profile", type=Path, default=None,
+                     help="write where the time went (JSON: seconds per phase, programs "
+                          "compiled or loaded from the compile cache) to this file")
+    _no_compile_cache(run)
+
 
 def _add_calibrate(sub) -> None:
     cal = sub.add_parser("calibrate", help="fit parameters to reference ranges (optax)")
@@ -131,6 +143,8 @@ def _add_calibrate(sub) -> None:
                      help="parameter file to write (TOML); figures go beside it")
     cal.add_argument("--force", action="store_true", help="overwrite an existing parameter file")
     cal.add_argument("--quiet", action="store_true", help="no progress bar")
+    _no_compile_cache(cal)
+
 
 def _add_report(sub) -> None:
     rep = sub.add_parser("report", help="tables and figures for a cohort file")
@@ -142,6 +156,7 @@ def _add_report(sub) -> None:
                           "last)")
     rep.add_argument("--force", action="store_true",
                      help="replace the contents of an existing output directory")
+
 
 def _add_validate(sub) -> None:
     val = sub.add_parser("validate", help="run the built-in physiology scenarios")
@@ -156,6 +171,8 @@ def _add_validate(sub) -> None:
     val.add_argument("--force", action="store_true",
                      help="replace the contents of an existing output directory")
     val.add_argument("--quiet", action="store_true", help="no progress bar")
+    _no_compile_cache(val)
+
 
 def _add_evidence(sub) -> None:
     ev = sub.add_parser("evidence", help="published studies as data: list them, or run them "
@@ -174,6 +191,8 @@ def _add_evidence(sub) -> None:
     ev.add_argument("--force", action="store_true",
                     help="replace the contents of an existing output directory")
     ev.add_argument("--quiet", action="store_true", help="no progress display")
+    _no_compile_cache(ev)
+
 
 def _add_export_sbml(sub) -> None:
     exp = sub.add_parser("export-sbml", help="write a virtual patient as an SBML Level 3 model")
@@ -187,6 +206,8 @@ def _add_export_sbml(sub) -> None:
     exp.add_argument("--arm", default=None,
                      help="include this arm's interventions of the cohort's config")
     exp.add_argument("--force", action="store_true", help="overwrite an existing file")
+    _no_compile_cache(exp)
+
 
 def _add_bench(sub) -> None:
     bench = sub.add_parser("bench", help="throughput: popsim against SciPy on the same model")
@@ -204,3 +225,13 @@ def _add_bench(sub) -> None:
                        help="write the Markdown table into this file (its popsim bench "
                             "section is replaced; the rest kept)")
     bench.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    _no_compile_cache(bench)
+
+
+def _add_cache(sub) -> None:
+    cache = sub.add_parser("cache", help="the on-disk cache of compiled programs: where it is, "
+                           "how big, and clearing it")
+    cache.add_argument("action", choices=("info", "clear"))
+    cache.add_argument("--stale", action="store_true",
+                       help="clear: only the folders of other popsim versions or sources")
+    cache.add_argument("--yes", action="store_true", help="clear: really delete")
