@@ -25,8 +25,8 @@ import numpy as np
 from popsim import config as cfg
 from popsim import devices as dev
 from popsim import store
-from popsim.compilation import CompileCounter
 from popsim._version import MODEL_VERSION, __version__, library_versions
+from popsim.compilation import CompileCounter
 from popsim.facts import STATUS_MEANINGS
 from popsim.observables import OUTPUTS
 from popsim.parameters import parameter_specs
