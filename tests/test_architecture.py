@@ -31,7 +31,8 @@ STAGES = [
     ("popsim.compilation", "popsim.batch", "popsim.devices"),
     # 6: applications
     ("popsim.run", "popsim.evidence.trial", "popsim.validation", "popsim.calibration",
-     "popsim.sensitivity", "popsim.sbml", "popsim.bench", "popsim.api", "popsim.vpop"),
+     "popsim.sensitivity", "popsim.sbml", "popsim.bench", "popsim.bench_run", "popsim.api",
+     "popsim.vpop"),
     # 7: front ends
     ("popsim.cli", "popsim"),
 ]

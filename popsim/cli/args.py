@@ -211,13 +211,27 @@ def _add_export_sbml(sub) -> None:
 
 def _add_bench(sub) -> None:
     bench = sub.add_parser("bench", help="throughput: popsim against SciPy on the same model")
-    bench.add_argument("--sizes", type=_sizes, default=[100, 1000, 10_000],
-                       help="comma-separated cohort sizes (default 100,1000,10000)")
-    bench.add_argument("--scipy-patients", type=_positive_int("--scipy-patients", 0), default=4,
-                       help="patients solved one by one with SciPy per method (0: skip)")
+    bench.add_argument("--quick", action="store_true",
+                       help="a short run: 1,000 patients, 100 with libRoadRunner, no SciPy, no "
+                            "accuracy reference, no previous solver (each can still be given)")
+    bench.add_argument("--sizes", type=_sizes, default=None,
+                       help="comma-separated cohort sizes (default 100,1000,10000; --quick: "
+                            "1000)")
+    bench.add_argument("--scipy-patients", type=_positive_int("--scipy-patients", 0),
+                       default=None, help="patients solved one by one with SciPy per method "
+                       "(default 4, --quick 0; 0: skip)")
     bench.add_argument("--roadrunner-patients", type=_positive_int("--roadrunner-patients", 0),
-                       default=200, help="patients solved one by one with libRoadRunner on the "
-                       "SBML export (0: skip)")
+                       default=None, help="patients solved one by one with libRoadRunner on the "
+                       "SBML export (default 200, --quick 100; 0: skip)")
+    bench.add_argument("--end-to-end", type=_positive_int("--end-to-end", 0), default=0,
+                       metavar="N", help="also time a whole `popsim run` of N patients on the "
+                       "same workload, by phase (default 0: skip)")
+    bench.add_argument("--repeats", type=_positive_int("--repeats"), default=1,
+                       help="--end-to-end: runs in fresh processes, the median reported "
+                            "(default 1)")
+    bench.add_argument("--devices", type=_devices, default=None,
+                       help="run popsim on N local devices, or 'all' (default: JAX's local "
+                            "devices)")
     bench.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (1e-6)")
     bench.add_argument("--out", type=Path, default=None,
                        help="write the results (JSON) to this file (default: print only)")

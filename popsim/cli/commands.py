@@ -307,14 +307,28 @@ def cmd_bench(args) -> int:
                          inputs=(args.out,), what="table")
     except OutputError as e:
         return _fail(str(e))
+    _host_devices(args.devices)
     import jax
 
     jax.config.update("jax_enable_x64", True)
     from popsim.bench import markdown, run_benchmark
 
-    result = run_benchmark(sizes=args.sizes, scipy_patients=args.scipy_patients,
-                           roadrunner_patients=args.roadrunner_patients,
-                           rtol=args.rtol, out=args.out, table=args.table)
+    quick = args.quick
+
+    def pick(value, full, short):
+        return value if value is not None else (short if quick else full)
+
+    devices = jax.local_devices()
+    if args.devices not in (None, "all"):
+        if args.devices > len(devices):
+            return _fail(f"--devices {args.devices}: only {len(devices)} local device(s)")
+        devices = devices[:args.devices]
+    result = run_benchmark(sizes=pick(args.sizes, [100, 1000, 10_000], [1000]),
+                           scipy_patients=pick(args.scipy_patients, 4, 0),
+                           roadrunner_patients=pick(args.roadrunner_patients, 200, 100),
+                           rtol=args.rtol, out=args.out, table=args.table, devices=devices,
+                           previous=None if quick else "kvaerno3", accuracy=not quick,
+                           end_to_end=args.end_to_end, end_to_end_repeats=args.repeats)
     print(markdown(result))
     written = [str(p) for p in (args.out, args.table) if p is not None]
     if written:
