@@ -13,6 +13,8 @@ client runs a program with a host callback synchronously, which would serialise 
 popsim sets ``EQX_ON_ERROR=nan`` when it is imported (unless already set): the checked inputs are
 validated at the boundary (config), solves run with ``throw=False``, and a check that fails
 anyway gives NaN outputs, i.e. status NONFINITE.
+
+Importing this module turns on the on-disk compile cache (:func:`popsim.compilation.enable`).
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from popsim import model, observables, solve
+from popsim import compilation, model, observables, solve
 from popsim.facts import Status
 from popsim.model import Patient
 from popsim.parameters import Params
 from popsim.protocols import Protocol
 from popsim.solve import BALANCE_OUTPUTS, SolverSettings
+
+compilation.enable()  # the on-disk compile cache, before any program of popsim compiles
 
 
 def _vmap(fn, *batch):

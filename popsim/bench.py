@@ -37,6 +37,7 @@ from popsim import batch, model, solve
 from popsim import config as cfg
 from popsim import devices as pdev
 from popsim._version import __version__, library_versions
+from popsim.compilation import CompileCounter
 from popsim.population import sample_cohort
 from popsim.protocols import arm_protocol
 
@@ -99,7 +100,7 @@ def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float 
     n_chunks = -(-n // chunk)
     t_ss = t_sim = 0.0
     steps = []
-    compile_s = None
+    compile_s = programs = None
 
     def timed(cohort):
         parts = pdev.place_parts((cohort.params, cohort.patients), devices)
@@ -119,8 +120,10 @@ def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float 
         cohort = sample_cohort(conf.population, conf.population.seed, c * chunk, chunk)
         if c == 0 and new_shape:  # compile as `popsim run` does, timed; then the chunk warm
             t0 = time.perf_counter()
-            pdev.compile_ahead(pdev.place_parts((cohort.params, cohort.patients), devices),
-                                [prot], ts, s)
+            with CompileCounter() as counted:
+                pdev.compile_ahead(pdev.place_parts((cohort.params, cohort.patients), devices),
+                                   [prot], ts, s)
+            programs = counted.summary()
             cold_ss, cold_sim, _, _ = timed(cohort)
             ss, sim, status, nsteps = timed(cohort)
             compile_s = time.perf_counter() - t0 - 2 * (ss + sim)
@@ -138,6 +141,7 @@ def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float 
             "chunk_size": chunk, "days": days, "devices": len(devices), "solver": s.solver,
             "patient_days_per_s": n * days / t_sim, "simulate_seconds": t_sim,
             "steady_state_seconds": t_ss, "compile_seconds": compile_s,
+            "compile_counts": programs,
             "patient_days_per_s_with_steady_states": n * days / (t_sim + t_ss),
             "steps_per_patient_median": float(np.median(steps)),
             "steps_per_patient_mean": float(np.mean(steps)),
@@ -233,7 +237,8 @@ def scipy_rate(method: str, n: int = 4, rtol: float = 1e-6, atol: float = 1e-8) 
             "note": "solve_ivp, jitted JAX right-hand side and Jacobian called from NumPy"}
 
 
-def roadrunner_rate(n: int = 20, rtol: float = 1e-6, atol: float = 1e-8) -> dict:
+def roadrunner_rate(n: int = 20, rtol: float = 1e-6, atol: float = 1e-8, accuracy: bool = True,
+                    steady_batch: int | None = None, devices=None) -> dict:
     """Patient-days per second of libRoadRunner (CVODE) one patient after another on the SBML
     export of the same model and workload (``popsim export-sbml``).
 
@@ -242,13 +247,16 @@ def roadrunner_rate(n: int = 20, rtol: float = 1e-6, atol: float = 1e-8) -> dict
     days with daily outputs of every SPEC output: what a libRoadRunner user would write. CVODE
     at the same rtol and a scalar atol of ``atol`` (mmol, pmol/L or L: at least as tight as
     popsim's ``atol`` times each state's reference pool, since every pool is >= 1).
+    ``accuracy``: also the max relative error against :func:`reference_outputs`;
+    ``steady_batch``, ``devices``: solve the steady states in a batch of this size over these
+    devices (the shape :func:`popsim_rate` compiled, so nothing compiles again).
     """
     import roadrunner
 
     from popsim import observables, sbml
 
     conf, prot = workload(rtol, atol)
-    spec, patients = _roadrunner_patients(conf, prot, n)
+    spec, patients = _roadrunner_patients(conf, prot, n, steady_batch, devices)
     t0 = time.perf_counter()
     rr = roadrunner.RoadRunner(sbml.to_sbml(spec))
     load_s = time.perf_counter() - t0
@@ -279,20 +287,25 @@ def roadrunner_rate(n: int = 20, rtol: float = 1e-6, atol: float = 1e-8) -> dict
     return {"method": "libroadrunner", "patients": n, "days": days,
             "patient_days_per_s": n * days / wall, "simulate_seconds": wall,
             "compile_seconds": load_s, "failed": failed,
-            "max_relative_error": (max_relative_error(kept) if n >= ACCURACY_PATIENTS
-                                   else None),
+            "max_relative_error": (max_relative_error(kept)
+                                   if accuracy and n >= ACCURACY_PATIENTS else None),
             "note": f"libRoadRunner {roadrunner.__version__} CVODE on the SBML export, one "
                     "patient after another; compile = SBML load and LLVM compile"}
 
 
-def _roadrunner_patients(conf, prot, n: int):
+def _roadrunner_patients(conf, prot, n: int, steady_batch: int | None = None, devices=None):
     """The SBML spec of the workload's first patient, and every patient's sampled parameters,
     covariates and steady state as libRoadRunner values."""
     from popsim import sbml
 
-    cohort = sample_cohort(conf.population, conf.population.seed, 0, n)
-    y0s, ok = pdev.steady_states_with_fallback(cohort.params, cohort.patients, _settings(conf))
-    y0s = np.asarray(y0s)
+    devices = list(devices) if devices else None
+    m = max(n, steady_batch or n)
+    if devices:
+        m = -(-m // len(devices)) * len(devices)
+    cohort = sample_cohort(conf.population, conf.population.seed, 0, m)
+    parts = pdev.place_parts((cohort.params, cohort.patients), devices)
+    y0s = np.concatenate([np.asarray(y0) for y0, _ in
+                          pdev.parts_steady_states(parts, _settings(conf))])
     patients = []
     for i in range(n):
         params = {name: float(np.asarray(getattr(cohort.params, name))[i])
@@ -341,14 +354,18 @@ def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: floa
                   atol: float = 1e-8, out: str | Path | None = None,
                   table: str | Path | None = None,
                   devices=None, previous: str | None = "kvaerno3",
-                  roadrunner_patients: int = 200) -> dict:
+                  roadrunner_patients: int = 200, accuracy: bool = True,
+                  end_to_end: int = 0, end_to_end_repeats: int = 1) -> dict:
     """Run every method; returns the results, and writes them as JSON to ``out`` and as a
     Markdown table into ``table`` when given.
 
     popsim runs on ``devices`` (default: every local device; on CPU set
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` before JAX starts, as
     ``benchmarks/throughput.py --devices N`` does); with ``previous``, that solver (the previous
-    default) is also timed on min(1000, largest size) patients, side by side."""
+    default) is also timed on min(1000, largest size) patients, side by side. ``accuracy``:
+    the max relative error of every row against a tight reference (one more compilation);
+    ``end_to_end``: also time a ``popsim run`` command of this many patients on the same
+    workload, ``end_to_end_repeats`` times (:func:`popsim.bench_run.end_to_end`)."""
     devices = jax.local_devices() if devices is None else devices
     from popsim.progress import Progress
 
@@ -366,11 +383,13 @@ def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: floa
                 rows.append(popsim_rate(n, rtol=rtol, atol=atol, devices=devices,
                                         solver=previous, progress=bar.advance))
         if roadrunner_patients:
-            rows.append(roadrunner_rate(roadrunner_patients, rtol, atol))
+            rows.append(roadrunner_rate(roadrunner_patients, rtol, atol, accuracy,
+                                        min(max(sizes), 1000), devices))
         for m in ("BDF", "LSODA"):
             if scipy_patients:
                 rows.append(scipy_rate(m, scipy_patients, rtol, atol))
-        popsim_accuracy(rows, rtol, atol, devices)
+        if accuracy:
+            popsim_accuracy(rows, rtol, atol, devices)
     best_peer = max((r["patient_days_per_s"] for r in rows
                      if r["method"].startswith("scipy")), default=float("nan"))
     rr = next((r["patient_days_per_s"] for r in rows if r["method"] == "libroadrunner"),
@@ -385,6 +404,11 @@ def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: floa
               "atol_relative_to_reference_pools": atol, "workload": WORKLOAD.strip(),
               "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
               "rows": rows}
+    if end_to_end:
+        from popsim.bench_run import end_to_end as run_end_to_end
+
+        result["end_to_end"] = run_end_to_end(end_to_end, rtol, atol, len(devices), rr,
+                                              repeats=end_to_end_repeats)
     from popsim.files import write_text
 
     if out is not None:
@@ -412,6 +436,9 @@ def markdown(result: dict) -> str:
     ]
     for r in result["rows"]:
         comp = f"{r['compile_seconds']:.1f}" if r.get("compile_seconds") is not None else "-"
+        if r.get("compile_counts"):
+            k = r["compile_counts"]
+            comp += f" ({k['compilations']} compiled, {k['cache_hits']} from cache)"
         ss = f"{r['steady_state_seconds']:.2f}" if "steady_state_seconds" in r else "-"
         st = f"{r['steps_per_patient_median']:.0f}" if "steps_per_patient_median" in r else "-"
         err = (f"{r['max_relative_error']:.1e}" if r.get("max_relative_error") is not None
@@ -437,6 +464,10 @@ def markdown(result: dict) -> str:
               "`jit(vmap(diffeqsolve))` with Tsit5 ~48,000 on one core. "
               + _target_sentence(result),
               ""]
+    if "end_to_end" in result:
+        from popsim.bench_run import markdown_end_to_end
+
+        lines += markdown_end_to_end(result)
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ first chunk.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -50,7 +51,7 @@ def patient_devices(devices: int | str | None) -> list | None:
 
 
 def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSettings,
-                  dtype=jnp.float64, track_balance: bool = False, devices=None):
+                  dtype=jnp.float64, track_balance: bool = False, devices=None, phases=None):
     """Steady states of a sampled cohort (:class:`popsim.population.Cohort`), then every arm from
     them, on one device or split over ``devices`` along the patient axis (the cohort's size a
     multiple of their number).
@@ -60,16 +61,28 @@ def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSetting
     and NaN outputs. Every device's Newton starts before any result is waited for, the Newton
     failures of all parts are retried together (:func:`parts_steady_states`), then every
     device's time courses start before any is collected.
+
+    ``phases`` (a :class:`popsim.progress.Phases`): adds the wall time until the steady states
+    are known (``"steady_state"``) and until the outputs are on the host (``"time_course"``:
+    integration and outputs, one program per arm).
     """
+    timed = phases if phases is not None else _untimed
     parts = place_parts(cohort, devices)
     inputs = [part.inputs(dtype) for part in parts]
-    starts = parts_steady_states(inputs, settings)
-    results = [batch.arms(p, pts, y0, ok, protocols, ts, settings, track_balance)
-               for (p, pts), (y0, ok) in zip(inputs, starts, strict=True)]
-    results = [jax.tree.map(np.asarray, r) for r in results]  # every device has started
+    with timed("steady_state"):
+        starts = parts_steady_states(inputs, settings)
+    with timed("time_course"):
+        results = [batch.arms(p, pts, y0, ok, protocols, ts, settings, track_balance)
+                   for (p, pts), (y0, ok) in zip(inputs, starts, strict=True)]
+        results = [jax.tree.map(np.asarray, r) for r in results]  # every device has started
     if len(results) == 1:
         return results[0]
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *results)
+
+
+@contextlib.contextmanager
+def _untimed(name: str):
+    yield
 
 
 FALLBACK_BUCKET = 32  # Newton failures are retried in fixed-size batches (one compilation)

@@ -3,6 +3,7 @@
 * :func:`console`: a rich console for tables. On a terminal it has the terminal's width; when the
   output is a pipe, a file or a CI log it is wide enough that no table is truncated or wrapped in
   the middle of a word.
+* :class:`Phases`: wall time spent in the named phases of a task (``popsim run --profile``).
 * :class:`Progress`: the progress of one long task. On a terminal, a rich bar with a phase
   (``compiling`` while XLA compiles, with its elapsed seconds), a count, a rate and an ETA. When
   the stream is not a terminal, one plain line every :data:`PLAIN_INTERVAL` seconds and at each
@@ -14,6 +15,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 PLAIN_INTERVAL = 10.0  # seconds between plain progress lines when not on a terminal
 WIDE = 1000  # console width when not on a terminal: tables keep their natural width
@@ -42,6 +44,36 @@ def _clock(seconds: float) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class Phases:
+    """Wall seconds spent in named phases of a task: ``with phases("write"): ...`` adds the
+    block's wall time to ``"write"``. Thread-safe; phases timed in different threads at once
+    overlap (their sum can exceed the task's wall time)."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, seconds: float) -> None:
+        """Count ``seconds`` more in phase ``name``."""
+        with self._lock:
+            self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+            self.counts[name] = self.counts.get(name, 0) + 1
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
+
+    def as_dict(self) -> dict[str, float]:
+        """Phase -> seconds (rounded to ms), in the order the phases were first entered."""
+        with self._lock:
+            return {k: round(v, 3) for k, v in self.seconds.items()}
 
 
 class Progress:

@@ -26,12 +26,14 @@ from popsim import config as cfg
 from popsim import devices as dev
 from popsim import store
 from popsim._version import MODEL_VERSION, __version__, library_versions
+from popsim.compilation import CompileCounter
 from popsim.facts import STATUS_MEANINGS
 from popsim.observables import OUTPUTS
 from popsim.options import Message, Option
 from popsim.parameters import parameter_specs
 from popsim.parameters.io import ParameterSet, default_parameters, fingerprint
 from popsim.population import COVARIATE_NAMES, sample_cohort, variability
+from popsim.progress import Phases
 from popsim.protocols import Protocol, protocols_for
 from popsim.report import ArmSummary, summarize
 from popsim.solve import SolverSettings
@@ -90,6 +92,10 @@ class RunResult:
     arms: list[ArmSummary]
     wall_seconds: float
     extra: dict = field(default_factory=dict)
+    profile: dict = field(default_factory=dict)
+    """Where the time went (``popsim run --profile``): ``phases`` (seconds per phase, see
+    :func:`run_cohort`), ``compile`` (programs compiled and loaded from the compile cache,
+    :class:`popsim.compilation.CompileCounter`), ``wall_seconds``, ``patient_days_per_s``."""
 
     @property
     def n_failed(self) -> int:
@@ -125,6 +131,7 @@ class _Job:
     ts: jax.Array
     dtype: type
     devices: list | None
+    phases: Phases = field(default_factory=Phases)
 
 
 def _check_output_path(out: Path, force: bool, resume: bool) -> None:
@@ -184,8 +191,24 @@ def run_cohort(config: cfg.RunConfig, config_text: str, out: str | Path,
             in the file (``params_source`` attribute).
         options: the fields of :class:`RunOptions` (``size=``, ``seed=``, ``chunk_size=``,
             ``force=``, ``resume=``, ``devices=``, ``distributed=``, ``progress=``).
+
+    The result's :attr:`RunResult.profile` has the wall seconds of each phase: ``setup``
+    (checks, creating the file), ``sample`` (covariates and parameters), ``compile`` (every
+    program, before the first chunk), ``steady_state``, ``time_course`` (integration and
+    outputs), ``collect`` (outputs to float32 on the host), ``write`` (in the writer thread,
+    overlapping the next chunk), ``write_wait`` (the part of it the solver waited for) and
+    ``finalize`` (marking the file complete and reading the summary back).
     """
-    opts = RunOptions(**options)
+    entered = time.perf_counter()
+    with CompileCounter() as counter:
+        result = _run_cohort(config, config_text, out, params, RunOptions(**options), entered)
+    result.profile["compile"] = counter.summary()
+    return result
+
+
+def _run_cohort(config: cfg.RunConfig, config_text: str, out: Path, params, opts: RunOptions,
+                entered: float) -> RunResult:
+    phases = Phases()
     out = Path(out)
     n = config.population.size if opts.size is None else opts.size
     seed = config.population.seed if opts.seed is None else opts.seed
@@ -218,15 +241,23 @@ def run_cohort(config: cfg.RunConfig, config_text: str, out: str | Path,
         job = _Job(config, target, n, seed, chunk_size, ps,
                    protocols_for(config.arms, config.simulation.days, dtype),
                    SolverSettings.from_simulation(config.simulation),
-                   jnp.asarray(config.simulation.output_times, dtype), dtype, split)
+                   jnp.asarray(config.simulation.output_times, dtype), dtype, split, phases)
+        phases.add("setup", time.perf_counter() - entered)
         _run_chunks(job, done, pid, nproc, opts.progress)
-        if nproc == 1:
-            if not store.is_complete(out):
-                store.finalize(out)
-        else:
-            _stitch_when_all_done(out, nproc, pid)
-    return RunResult(out, n, config.simulation.days, summarize(out),
-                     time.perf_counter() - t_start)
+        with phases("finalize"):
+            if nproc == 1:
+                if not store.is_complete(out):
+                    store.finalize(out)
+            else:
+                _stitch_when_all_done(out, nproc, pid)
+            arms = summarize(out)
+    wall = time.perf_counter() - t_start
+    computed = sum(min(chunk_size, n - c * chunk_size) for c in range(done.size)
+                   if c % nproc == pid and not done[c])
+    profile = {"phases": phases.as_dict(), "wall_seconds": round(time.perf_counter() - entered, 3),
+               "patients_computed": computed,
+               "patient_days_per_s": computed * config.simulation.days / max(wall, 1e-9)}
+    return RunResult(out, n, config.simulation.days, arms, wall, profile=profile)
 
 
 def _open_target(target: Path, config, n, chunk_size, ps: ParameterSet, attrs: dict,
@@ -253,7 +284,7 @@ def _run_chunks(job: _Job, done: np.ndarray, pid: int, nproc: int, progress: boo
     n_mine = sum(min(job.chunk_size, job.n - c * job.chunk_size) for c in mine)
     first = True
     with Progress("simulating", n_mine, "patients", enabled=progress) as bar, \
-            _Writer(bar) as writer:
+            _Writer(bar, job.phases) as writer:
         for c in mine:
             n_real = min(job.chunk_size, job.n - c * job.chunk_size)
             if done[c]:
@@ -320,24 +351,28 @@ def _run_chunk(job: _Job, c: int, writer=None, precompile=False, precompile_fall
     # patients are real draws (indices past the chunk) and are discarded
     size = job.chunk_size if job.devices is None else \
         -(-job.chunk_size // len(job.devices)) * len(job.devices)
-    cohort = sample_cohort(job.config.population, job.seed, start, size, job.params.params,
-                           job.params.cvs)
+    with job.phases("sample"):
+        cohort = sample_cohort(job.config.population, job.seed, start, size, job.params.params,
+                               job.params.cvs)
     if precompile:
-        dev.compile_ahead([part.inputs(job.dtype) for part in dev.place_parts(cohort,
-                                                                              job.devices)],
-                          job.protocols, job.ts, job.settings, fallback=precompile_fallback)
+        with job.phases("compile"):
+            dev.compile_ahead([part.inputs(job.dtype)
+                               for part in dev.place_parts(cohort, job.devices)],
+                              job.protocols, job.ts, job.settings, fallback=precompile_fallback)
         if on_compiled is not None:
             on_compiled()
     outs, status = dev.simulate_arms(cohort, job.protocols, job.ts, job.settings, job.dtype,
-                                     devices=job.devices)
-    covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
-    pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
-    outputs = {name: outs[name][:, :n_real].astype(np.float32)
-               for name in job.config.output.saved}
-    del outs
+                                     devices=job.devices, phases=job.phases)
+    with job.phases("collect"):
+        covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
+        pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
+        outputs = {name: outs[name][:, :n_real].astype(np.float32)
+                   for name in job.config.output.saved}
+        del outs
 
     def write():
-        store.write_chunk(job.target, c, start, covs, pars, outputs, status[:, :n_real])
+        with job.phases("write"):
+            store.write_chunk(job.target, c, start, covs, pars, outputs, status[:, :n_real])
 
     if writer is None:
         write()
@@ -355,10 +390,11 @@ class _Writer:
     computed is on disk and marked done (its write session is all-or-nothing either way). Writing
     (gzip) in parallel with the solve hides its cost on a multi-core machine."""
 
-    def __init__(self, done):
+    def __init__(self, done, phases: Phases | None = None):
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="popsim-writer")
         self._pending = None
         self._done = done
+        self._phases = phases if phases is not None else Phases()
 
     def submit(self, write, n: int) -> None:
         self.wait()
@@ -368,7 +404,8 @@ class _Writer:
         if self._pending is not None:
             future, n = self._pending
             self._pending = None
-            future.result()
+            with self._phases("write_wait"):
+                future.result()
             self._done(n)
 
     def __enter__(self):

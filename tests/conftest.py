@@ -7,14 +7,15 @@ import shutil
 import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
-# One on-disk compilation cache for the whole session, shared with the `popsim` subprocesses
-# the tests start (they inherit the environment): a program compiled once, in this process or
-# another, is loaded instead of compiled again (the same executable, so the same bits).
-if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
-    _XLA_CACHE = tempfile.mkdtemp(prefix="popsim-tests-xla-cache-")
+# One temporary compile cache for the whole session (popsim's, popsim.compile_cache), shared with
+# the `popsim` subprocesses the tests start (they inherit the environment): a program compiled
+# once, in this process or another, is loaded instead of compiled again (the same executable, so
+# the same bits), and nothing is written to the user's cache. POPSIM_CACHE_DIR set by the caller
+# (a folder, or "off") is kept.
+if not os.environ.get("POPSIM_CACHE_DIR", "").strip():
+    _XLA_CACHE = tempfile.mkdtemp(prefix="popsim-tests-cache-")
     atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = _XLA_CACHE
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "1")
+    os.environ["POPSIM_CACHE_DIR"] = _XLA_CACHE
 
 import jax  # noqa: E402
 

@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "popsim"
 STAGES = [
     # 0: facts and plumbing, standard library only
     ("popsim._version", "popsim.units", "popsim.facts", "popsim.outputs", "popsim.inputs",
-     "popsim.files", "popsim.progress", "popsim.options"),
+     "popsim.files", "popsim.progress", "popsim.options", "popsim.compile_cache"),
     # 1: schemas and files
     ("popsim._schema", "popsim.covariates", "popsim.interventions", "popsim.parameters",
      "popsim.parameters.io", "popsim.config", "popsim.store"),
@@ -28,10 +28,11 @@ STAGES = [
     # 4: single-patient numerics
     ("popsim.linear", "popsim.rosenbrock", "popsim.solve"),
     # 5: batching and devices (the one vmap boundary)
-    ("popsim.batch", "popsim.devices"),
+    ("popsim.compilation", "popsim.batch", "popsim.devices"),
     # 6: applications
     ("popsim.run", "popsim.evidence.trial", "popsim.validation", "popsim.calibration",
-     "popsim.sensitivity", "popsim.sbml", "popsim.bench", "popsim.api", "popsim.vpop"),
+     "popsim.sensitivity", "popsim.sbml", "popsim.bench", "popsim.bench_run", "popsim.api",
+     "popsim.vpop"),
     # 7: front ends
     ("popsim.cli", "popsim"),
 ]

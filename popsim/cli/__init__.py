@@ -10,6 +10,7 @@ virtual patients it could not solve (without ``--drop-failed``; nothing written)
 from __future__ import annotations
 
 import os
+import time
 
 from popsim.cli.args import EXIT_BAD_INPUT as EXIT_BAD_INPUT
 from popsim.cli.args import EXIT_FAILED_PATIENTS as EXIT_FAILED_PATIENTS
@@ -17,6 +18,7 @@ from popsim.cli.args import build_parser as build_parser
 from popsim.cli.commands import _failure_exit as _failure_exit
 from popsim.cli.commands import (
     cmd_bench,
+    cmd_cache,
     cmd_calibrate,
     cmd_evidence,
     cmd_export_sbml,
@@ -27,10 +29,12 @@ from popsim.cli.commands import (
 )
 from popsim.cli.tools import cmd_check, cmd_info, cmd_vpop
 
+STARTED = time.perf_counter()  # when the command line was imported (``popsim run --profile``)
+
 COMMANDS = {"bench": cmd_bench, "evidence": cmd_evidence, "export-sbml": cmd_export_sbml,
             "run": cmd_run, "report": cmd_report, "validate": cmd_validate,
             "calibrate": cmd_calibrate, "sensitivity": cmd_sensitivity,
-            "check": cmd_check, "info": cmd_info, "vpop": cmd_vpop}
+            "check": cmd_check, "info": cmd_info, "vpop": cmd_vpop, "cache": cmd_cache}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,5 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     # TF_CPP_MIN_LOG_LEVEL=0 to see it. Read when JAX's backends start, so set before that.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
+    if getattr(args, "no_compile_cache", False):  # read when popsim.batch is imported
+        from popsim.compile_cache import ENV_DIR, OFF
+
+        os.environ[ENV_DIR] = OFF
     return COMMANDS[args.command](args)
 

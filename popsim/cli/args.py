@@ -135,7 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_check(sub)
     _add_info(sub)
     _add_vpop(sub)
+    _add_cache(sub)
     return parser
+
+
+def _no_compile_cache(parser) -> None:
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="neither load nor save compiled programs on disk (same as "
+                             "POPSIM_CACHE_DIR=off)")
 
 
 def _add_run(sub) -> None:
@@ -168,6 +175,11 @@ def _add_run(sub) -> None:
                      help="exit with status 3 when more than this fraction of patient-arms "
                           "cannot be solved (default 0.01; the file is written either way)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--profile", type=Path, default=None,
+                     help="write where the time went (JSON: seconds per phase, programs "
+                          "compiled or loaded from the compile cache) to this file")
+    _no_compile_cache(run)
+
 
 def _add_calibrate(sub) -> None:
     cal = sub.add_parser("calibrate", help="fit parameters to reference ranges (optax)")
@@ -176,6 +188,8 @@ def _add_calibrate(sub) -> None:
                      help="parameter file to write (TOML); figures go beside it")
     cal.add_argument("--force", action="store_true", help="overwrite an existing parameter file")
     cal.add_argument("--quiet", action="store_true", help="no progress bar")
+    _no_compile_cache(cal)
+
 
 def _add_report(sub) -> None:
     rep = sub.add_parser("report", help="tables and figures for a cohort file")
@@ -187,6 +201,7 @@ def _add_report(sub) -> None:
                           "last)")
     rep.add_argument("--force", action="store_true",
                      help="replace the contents of an existing output directory")
+
 
 def _add_validate(sub) -> None:
     val = sub.add_parser("validate", help="run the built-in physiology scenarios")
@@ -201,6 +216,8 @@ def _add_validate(sub) -> None:
     val.add_argument("--force", action="store_true",
                      help="replace the contents of an existing output directory")
     val.add_argument("--quiet", action="store_true", help="no progress bar")
+    _no_compile_cache(val)
+
 
 def _add_evidence(sub) -> None:
     ev = sub.add_parser("evidence", help="published studies as data: list them, or run them "
@@ -219,6 +236,8 @@ def _add_evidence(sub) -> None:
     ev.add_argument("--force", action="store_true",
                     help="replace the contents of an existing output directory")
     ev.add_argument("--quiet", action="store_true", help="no progress display")
+    _no_compile_cache(ev)
+
 
 def _add_export_sbml(sub) -> None:
     exp = sub.add_parser("export-sbml", help="write a virtual patient as an SBML Level 3 model")
@@ -232,6 +251,8 @@ def _add_export_sbml(sub) -> None:
     exp.add_argument("--arm", default=None,
                      help="include this arm's interventions of the cohort's config")
     exp.add_argument("--force", action="store_true", help="overwrite an existing file")
+    _no_compile_cache(exp)
+
 
 def _add_sensitivity(sub) -> None:
     sen = sub.add_parser("sensitivity", help="global sensitivity: Sobol' indices of outputs "
@@ -270,17 +291,32 @@ def _add_sensitivity(sub) -> None:
     sen.add_argument("--force", action="store_true",
                      help="replace the contents of an existing output directory")
     sen.add_argument("--quiet", action="store_true", help="no progress display")
+    _no_compile_cache(sen)
 
 
 def _add_bench(sub) -> None:
     bench = sub.add_parser("bench", help="throughput: popsim against SciPy on the same model")
-    bench.add_argument("--sizes", type=_sizes, default=[100, 1000, 10_000],
-                       help="comma-separated cohort sizes (default 100,1000,10000)")
-    bench.add_argument("--scipy-patients", type=_positive_int("--scipy-patients", 0), default=4,
-                       help="patients solved one by one with SciPy per method (0: skip)")
+    bench.add_argument("--quick", action="store_true",
+                       help="a short run: 1,000 patients, 100 with libRoadRunner, no SciPy, no "
+                            "accuracy reference, no previous solver (each can still be given)")
+    bench.add_argument("--sizes", type=_sizes, default=None,
+                       help="comma-separated cohort sizes (default 100,1000,10000; --quick: "
+                            "1000)")
+    bench.add_argument("--scipy-patients", type=_positive_int("--scipy-patients", 0),
+                       default=None, help="patients solved one by one with SciPy per method "
+                       "(default 4, --quick 0; 0: skip)")
     bench.add_argument("--roadrunner-patients", type=_positive_int("--roadrunner-patients", 0),
-                       default=200, help="patients solved one by one with libRoadRunner on the "
-                       "SBML export (0: skip)")
+                       default=None, help="patients solved one by one with libRoadRunner on the "
+                       "SBML export (default 200, --quick 100; 0: skip)")
+    bench.add_argument("--end-to-end", type=_positive_int("--end-to-end", 0), default=0,
+                       metavar="N", help="also time a whole `popsim run` of N patients on the "
+                       "same workload, by phase (default 0: skip)")
+    bench.add_argument("--repeats", type=_positive_int("--repeats"), default=1,
+                       help="--end-to-end: runs in fresh processes, the median reported "
+                            "(default 1)")
+    bench.add_argument("--devices", type=_devices, default=None,
+                       help="run popsim on N local devices, or 'all' (default: JAX's local "
+                            "devices)")
     bench.add_argument("--rtol", type=float, default=1e-6, help="relative tolerance (1e-6)")
     bench.add_argument("--out", type=Path, default=None,
                        help="write the results (JSON) to this file (default: print only)")
@@ -288,6 +324,8 @@ def _add_bench(sub) -> None:
                        help="write the Markdown table into this file (its popsim bench "
                             "section is replaced; the rest kept)")
     bench.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    _no_compile_cache(bench)
+
 
 def _add_check(sub) -> None:
     chk = sub.add_parser("check", help="validate a run config, summarise its population and "
@@ -317,3 +355,12 @@ def _add_vpop(sub) -> None:
     vp.add_argument("--seed", type=_seed, default=None,
                     help="seed of the acceptance draws (default: the targets file's)")
     vp.add_argument("--force", action="store_true", help="overwrite an existing output file")
+
+
+def _add_cache(sub) -> None:
+    cache = sub.add_parser("cache", help="the on-disk cache of compiled programs: where it is, "
+                           "how big, and clearing it")
+    cache.add_argument("action", choices=("info", "clear"))
+    cache.add_argument("--stale", action="store_true",
+                       help="clear: only the folders of other popsim versions or sources")
+    cache.add_argument("--yes", action="store_true", help="clear: really delete")

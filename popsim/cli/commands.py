@@ -4,7 +4,9 @@ Heavy modules are imported inside the commands, so ``popsim --help`` imports no 
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 
 from popsim.cli.args import EXIT_BAD_INPUT, EXIT_FAILED_PATIENTS
 
@@ -80,6 +82,7 @@ def cmd_run(args) -> int:
         jax.distributed.initialize(coordinator_address=args.coordinator,
                                    num_processes=args.num_processes,
                                    process_id=args.process_id)
+    entered = time.perf_counter()
     try:
         result = run_cohort(config, text, out, size=args.size, seed=args.seed,
                             chunk_size=args.chunk_size, force=args.force, params=params,
@@ -87,6 +90,8 @@ def cmd_run(args) -> int:
                             distributed=distributed)
     except (RunError, StoreError) as e:
         return _fail(e)
+    if args.profile is not None:
+        _write_profile(args.profile, result, entered)
     from popsim.report import print_run_summary
 
     print_run_summary(result)
@@ -96,6 +101,19 @@ def cmd_run(args) -> int:
         cohort_overview_figure(out, args.figure)
         print(f"figure: {args.figure}")
     return _failure_exit(result, args.max_failed_fraction)
+
+
+def _write_profile(path, result, entered: float) -> None:
+    """``popsim run --profile``: the run's :attr:`popsim.run.RunResult.profile` and the seconds
+    from the command line's import to the run (importing JAX and popsim, reading the config)."""
+    import json
+
+    from popsim.cli import STARTED
+    from popsim.files import write_text
+
+    profile = {"startup_seconds": round(entered - STARTED, 3), **result.profile,
+               "patients": result.n_patients, "days": result.days, "output": str(result.path)}
+    write_text(path, json.dumps(profile, indent=2) + "\n")
 
 
 def _run_arguments_problem(args, out) -> str | None:
@@ -123,6 +141,9 @@ def _run_arguments_problem(args, out) -> str | None:
         if args.figure is not None:
             check_output(args.figure, flag="figure", suffixes=(".png",), force=args.force,
                          inputs=(*inputs, out), what="figure")
+        if args.profile is not None:
+            check_output(args.profile, flag="--profile", suffixes=(".json",), force=args.force,
+                         inputs=(*inputs, out, args.figure), what="profile")
     except OutputError as e:
         from popsim.options import cli_text
 
@@ -292,14 +313,28 @@ def cmd_bench(args) -> int:
                          inputs=(args.out,), what="table")
     except OutputError as e:
         return _fail(e)
+    _host_devices(args.devices)
     import jax
 
     jax.config.update("jax_enable_x64", True)
     from popsim.bench import markdown, run_benchmark
 
-    result = run_benchmark(sizes=args.sizes, scipy_patients=args.scipy_patients,
-                           roadrunner_patients=args.roadrunner_patients,
-                           rtol=args.rtol, out=args.out, table=args.table)
+    quick = args.quick
+
+    def pick(value, full, short):
+        return value if value is not None else (short if quick else full)
+
+    devices = jax.local_devices()
+    if args.devices not in (None, "all"):
+        if args.devices > len(devices):
+            return _fail(f"--devices {args.devices}: only {len(devices)} local device(s)")
+        devices = devices[:args.devices]
+    result = run_benchmark(sizes=pick(args.sizes, [100, 1000, 10_000], [1000]),
+                           scipy_patients=pick(args.scipy_patients, 4, 0),
+                           roadrunner_patients=pick(args.roadrunner_patients, 200, 100),
+                           rtol=args.rtol, out=args.out, table=args.table, devices=devices,
+                           previous=None if quick else "kvaerno3", accuracy=not quick,
+                           end_to_end=args.end_to_end, end_to_end_repeats=args.repeats)
     print(markdown(result))
     written = [str(p) for p in (args.out, args.table) if p is not None]
     if written:
@@ -383,3 +418,54 @@ def cmd_sensitivity(args) -> int:
     sa.print_table(result)
     print(f"wrote {out}/sobol.json, {out}/sobol.csv and {out}/sobol.png")
     return 0
+
+
+def cmd_cache(args) -> int:
+    from popsim import compile_cache as cc
+
+    if args.action == "info":
+        _print_cache_info()
+        return 0
+    base = cc.root()
+    if base is None or cc.jax_dir_chosen_by_user():
+        return _fail("cache clear: popsim's cache is not in use (" + (
+            f"{cc.ENV_DIR}=off" if base is None else
+            f"{cc.JAX_ENV_DIR} is set; that folder is JAX's, not popsim's") + "); nothing to clear")
+    doomed = [f for f in cc.folders() if not (args.stale and f.current)]
+    if not doomed:
+        print(f"nothing to delete under {base}")
+        return 0
+    size = cc.human_size(sum(f.size_bytes for f in doomed))
+    what = (f"{len(doomed)} folder(s), {sum(f.entries for f in doomed)} compiled programs, "
+            f"{size}, under {base}")
+    if not args.yes:
+        return _fail(f"cache clear: would delete {what}; add --yes to delete")
+    cc.clear(stale_only=args.stale)
+    print(f"deleted {what}")
+    return 0
+
+
+def _print_cache_info() -> None:
+    from popsim import compile_cache as cc
+
+    base, theirs = cc.root(), cc.jax_dir_chosen_by_user()
+    if base is None:
+        print(f"compile cache: off ({cc.ENV_DIR}={cc.OFF})")
+        return
+    if theirs:
+        print(f"compile cache: JAX's folder {theirs} ({cc.JAX_ENV_DIR} is set and "
+              f"{cc.ENV_DIR} is not); popsim neither reports nor clears it")
+        return
+    key = cc.cache_key()
+    found = cc.folders()
+    mine = next((f for f in found if f.current), None)
+    stale = [f for f in found if not f.current]
+    print("compile cache: on" + (f" ({cc.ENV_DIR})" if cc.ENV_DIR in os.environ else ""))
+    print(f"root:    {base}")
+    print(f"key:     {key}")
+    print(f"folder:  {base / key}" + ("" if mine else " (not created yet)"))
+    print(f"entries: {mine.entries if mine else 0} compiled programs, "
+          f"{cc.human_size(mine.size_bytes if mine else 0)}")
+    print(f"stale:   {len(stale)} folder(s) of other versions or sources, "
+          f"{cc.human_size(sum(f.size_bytes for f in stale))}" +
+          ("; `popsim cache clear --stale --yes` deletes them" if stale else ""))

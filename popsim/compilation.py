@@ -1,0 +1,130 @@
+"""JAX's side of the compile cache: :func:`enable` points JAX's persistent compilation cache at
+popsim's folder (:mod:`popsim.compile_cache`), and :class:`CompileCounter` counts what XLA
+compiled and what came from the cache.
+
+:mod:`popsim.batch` calls :func:`enable` when it is imported, so every application (runs,
+validation, studies, calibration, benchmarks) and the Python API use the cache before their
+first compilation. Every program is eligible: no minimum compile time, no minimum entry size.
+A compiled program loaded from the cache is the executable XLA built before, so results are the
+same bits with and without it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import jax
+
+from popsim import compile_cache
+
+_SET_BY_POPSIM: list[str] = []  # the folder this process gave JAX, if any
+
+
+def enable() -> str | None:
+    """Point JAX at :func:`popsim.compile_cache.directory` (again, if the environment changed);
+    returns the folder, or ``None`` when the cache is off or the user's
+    ``JAX_COMPILATION_CACHE_DIR`` decides (then JAX's settings are left alone).
+
+    Call before the first compilation of the process: JAX opens its cache at the first
+    compilation after its folder is set."""
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    if compile_cache.jax_dir_chosen_by_user():
+        return None
+    folder = compile_cache.directory()
+    current = jax.config.jax_compilation_cache_dir
+    if folder is None:
+        if _SET_BY_POPSIM and current == _SET_BY_POPSIM[-1]:  # turned off since popsim set it
+            jax.config.update("jax_compilation_cache_dir", None)
+            cc.reset_cache()
+            _SET_BY_POPSIM.clear()
+        return None
+    target = str(folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)  # -1: no size limit
+    if current != target:
+        jax.config.update("jax_compilation_cache_dir", target)
+        cc.reset_cache()  # reopen at the new folder on the next compilation
+    _SET_BY_POPSIM[:] = [target]
+    return target
+
+
+_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"
+_TRACE = "/jax/core/compile/jaxpr_trace_duration"
+_LOWER = "/jax/core/compile/jaxpr_to_mlir_module_duration"
+_HIT = "/jax/compilation_cache/cache_hits"
+_WRITE = "/jax/compilation_cache/cache_misses"  # recorded when an entry is written
+
+
+@dataclass
+class CompileCounter:
+    """Counts, while active (a context manager), XLA compilations and compile-cache hits of this
+    process, from JAX's monitoring events (every thread).
+
+    Attributes:
+        requests: programs handed to XLA (compiled, or loaded from the cache).
+        cache_hits: of those, loaded from the persistent cache.
+        cache_writes: programs written to the cache.
+        backend_seconds: wall time in XLA compilation or cache loading, summed over programs
+            (programs compiled in parallel threads overlap).
+        trace_seconds, lower_seconds: Python tracing and lowering to MLIR, summed (nested
+            traces count in their own and in the enclosing one).
+        programs: the name of every program XLA compiled (not loaded).
+    """
+
+    requests: int = 0
+    cache_hits: int = 0
+    cache_writes: int = 0
+    backend_seconds: float = 0.0
+    trace_seconds: float = 0.0
+    lower_seconds: float = 0.0
+    programs: list[str] = field(default_factory=list)
+    _hit_threads: set[int] = field(default_factory=set, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def compilations(self) -> int:
+        """Programs XLA compiled (not loaded from the cache)."""
+        return self.requests - self.cache_hits
+
+    def _on_event(self, event: str, **kw) -> None:
+        if event in (_HIT, _WRITE):
+            with self._lock:
+                if event == _HIT:  # inside the backend compile event of this thread
+                    self.cache_hits += 1
+                    self._hit_threads.add(threading.get_ident())
+                else:
+                    self.cache_writes += 1
+
+    def _on_duration(self, event: str, seconds: float, **kw) -> None:
+        with self._lock:
+            if event == _BACKEND_COMPILE:
+                self.requests += 1
+                self.backend_seconds += seconds
+                if threading.get_ident() in self._hit_threads:
+                    self._hit_threads.discard(threading.get_ident())
+                else:
+                    self.programs.append(str(kw.get("fun_name", "?")))
+            elif event == _TRACE:
+                self.trace_seconds += seconds
+            elif event == _LOWER:
+                self.lower_seconds += seconds
+
+    def __enter__(self) -> CompileCounter:
+        jax.monitoring.register_event_listener(self._on_event)
+        jax.monitoring.register_event_duration_secs_listener(self._on_duration)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        jax.monitoring.unregister_event_listener(self._on_event)
+        jax.monitoring.unregister_event_duration_listener(self._on_duration)
+        return False
+
+    def summary(self) -> dict:
+        """The counts and seconds as a plain dict (for JSON)."""
+        return {"compilations": self.compilations, "cache_hits": self.cache_hits,
+                "cache_writes": self.cache_writes, "programs_requested": self.requests,
+                "backend_seconds": round(self.backend_seconds, 3),
+                "trace_seconds": round(self.trace_seconds, 3),
+                "lower_seconds": round(self.lower_seconds, 3)}

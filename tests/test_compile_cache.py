@@ -1,0 +1,187 @@
+"""The on-disk compile cache: where it is, what invalidates it, what `popsim cache` deletes, and
+that a second identical command in a fresh process compiles nothing."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from popsim import compile_cache as cc
+from popsim.cli import main
+
+KEY_LIKE = "popsim-0.0.1_jax-0.1_jaxlib-0.1_0123456789abcdef"
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for k in (cc.ENV_DIR, cc.JAX_ENV_DIR, "XDG_CACHE_HOME"):
+        monkeypatch.delenv(k, raising=False)
+    return monkeypatch
+
+
+def test_the_folder_comes_from_popsim_then_xdg_then_home(env, tmp_path):
+    env.setenv("HOME", str(tmp_path / "home"))
+    assert cc.root() == tmp_path / "home" / ".cache" / "popsim"
+    env.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cc.root() == tmp_path / "xdg" / "popsim"
+    env.setenv(cc.ENV_DIR, str(tmp_path / "mine"))
+    assert cc.root() == tmp_path / "mine"
+    assert cc.directory() == tmp_path / "mine" / cc.cache_key()
+    env.setenv(cc.ENV_DIR, "OFF")
+    assert cc.root() is None and cc.directory() is None
+
+
+def test_a_jax_cache_folder_chosen_by_the_user_is_left_to_jax(env, tmp_path):
+    env.setenv(cc.JAX_ENV_DIR, str(tmp_path / "jax"))
+    assert cc.directory() is None
+    env.setenv(cc.ENV_DIR, str(tmp_path / "mine"))  # popsim's own variable wins
+    assert cc.directory() == tmp_path / "mine" / cc.cache_key()
+
+
+def _copy_package(tmp_path) -> Path:
+    copy = tmp_path / "popsim"
+    shutil.copytree(Path(cc.__file__).parent, copy,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_the_key_changes_with_the_model_source_and_not_with_the_command_line(tmp_path,
+                                                                          monkeypatch):
+    copy = _copy_package(tmp_path)
+    monkeypatch.setattr(cc, "_package_root", lambda: copy)
+    before = cc.cache_key()
+    assert _KEY_MATCHES(before)
+    with open(copy / "cli" / "args.py", "a") as f:
+        f.write("\n# a comment in the command line\n")
+    assert cc.cache_key() == before
+    with open(copy / "model.py", "a") as f:
+        f.write("\n# a change to the model\n")
+    after = cc.cache_key()
+    assert after != before and _KEY_MATCHES(after)
+    (copy / "physiology" / "new_organ.py").write_text("X = 1\n")  # a new module counts
+    assert cc.cache_key() != after
+
+
+def _KEY_MATCHES(key: str) -> bool:
+    return cc._KEY.match(key) is not None
+
+
+def _fake_cache(root: Path) -> dict:
+    """A cache root with this installation's folder (2 entries), a stale folder, and things
+    popsim must never delete: a folder and a file not named like a key, and a symlink named like
+    a key pointing outside."""
+    outside = root.parent / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep")
+    mine = root / cc.cache_key()
+    mine.mkdir(parents=True)
+    for i in range(2):
+        (mine / f"jit_f-{i:064x}{cc.ENTRY_SUFFIX}").write_bytes(b"x" * 1000)
+    stale = root / KEY_LIKE
+    stale.mkdir()
+    (stale / f"jit_g-{0:064x}{cc.ENTRY_SUFFIX}").write_bytes(b"y" * 500)
+    (root / "notes").mkdir()
+    (root / "notes" / "a.txt").write_text("keep")
+    (root / "README").write_text("keep")
+    (root / "popsim-9.9_jax-1_jaxlib-1_fedcba9876543210").symlink_to(outside)
+    return {"mine": mine, "stale": stale, "outside": outside}
+
+
+def test_clear_deletes_only_key_folders_inside_the_root(tmp_path):
+    root = tmp_path / "cache"
+    paths = _fake_cache(root)
+    found = cc.folders(root)
+    assert [f.path for f in found] == [paths["mine"], paths["stale"]]
+    assert (found[0].entries, found[0].size_bytes, found[0].current) == (2, 2000, True)
+    gone = cc.clear(stale_only=True, base=root)
+    assert [f.path for f in gone] == [paths["stale"]] and paths["mine"].exists()
+    cc.clear(base=root)
+    assert not paths["mine"].exists()
+    assert (root / "notes" / "a.txt").exists() and (root / "README").exists()
+    assert (paths["outside"] / "precious.txt").read_text() == "keep"
+
+
+def test_cache_commands(env, tmp_path, capsys):
+    root = tmp_path / "cache"
+    paths = _fake_cache(root)
+    env.setenv(cc.ENV_DIR, str(root))
+    assert main(["cache", "info"]) == 0
+    text = capsys.readouterr().out
+    assert str(root) in text and cc.cache_key() in text
+    assert "2 compiled programs, 2.0 kB" in text and "1 folder(s)" in text
+    assert main(["cache", "clear"]) == 2  # no --yes: nothing deleted
+    assert "--yes" in capsys.readouterr().err and paths["mine"].exists()
+    assert main(["cache", "clear", "--stale", "--yes"]) == 0
+    assert paths["mine"].exists() and not paths["stale"].exists()
+    assert main(["cache", "clear", "--yes"]) == 0
+    assert not paths["mine"].exists() and (paths["outside"] / "precious.txt").exists()
+    env.setenv(cc.ENV_DIR, "off")
+    assert main(["cache", "clear", "--yes"]) == 2
+
+
+TINY = """
+[population]
+size = 3
+seed = 11
+[simulation]
+days = 4
+output_interval_days = 1.0
+[[arm]]
+name = "control"
+"""
+
+COUNTING = ("import json, sys\n"
+            "from popsim.compilation import CompileCounter\n"
+            "from popsim.cli import main\n"
+            "with CompileCounter() as c:\n"
+            "    rc = main(sys.argv[1:])\n"
+            "print('COMPILE ' + json.dumps(c.summary()))\n"
+            "sys.exit(rc)\n")
+
+
+def _counted(args, cache: Path) -> dict:
+    """Run ``popsim ARGS`` in a fresh process with the compile cache in ``cache``; returns its
+    compile counts."""
+    env = dict(os.environ, POPSIM_CACHE_DIR=str(cache))
+    p = subprocess.run([sys.executable, "-c", COUNTING, *args], capture_output=True, text=True,
+                       env=env, timeout=1200)
+    assert p.returncode == 0, p.stderr[-2000:]
+    line = next(x for x in p.stdout.splitlines() if x.startswith("COMPILE "))
+    return json.loads(line.removeprefix("COMPILE "))
+
+
+@pytest.mark.slow
+def test_a_second_identical_run_compiles_nothing(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    cache = tmp_path / "cache"
+    first = _counted(["run", str(config), "--out", str(tmp_path / "a.h5"), "--quiet"], cache)
+    assert first["compilations"] > 0 and first["cache_writes"] == first["compilations"]
+    second = _counted(["run", str(config), "--out", str(tmp_path / "b.h5"), "--quiet",
+                       "--profile", str(tmp_path / "b.json")], cache)
+    assert second["compilations"] == 0
+    assert second["cache_hits"] == second["programs_requested"] >= first["compilations"]
+    profile = json.loads((tmp_path / "b.json").read_text())
+    assert profile["compile"]["compilations"] == 0
+    assert {"compile", "steady_state", "time_course", "write"} <= set(profile["phases"])
+    with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
+        for name in ("serum_mg", "status"):  # a program loaded from the cache: the same bits
+            np.testing.assert_array_equal(a[name][...], b[name][...])
+    off = _counted(["run", str(config), "--out", str(tmp_path / "c.h5"), "--quiet",
+                    "--no-compile-cache"], cache)
+    assert off["cache_hits"] == 0 and off["compilations"] == off["programs_requested"] > 0
+
+
+@pytest.mark.slow
+def test_a_second_identical_validate_compiles_nothing(tmp_path):
+    cache = tmp_path / "cache"
+    args = ["validate", "--size", "2", "--scenario", "reference", "--quiet", "--force"]
+    _counted([*args, "--out", str(tmp_path / "v1")], cache)
+    second = _counted([*args, "--out", str(tmp_path / "v2")], cache)
+    assert second["compilations"] == 0 and second["cache_hits"] > 0
