@@ -201,7 +201,8 @@ def run_cohort(config: cfg.RunConfig, config_text: str, out: str | Path,
     """
     entered = time.perf_counter()
     with CompileCounter() as counter:
-        result = _run_cohort(config, config_text, out, params, RunOptions(**options), entered)
+        result = _run_cohort(config, config_text, Path(out), params, RunOptions(**options),
+                             entered)
     result.profile["compile"] = counter.summary()
     return result
 
