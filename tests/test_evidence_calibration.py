@@ -277,9 +277,8 @@ def test_fitted_label_needs_a_fit_record_listing_the_parameter(tmp_path):
 def test_shipped_fitted_set_is_backed_by_its_record():
     """Every parameter file shipped in the package that labels something fitted loads (the
     check passes) and its fit record lists exactly those quantities."""
-    from pathlib import Path
-
     import tomllib
+    from pathlib import Path
 
     from popsim.parameters.io import fitted_claims
 
@@ -314,6 +313,10 @@ def _synthetic_study(values: dict[str, float]) -> evidence.Study:
 
 @pytest.fixture(scope="module")
 def recovery():
+    return recovery_fit()
+
+
+def recovery_fit():
     """Data from known parameters (mg_gut_vmax x 1.4, k_romk_clearance x 0.7) plus Gaussian
     noise of the reported SEs (seed 11), fitted from the shipped values together with
     loop_max_block, which nothing in a study without diuretics can inform."""

@@ -103,9 +103,9 @@ def _fit(spec: FitSpec, base_set, progress: bool, studies, holdout, engine) -> E
         runs = multistart(engine, spec, bar)
         timing["optimisation_seconds"] = time.perf_counter() - t1
         best = min(runs, key=lambda r: r.nll)
-        bar.phase("Hessian (compiling)")
+        bar.phase("Hessian" + (" (compiling)" if spec.hessian == "exact" else ""))
         t2 = time.perf_counter()
-        hess = engine.hessian(best.u, best.y)
+        hess = engine.hessian(best.u, best.y, spec.hessian)
         timing["hessian_seconds"] = time.perf_counter() - t2
         lap = laplace(spec.parameters, best.u, hess)
         train = evaluation(engine, best.u, best.y)
@@ -125,4 +125,7 @@ def _fit(spec: FitSpec, base_set, progress: bool, studies, holdout, engine) -> E
             held = evaluation(he, best.u, he.warm_start(best.u))
     timing["total_seconds"] = time.perf_counter() - t0
     timing["steps"] = sum(len(r.losses) for r in runs)
+    later = [s for r in runs for s in r.seconds[1:]]
+    timing["first_step_seconds"] = runs[0].seconds[0] if runs[0].seconds else float("nan")
+    timing["seconds_per_step"] = float(np.median(later)) if later else float("nan")
     return EvidenceFit(spec, base_set.source, problem, runs, lap, train, held, profiles, timing)

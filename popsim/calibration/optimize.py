@@ -11,6 +11,7 @@ them.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import jax.numpy as jnp
@@ -34,6 +35,8 @@ class Run:
     stopped: str = ""
     failed: int = 0  # patients without a steady state at the best point
     y: object = None  # steady states at the best point (warm start)
+    seconds: list[float] = field(default_factory=list)  # wall time of each step (the first
+    # step of the first start includes compiling)
 
 
 def starts(params: tuple[FitParam, ...], n: int, seed: int) -> np.ndarray:
@@ -59,8 +62,10 @@ def minimise(engine, u0, steps: int, patience: int, free=None, y=None, bar=None,
     run = Run(start, np.asarray(u0, float), np.asarray(u0, float), math.inf)
     failed0, last_gain, ref = None, 0, math.inf
     for k in range(steps):
+        t0 = time.perf_counter()
         new, state, val, (per_study, failed, y_next), _ = engine.step(u, state, y, free)
         lv, nf = float(val), int(failed)
+        run.seconds.append(time.perf_counter() - t0)
         failed0 = nf if failed0 is None else failed0
         if not math.isfinite(lv):
             run.stopped = f"non-finite NLL at step {k + 1}"

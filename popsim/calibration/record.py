@@ -99,6 +99,7 @@ def fit_record(res: EvidenceFit) -> dict:
         "covariance_transformed": lap.covariance.tolist(),
         "covariance_source": lap.source,
         "correlation": lap.correlation.tolist(),
+        "hessian_method": spec.hessian,
         "hessian_eigenvalues": lap.eigenvalues.tolist(),
         "identifiability": lap.flags,
         "starts_detail": [dict(start=r.start, u0=r.u0.tolist(), nll=r.nll, steps=len(r.losses),
@@ -108,7 +109,8 @@ def fit_record(res: EvidenceFit) -> dict:
                                   flat=p.flat) for p in res.profiles},
         "observations": observation_rows(res.train, "fit") + (
             observation_rows(res.holdout, "held-out") if res.holdout else []),
-        "timing": {k: round(v, 3) if isinstance(v, float) else v for k, v in res.timing.items()},
+        "timing": {k: _num(round(v, 3)) if isinstance(v, float) else v
+                   for k, v in res.timing.items()},
     }
 
 

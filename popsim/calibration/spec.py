@@ -30,6 +30,7 @@ CV_LIMIT = 2.0  # parameter files accept CVs in 0..2
 DEFAULT_CV_UPPER = 0.5
 OPTIMIZERS = ("adam", "lbfgs")
 GRADIENTS = ("forward", "reverse")
+HESSIANS = ("differences", "exact")
 TRANSFORMS = {
     "log": "v = exp(ln(lower) + (ln(upper) - ln(lower)) * sigmoid(u))",
     "logit": "v = lower + (upper - lower) * sigmoid(u)",
@@ -79,6 +80,7 @@ class FitSpec:
     profile_points: int = 9
     profile_steps: int = 40
     patience: int = 25
+    hessian: str = "differences"  # or "exact" (see popsim.calibration.engine)
     source: dict = field(default_factory=dict)  # the exact command line or config, recorded
 
     @property
@@ -188,7 +190,7 @@ def split_ids(text: str | list[str] | None) -> tuple[str, ...]:
 
 
 CONFIG_KEYS = {"studies", "holdout", "fit", "starts", "seed", "size", "steps", "optimizer",
-               "learning_rate", "gradient", "profile", "profile_points", "profile_steps",
+               "hessian", "learning_rate", "gradient", "profile", "profile_points", "profile_steps",
                "patience", "params"}
 
 
@@ -274,7 +276,8 @@ def build_spec(options: dict, base_values: dict[str, float], base_cvs: dict[str,
         steps=_number(options, "steps", 150),
         optimizer=_choice(options, "optimizer", "adam", OPTIMIZERS),
         learning_rate=_number(options, "learning_rate", 0.1, float, 1e-9),
-        gradient=_choice(options, "gradient", "reverse", GRADIENTS), profile=profile,
+        gradient=_choice(options, "gradient", "reverse", GRADIENTS),
+        hessian=_choice(options, "hessian", "differences", HESSIANS), profile=profile,
         profile_points=_number(options, "profile_points", 9, low=3),
         profile_steps=_number(options, "profile_steps", 40),
         patience=_number(options, "patience", 25), source=source or {})

@@ -1,8 +1,9 @@
 """Uncertainty of a fit: the Laplace approximation at the optimum and profile likelihoods.
 
-Laplace: the exact Hessian ``H`` of the NLL in the transformed coordinates ``u`` (JAX, forward
-over forward) gives the covariance ``H^-1`` of ``u``; 95% intervals are ``u +- 1.96 sd`` mapped
-back through the (monotone) transform, so they always lie inside the bounds. A direction with
+Laplace: the Hessian ``H`` of the NLL in the transformed coordinates ``u`` (central differences
+of the JAX gradient, or exact forward over forward: ``Engine.hessian``) gives the covariance
+``H^-1`` of ``u``; 95% intervals are ``u +- 1.96 sd`` mapped back through the (monotone)
+transform, so they always lie inside the bounds. A direction with
 eigenvalue below :data:`IDENTIFIED_EIGENVALUE` (posterior SD above 2 in ``u``: the data
 constrain it less than the bounds do) is not identified; the parameters loading on it are
 flagged, as are parameters whose interval spans most of their bound range or whose optimum sits

@@ -134,7 +134,7 @@ def _add_calibrate(sub) -> None:
     cal.add_argument("--evidence", nargs="+", default=None, metavar="STUDY",
                      help="study ids to fit (space- or comma-separated; reserved studies are "
                           "refused)")
-    cal.add_argument("--fit", default=None, metavar="NAME[=LO:HI],...",
+    cal.add_argument("--fit", nargs="+", default=None, metavar="NAME[=LO:HI]",
                      help="parameters to fit (cv.NAME: a between-patient CV), with optional "
                           "bounds; default bounds: the value / 4 .. x 4")
     cal.add_argument("--holdout", nargs="+", default=None, metavar="STUDY",
@@ -152,7 +152,10 @@ def _add_calibrate(sub) -> None:
                      help="adam's learning rate in the transformed coordinates (default 0.1)")
     cal.add_argument("--gradient", choices=("reverse", "forward"), default=None,
                      help="reverse (value_and_grad) or forward (jacfwd) mode (default reverse)")
-    cal.add_argument("--profile", default=None, metavar="NAME,...",
+    cal.add_argument("--hessian", choices=("differences", "exact"), default=None,
+                     help="Laplace Hessian: central differences of the JAX gradient (default) "
+                          "or exact forward-over-forward (one more compile)")
+    cal.add_argument("--profile", nargs="+", default=None, metavar="NAME",
                      help="profile likelihoods of these fitted parameters (a figure each)")
     cal.add_argument("--profile-points", type=_positive_int("--profile-points", 3),
                      default=None, help="grid points per profile (default 9)")

@@ -10,7 +10,7 @@ from popsim.cli.args import EXIT_BAD_INPUT
 
 OPTION_KEYS = {"evidence": "studies", "fit": "fit", "holdout": "holdout", "starts": "starts",
                "seed": "seed", "size": "size", "steps": "steps", "optimizer": "optimizer",
-               "learning_rate": "learning_rate", "gradient": "gradient",
+               "learning_rate": "learning_rate", "gradient": "gradient", "hessian": "hessian",
                "profile": "profile", "profile_points": "profile_points"}
 """Command-line option -> key of the spec (and of a config's ``[fit]`` table)."""
 
