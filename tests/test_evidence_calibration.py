@@ -352,6 +352,7 @@ def jax_x64():
     return jax.enable_x64(True)
 
 
+@pytest.mark.slow
 def test_fit_recovers_known_parameters_inside_its_95_intervals(recovery):
     res, truth = recovery
     lap = res.laplace
@@ -367,6 +368,7 @@ def test_fit_recovers_known_parameters_inside_its_95_intervals(recovery):
     assert res.best.nll < res.runs[0].losses[0] - 5.0
 
 
+@pytest.mark.slow
 def test_non_identifiable_parameter_is_flagged_and_its_profile_is_flat(recovery):
     res, _ = recovery
     assert any("non-identifiable" in f for f in res.laplace.flags["loop_max_block"])
@@ -376,6 +378,7 @@ def test_non_identifiable_parameter_is_flagged_and_its_profile_is_flat(recovery)
     assert not vmax.flat and vmax.delta_nll.min() > -0.05
 
 
+@pytest.mark.slow
 def test_fit_record_and_parameter_file_round_trip(recovery, tmp_path):
     """fit.json lists the studies, parameters, starts and intervals; parameters.toml labels the
     fitted values fitted and loads with --params (its claims checked against fit.json)."""

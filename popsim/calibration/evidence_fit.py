@@ -98,7 +98,9 @@ def _fit(spec: FitSpec, base_set, progress: bool, studies, holdout, engine) -> E
         engine = Engine(problem, spec.optimizer, spec.learning_rate)
     problem = engine.problem
     timing: dict = {}
-    with Progress("calibrating", spec.starts * spec.steps, "steps", enabled=progress) as bar:
+    total = spec.starts * spec.steps + len(spec.profile) * (spec.profile_points - 1) * \
+        spec.profile_steps
+    with Progress("calibrating", total, "steps", enabled=progress) as bar:
         t1 = time.perf_counter()
         runs = multistart(engine, spec, bar)
         timing["optimisation_seconds"] = time.perf_counter() - t1
@@ -108,6 +110,7 @@ def _fit(spec: FitSpec, base_set, progress: bool, studies, holdout, engine) -> E
         hess = engine.hessian(best.u, best.y, spec.hessian)
         timing["hessian_seconds"] = time.perf_counter() - t2
         lap = laplace(spec.parameters, best.u, hess)
+        bar.phase("model against data (compiling)")
         train = evaluation(engine, best.u, best.y)
         profiles = []
         for name in spec.profile:
