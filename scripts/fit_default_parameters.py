@@ -48,7 +48,7 @@ def fit_names(requested: str | None) -> tuple[list[str], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--out", default="build/default_fit", help="fit directory")
     ap.add_argument("--holdout", nargs="+", default=[], metavar="STUDY")
     ap.add_argument("--fit", default=None, help="NAME[=LO:HI],... (default: FIT)")

@@ -20,6 +20,7 @@ import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from popsim.config import ConfigError, _suggest
 from popsim.parameters import parameter_specs
@@ -217,7 +218,8 @@ def read_config(path: str | Path) -> dict:
     return table
 
 
-def _number(options: dict, key: str, default, kind=int, low=1, flag: str | None = None):
+def _number(options: dict, key: str, default, kind: type = int, low: float = 1,
+            flag: str | None = None) -> Any:
     v = options.get(key)
     v = default if v is None else v
     flag = flag or "--" + key.replace("_", "-")

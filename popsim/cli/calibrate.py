@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import tomllib
+from typing import Any
 
 from popsim.cli.args import EXIT_BAD_INPUT
 
@@ -42,7 +43,7 @@ def cmd_calibrate(args) -> int:
     return cmd_calibrate_ranges(args)
 
 
-def _options(args) -> tuple[dict, dict, object]:
+def _options(args) -> tuple[dict, dict, Any]:
     """``(options, source record, base parameter file)`` from the config file (if any) and
     the flags (flags override the file)."""
     from pathlib import Path
