@@ -81,6 +81,25 @@ def observe_baseline(params: Params, patients: Patient, y) -> dict:
                  params, patients, y)
 
 
+def simulate_observe_lanes(params: Params, patients: Patient, protocols: Protocol, y0, ts,
+                           settings: SolverSettings):
+    """:func:`simulate_observe` with a protocol and saved times per lane: ``protocols`` and
+    ``ts`` carry the batch axis too (every lane its own arm and days; a calibration solves the
+    arms of many studies in one batch). Returns ``(outputs, status, num_steps)``."""
+    def one(p, pt, prot, y, t):
+        ys, status, steps = solve.simulate(p, pt, prot, y, t, settings)
+        return solve.observe_series(p, pt, prot, t, ys), status, steps
+
+    return _vmap(one, params, patients, protocols, y0, ts)
+
+
+def observe_lanes(params: Params, patients: Patient, protocols: Protocol, y, t) -> dict:
+    """Every output of a batch at states ``y`` under each lane's protocol inputs at time ``t``
+    (days; e.g. at the steady state, when an arm's interventions start at day 0)."""
+    return _vmap(lambda p, pt, prot, yy: observables.observe(yy, p, pt, prot.inputs(t, pt)),
+                 params, patients, protocols, y)
+
+
 # --- compiled entry points (jax.jit: they return at once) ---------------------------------
 # jax.jit, not eqx.filter_jit: a top-level eqx.filter_jit call waits for its result (Equinox
 # blocks to turn runtime errors into readable ones), which would serialise the devices.

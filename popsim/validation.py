@@ -81,14 +81,47 @@ def write_results(report: ValidationReport, out: Path, name: str) -> None:
         (tmp / name).write_text(json.dumps([_record(r) for r in report.results], indent=2))
 
 
+BASIS = {"se": "SE", "ci95": "95% CI", "sd": "SD, n", "iqr": "IQR, n", "tolerance": "tolerance",
+         "binomial": "binomial, n"}
+"""How each observation's 95% interval was obtained (:meth:`Observation.uncertainty_basis`)."""
+
+
+def _basis(o) -> str:
+    if o.expected is not None:
+        return "expected window"
+    b = o.uncertainty_basis()
+    return BASIS.get(b, "-") if b else "-"
+
+
 def _record(r: Evaluated) -> dict:
     o = r.observation
     iv = r.interval
     return dict(study=r.study, observation=o.label, statistic=o.statistic, output=o.output,
                 arm=o.arm, day=o.day, model=None if not math.isfinite(r.model) else r.model,
-                value=o.value, interval=list(iv) if iv else None, unit=o.unit,
-                match=r.match, miss=None if not math.isfinite(r.miss) else r.miss,
-                patients=r.n_patients, source=o.source or o.quote)
+                value=o.value, interval=list(iv) if iv else None, basis=_basis(o),
+                unit=o.unit, checked=r.checked, match=r.match if r.checked else None,
+                miss=None if not math.isfinite(r.miss) else r.miss, fitted=o.fit,
+                patients=r.n_patients, tolerance_reason=o.tolerance_reason,
+                source=o.source or o.quote)
+
+
+def write_table(report: ValidationReport, path: Path) -> None:
+    """Every comparison as a table: JSON (a list of rows) or CSV, by the file's suffix."""
+    import csv
+    import io
+
+    from popsim.files import write_text
+
+    rows = [_record(r) for r in report.results]
+    if Path(path).suffix.lower() == ".json":
+        write_text(path, json.dumps(rows, indent=1) + "\n")
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else ["study"])
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: json.dumps(v) if isinstance(v, list) else v for k, v in r.items()})
+    write_text(path, buf.getvalue())
 
 
 def study_figure(trial: TrialResult, results: list[Evaluated], png: Path) -> None:
@@ -178,14 +211,14 @@ def print_report(report: ValidationReport, console=None, heading: str = "") -> N
 
     console = console or make_console()
     t = Table(title=heading or "model against data")
-    for col in ("study", "observation", "model", "data (95% interval) / expected", "unit", "",
-                "source"):
+    for col in ("study", "observation", "model", "data (95% interval) / expected", "from", "unit",
+                "", "source"):
         t.add_column(col, no_wrap=col in ("study", "observation"), overflow="fold")
     for r in report.results:
         o = r.observation
         verdict = ("" if not r.checked else "[green]MATCH[/green]" if r.match
                    else "[red]MISS[/red]")
-        t.add_row(r.study, o.label, _shown(r.model), _window(r), o.unit, verdict,
+        t.add_row(r.study, o.label, _shown(r.model), _window(r), _basis(o), o.unit, verdict,
                   o.source or o.quote)
     console.print(t)
     n_checked, n_miss = len(report.checked()), len(report.misses())

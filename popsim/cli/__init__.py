@@ -15,11 +15,11 @@ import time
 from popsim.cli.args import EXIT_BAD_INPUT as EXIT_BAD_INPUT
 from popsim.cli.args import EXIT_FAILED_PATIENTS as EXIT_FAILED_PATIENTS
 from popsim.cli.args import build_parser as build_parser
+from popsim.cli.calibrate import cmd_calibrate
 from popsim.cli.commands import _failure_exit as _failure_exit
 from popsim.cli.commands import (
     cmd_bench,
     cmd_cache,
-    cmd_calibrate,
     cmd_evidence,
     cmd_export_sbml,
     cmd_report,
@@ -42,10 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     # program compiles) is not for users; popsim reports compile phases itself. Set
     # TF_CPP_MIN_LOG_LEVEL=0 to see it. Read when JAX's backends start, so set before that.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import sys
+
     args = build_parser().parse_args(argv)
     if getattr(args, "no_compile_cache", False):  # read when popsim.batch is imported
         from popsim.compile_cache import ENV_DIR, OFF
 
         os.environ[ENV_DIR] = OFF
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by calibrate
     return COMMANDS[args.command](args)
 

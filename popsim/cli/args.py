@@ -182,11 +182,46 @@ def _add_run(sub) -> None:
 
 
 def _add_calibrate(sub) -> None:
-    cal = sub.add_parser("calibrate", help="fit parameters to reference ranges (optax)")
-    cal.add_argument("config", type=Path, help="calibration config (TOML)")
+    cal = sub.add_parser(
+        "calibrate", help="fit parameters: to published studies with uncertainty (--evidence, "
+        "or a config with a [fit] table), or to reference ranges (a calibration config)")
+    cal.add_argument("config", type=Path, nargs="?", default=None,
+                     help="calibration config (TOML): reference-range targets, or a [fit] "
+                          "table with the options below")
+    cal.add_argument("--evidence", nargs="+", default=None, metavar="STUDY",
+                     help="study ids to fit (space- or comma-separated; reserved studies are "
+                          "refused)")
+    cal.add_argument("--fit", nargs="+", default=None, metavar="NAME[=LO:HI]",
+                     help="parameters to fit (cv.NAME: a between-patient CV), with optional "
+                          "bounds; default bounds: the value / 4 .. x 4")
+    cal.add_argument("--holdout", nargs="+", default=None, metavar="STUDY",
+                     help="studies predicted at the fitted parameters, never fitted")
+    cal.add_argument("--starts", type=_positive_int("--starts"), default=None,
+                     help="optimisations from the base set and a Latin hypercube (default 4)")
+    cal.add_argument("--seed", type=_seed, default=None, help="seed of the starts (default 0)")
+    cal.add_argument("--size", type=_positive_int("--size", 2), default=None,
+                     help="virtual patients per study (default: each file's)")
+    cal.add_argument("--steps", type=_positive_int("--steps"), default=None,
+                     help="optimiser steps per start (default 150)")
+    cal.add_argument("--optimizer", choices=("adam", "lbfgs"), default=None,
+                     help="optax optimiser (default adam)")
+    cal.add_argument("--learning-rate", type=float, default=None,
+                     help="adam's learning rate in the transformed coordinates (default 0.1)")
+    cal.add_argument("--gradient", choices=("reverse", "forward"), default=None,
+                     help="reverse (value_and_grad) or forward (jacfwd) mode (default reverse)")
+    cal.add_argument("--hessian", choices=("differences", "exact"), default=None,
+                     help="Laplace Hessian: central differences of the JAX gradient (default) "
+                          "or exact forward-over-forward (one more compile)")
+    cal.add_argument("--profile", nargs="+", default=None, metavar="NAME",
+                     help="profile likelihoods of these fitted parameters (a figure each)")
+    cal.add_argument("--profile-points", type=_positive_int("--profile-points", 3),
+                     default=None, help="grid points per profile (default 9)")
+    cal.add_argument("--params", type=Path, default=None,
+                     help="base parameter set (default: the shipped set)")
     cal.add_argument("--out", type=Path, required=True,
-                     help="parameter file to write (TOML); figures go beside it")
-    cal.add_argument("--force", action="store_true", help="overwrite an existing parameter file")
+                     help="--evidence: directory for fit.json, parameters.toml and figures; "
+                          "reference ranges: the parameter file (figures beside it)")
+    cal.add_argument("--force", action="store_true", help="replace an existing output")
     cal.add_argument("--quiet", action="store_true", help="no progress bar")
     _no_compile_cache(cal)
 
@@ -231,6 +266,8 @@ def _add_evidence(sub) -> None:
                     help="virtual patients per study (default: each file's)")
     ev.add_argument("--out", type=Path, default=None,
                     help="directory for figures and evidence.json")
+    ev.add_argument("--table", type=Path, default=None,
+                    help="also write the comparison table to this file (.json or .csv)")
     ev.add_argument("--params", type=Path, default=None,
                     help="parameter file (default: the shipped set)")
     ev.add_argument("--force", action="store_true",

@@ -236,22 +236,29 @@ def cmd_evidence(args) -> int:
         return _fail(e)
     from popsim.files import OutputError, check_output
 
-    if args.out is not None:
-        try:
+    try:
+        if args.out is not None:
             check_output(args.out, directory=True, force=args.force, inputs=(args.params,),
                          what="directory")
-        except OutputError as e:
-            return _fail(e)
+        if args.table is not None:
+            check_output(args.table, flag="--table", suffixes=(".json", ".csv"),
+                         force=args.force, inputs=(args.params,), what="table")
+    except OutputError as e:
+        return _fail(e)
     params, err = _load_params(args.params)
     if err:
         return _fail(err)
-    from popsim.validation import print_report, run_studies, write_results
+    from popsim.validation import print_report, run_studies, write_results, write_table
 
     report = run_studies(chosen, args.size, params, progress=not args.quiet)
-    print_report(report, heading="popsim evidence: model against published data")
+    if args.table is not None:  # first: the results are saved whatever happens to stdout
+        write_table(report, args.table)
     if args.out is not None:
         write_results(report, args.out, "evidence.json")
-        print(f"figures and evidence.json in {args.out}/")
+    print_report(report, heading="popsim evidence: model against published data")
+    for path in (args.out, args.table):
+        if path is not None:
+            print(f"wrote {path}")
     return 0
 
 
@@ -273,9 +280,10 @@ def _print_catalogue(studies, reserved: bool) -> None:
     console().print(t)
 
 
-def cmd_calibrate(args) -> int:
+def cmd_calibrate_ranges(args) -> int:
+    """`popsim calibrate CONFIG --out PARAMS`: reference-range targets."""
     from popsim.calibration import build_problem, fit, load_calibration, write_outputs
-    from popsim.calibration.fitting import print_calibration_table
+    from popsim.calibration.ranges_report import print_calibration_table
     from popsim.config import ConfigError
 
     try:

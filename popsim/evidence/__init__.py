@@ -149,22 +149,72 @@ class Observation(_Strict):
         return None if half is None else (self.value - half, self.value + half)
 
     def half_width(self) -> float | None:
-        """Half-width of the 95% interval around ``value``."""
-        v = self.value
-        if self.ci95 is not None:
-            return max(v - self.ci95[0], self.ci95[1] - v)  # type: ignore[operator]
-        if self.se is not None:
-            return 1.96 * self.se
-        if self.sd is not None and self.n is not None:
-            return 1.96 * self.sd / math.sqrt(self.n)
-        if self.iqr is not None and self.n is not None:  # SE of a median from a normal IQR
-            return 1.96 * 1.2533 * (self.iqr[1] - self.iqr[0]) / 1.349 / math.sqrt(self.n)
-        if self.tolerance is not None:
+        """Half-width of the 95% interval around ``value``: the larger side of a ``ci95``, the
+        ``tolerance``, else 1.96 standard errors (:meth:`standard_error`)."""
+        basis = self.uncertainty_basis()
+        if basis == "ci95":
+            return max(self.value - self.ci95[0], self.ci95[1] - self.value)  # type: ignore
+        if basis == "tolerance":
             return self.tolerance
-        if self.statistic.startswith("fraction") and self.n is not None and v is not None:
-            p = min(max(v, 0.0), 1.0)
-            return 1.96 * math.sqrt(max(p * (1 - p), 0.25 / self.n) / self.n)
+        se = self.standard_error()
+        return None if se is None else 1.96 * se
+
+    def uncertainty_basis(self) -> str | None:
+        """What the uncertainty of ``value`` comes from, in order of precedence: ``se``,
+        ``ci95``, ``sd`` (with n), ``iqr`` (with n), ``tolerance``, ``binomial`` (a fraction
+        with n); ``None`` without a value or an uncertainty."""
+        if self.value is None:
+            return None
+        if self.se is not None:
+            return "se"
+        if self.ci95 is not None:
+            return "ci95"
+        if self.n is not None and self.sd is not None:
+            return "sd"
+        if self.n is not None and self.iqr is not None:
+            return "iqr"
+        if self.tolerance is not None:
+            return "tolerance"
+        if self.statistic.startswith("fraction") and self.n is not None:
+            return "binomial"
         return None
+
+    def standard_error(self) -> float | None:
+        """The standard error of the reported ``value`` (its unit), the one the calibration's
+        Gaussian likelihood uses: ``se`` as given; a ``ci95``'s width / (2 x 1.96); ``sd`` /
+        sqrt(n) times the statistic's factor (1 for a mean, 1.2533 = sqrt(pi/2) for a median,
+        sqrt(q(1-q)) / phi(z_q) for a quantile q, 1/sqrt(2) for an SD: large-sample normal
+        theory); an ``iqr`` as SD = IQR / 1.349; ``tolerance`` / 1.96; a fraction's binomial
+        sqrt(p(1-p)/n), p(1-p) at least 0.25/n so that 0 and 1 keep an uncertainty."""
+        basis = self.uncertainty_basis()
+        v, n = self.value, self.n
+        if basis == "se":
+            return self.se
+        if basis == "ci95":
+            return (self.ci95[1] - self.ci95[0]) / (2 * 1.96)  # type: ignore[index]
+        if basis in ("sd", "iqr"):
+            sd = self.sd if basis == "sd" else (self.iqr[1] - self.iqr[0]) / 1.349  # type: ignore
+            return _sd_factor(self.statistic, self.q) * sd / math.sqrt(n)  # type: ignore
+        if basis == "tolerance":
+            return self.tolerance / 1.96  # type: ignore[operator]
+        if basis == "binomial":
+            p = min(max(v, 0.0), 1.0)  # type: ignore[type-var]
+            return math.sqrt(max(p * (1 - p), 0.25 / n) / n)  # type: ignore[operator]
+        return None
+
+
+def _sd_factor(statistic: str, q: float | None) -> float:
+    """SE of the statistic in units of SD / sqrt(n), for normally distributed data."""
+    from statistics import NormalDist
+
+    if statistic == "median":
+        q = 0.5
+    if statistic in ("median", "quantile") and q is not None:
+        nd = NormalDist()
+        return math.sqrt(q * (1 - q)) / nd.pdf(nd.inv_cdf(q))
+    if statistic == "sd":
+        return math.sqrt(0.5)
+    return 1.0
 
 
 def _check_observation(o: Observation) -> None:

@@ -80,8 +80,53 @@ def load_params_file(path: str | Path) -> ParameterSet:
             raise ParamsFileError(f"{path}: variability.{name}.cv must be a number in 0..2, "
                                   f"got {v!r}")
         cvs[name] = float(v)
+    check_fitted_claims(path, data)
     params = dataclasses.replace(Params(), **values)
     return ParameterSet(params, cvs, str(path), data.get("meta", {}))
+
+
+def fitted_claims(data: dict) -> dict[str, float]:
+    """The quantities a parameter file labels ``status = "fitted"``: typical values by name,
+    CVs as ``cv.<name>``, with their values."""
+    out = {}
+    for section, key, prefix in (("parameters", "value", ""), ("variability", "cv", "cv.")):
+        for name, entry in data.get(section, {}).items():
+            if isinstance(entry, dict) and entry.get("status") == "fitted":
+                out[prefix + name] = entry.get(key)
+    return out
+
+
+def check_fitted_claims(path: str | Path, data: dict) -> None:
+    """A parameter may be labelled fitted only with a fit record: ``meta.fit_record`` names a
+    ``fit.json`` (relative to the parameter file) whose ``names`` list it, with the same
+    value. Raises :class:`ParamsFileError` (one line) otherwise."""
+    import json
+
+    claims = fitted_claims(data)
+    if not claims:
+        return
+    path = Path(path)
+    first = next(iter(claims))
+    record = data.get("meta", {}).get("fit_record")
+    if not isinstance(record, str) or not record:
+        raise ParamsFileError(f"{path}: {first} is labelled fitted but meta.fit_record names "
+                              "no fit record")
+    rpath = path.parent / record
+    try:
+        fit = json.loads(rpath.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ParamsFileError(f"{path}: meta.fit_record {record!r}: cannot read the fit "
+                              f"record ({e.__class__.__name__})") from None
+    fitted = fit.get("parameters", {}) if isinstance(fit, dict) else {}
+    for name, value in claims.items():
+        if name not in fit.get("names", []) or name not in fitted:
+            raise ParamsFileError(f"{path}: {name} is labelled fitted but the fit record "
+                                  f"{rpath} does not list it")
+        recorded = fitted[name].get("value")
+        if not isinstance(value, int | float) or not isinstance(recorded, int | float) or \
+                not math.isclose(value, recorded, rel_tol=1e-12, abs_tol=0.0):
+            raise ParamsFileError(f"{path}: {name} = {value!r} differs from its fit record's "
+                                  f"value {recorded!r} ({rpath})")
 
 
 def write_params_file(path: str | Path, values: dict[str, tuple[float, float]],

@@ -1,0 +1,161 @@
+"""The compiled functions of one evidence problem: objective, gradient, optimiser step,
+Hessian and report, each compiled once per problem shape, and the robust warm start.
+
+Gradient modes: ``reverse`` (``jax.value_and_grad``; diffrax recursive checkpointing) and
+``forward`` (``jax.jacfwd``; diffrax ``ForwardMode``, cheaper with a handful of parameters).
+The Hessian is central differences of the JAX gradient (no extra compiled program) or, on
+request, forward over forward (``jacfwd(jacfwd)``) on a copy of the problem solved in forward
+mode, exact whatever the gradient mode.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from popsim import devices
+from popsim.calibration import forward as fw
+from popsim.calibration.problem import Problem
+
+HESSIAN_STEP = 5e-3
+"""Step of the central differences of the gradient in the transformed coordinates (whose
+scale is 1: the logit of the position between the bounds)."""
+HESSIANS = ("differences", "exact")
+
+
+def _value_and_grad(problem: Problem):
+    """``(data, u, y) -> ((nll, aux), grad)`` in the problem's gradient mode."""
+    if problem.settings.adjoint == "forward":
+        def vg(data, u, y):
+            def f(v):
+                val, aux = fw.nll(problem, data, v, y)
+                return val, (val, aux)
+
+            grad, (val, aux) = jax.jacfwd(f, has_aux=True)(u)
+            return (val, aux), grad
+
+        return vg
+    return lambda data, u, y: jax.value_and_grad(
+        lambda v: fw.nll(problem, data, v, y), has_aux=True)(u)
+
+
+def make_optimizer(name: str, learning_rate: float):
+    if name == "lbfgs":
+        return optax.lbfgs()
+    return optax.adam(learning_rate)
+
+
+class Engine:
+    """A problem, its data on the device, and its compiled functions."""
+
+    def __init__(self, problem: Problem, optimizer: str = "adam", learning_rate: float = 0.1):
+        self.problem = problem
+        self.data = fw.arrays(problem)
+        self.optimizer_name = optimizer
+        self.opt = make_optimizer(optimizer, learning_rate)
+        vg = _value_and_grad(problem)
+        self._inputs = jax.jit(lambda d, u: fw.patient_inputs(problem, d, u))
+        self._nll = jax.jit(lambda d, u, y: fw.nll(problem, d, u, y))
+        self._vg = jax.jit(vg)
+        self._report = jax.jit(lambda d, u, y: fw.report(problem, d, u, y))
+        self._step = jax.jit(self._make_step(vg))
+        self._hessian = None
+
+    def _make_step(self, vg):
+        opt, problem = self.opt, self.problem
+
+        def step(data, u, state, y, free):
+            (val, aux), grad = vg(data, u, y)
+            grad = jnp.where(jnp.isfinite(grad), grad, 0.0) * free
+            if self.optimizer_name == "lbfgs":
+                fn = lambda v: fw.nll(problem, data, v, y)[0]  # noqa: E731
+                updates, state = opt.update(grad, state, u, value=val, grad=grad, value_fn=fn)
+            else:
+                updates, state = opt.update(grad, state, u)
+            new = optax.apply_updates(u, updates * free)
+            return new, state, val, aux, grad
+
+        return step
+
+    def with_observations(self, problem: Problem) -> Engine:
+        """This engine's compiled functions on ``problem``: the same studies, patients and
+        observations with other reported values or standard errors (the values are data, not
+        part of the compiled programs). Raises ``ValueError`` for a problem of another
+        structure."""
+        def shape(p: Problem):
+            return (p.names, p.n_patients, [(s.key, s.fitted, s.likelihood) for s in p.obs],
+                    [(b.sid, b.n, b.arms, b.dynamic) for b in p.blocks])
+
+        if shape(problem) != shape(self.problem):
+            raise ValueError("with_observations: the problem differs in more than its "
+                             "observed values")
+        new = copy.copy(self)
+        new.problem, new.data = problem, fw.arrays(problem)
+        return new
+
+    def warm_start(self, u) -> jax.Array:
+        """Steady states at ``u`` found robustly (Newton, then pseudo-transient continuation for
+        Newton's failures; outside the compiled step), the reference state where none is
+        found."""
+        with jax.enable_x64(True):
+            per, pts = self._inputs(self.data, jnp.asarray(u, jnp.float64))
+            y, _ = devices.steady_states_with_fallback(per, pts, self.problem.settings)
+        return y
+
+    def init(self, u):
+        return self.opt.init(jnp.asarray(u, jnp.float64))
+
+    def step(self, u, state, y, free):
+        """One optimiser step: ``(new u, state, NLL at u, (per study, failed, warm), grad)``."""
+        with jax.enable_x64(True):
+            return self._step(self.data, u, state, y, free)
+
+    def value(self, u, y):
+        with jax.enable_x64(True):
+            return self._nll(self.data, jnp.asarray(u, jnp.float64), y)
+
+    def value_and_grad(self, u, y):
+        with jax.enable_x64(True):
+            return self._vg(self.data, jnp.asarray(u, jnp.float64), y)
+
+    def report(self, u, y):
+        """``(values, Monte-Carlo SEs, patients counted, NLL terms)`` of every observation."""
+        with jax.enable_x64(True):
+            out = self._report(self.data, jnp.asarray(u, jnp.float64), y)
+        return tuple(np.asarray(x) for x in out)
+
+    def gradient(self, u, y) -> np.ndarray:
+        """The NLL's gradient at ``u``, from the compiled optimiser step (no other program)."""
+        u = jnp.asarray(u, jnp.float64)
+        with jax.enable_x64(True):
+            *_, grad = self.step(u, self.init(u), y, jnp.ones_like(u))
+        return np.asarray(grad)
+
+    def hessian(self, u, y, method: str = "differences") -> np.ndarray:
+        """The Hessian of the NLL in the transformed coordinates. ``"differences"``: central
+        differences (step :data:`HESSIAN_STEP`) of the JAX gradient, 2 x parameters gradient
+        evaluations of the already compiled step; ``"exact"``: forward over forward
+        (``jacfwd(jacfwd)``) on the problem solved in forward mode, one more compiled program
+        (long to compile for time courses)."""
+        if method == "differences":
+            u = np.asarray(u, float)
+            cols = []
+            for j in range(len(u)):
+                e = np.zeros_like(u)
+                e[j] = HESSIAN_STEP
+                cols.append((self.gradient(u + e, y) - self.gradient(u - e, y))
+                            / (2 * HESSIAN_STEP))
+            h = np.stack(cols, axis=1)
+            return 0.5 * (h + h.T)
+        if self._hessian is None:
+            fwd = dataclasses.replace(self.problem, settings=dataclasses.replace(
+                self.problem.settings, adjoint="forward"))
+            self._hessian = jax.jit(lambda d, u, y: jax.jacfwd(jax.jacfwd(
+                lambda v: fw.nll(fwd, d, v, y)[0]))(u))
+        with jax.enable_x64(True):
+            return np.asarray(self._hessian(self.data, jnp.asarray(u, jnp.float64), y))
