@@ -158,7 +158,7 @@ def trial_figure(path: str | Path, variables=None):
     for ax in axes[-1]:
         ax.set_xlabel("time (days)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncol=len(coh.arms), fontsize=9)
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(coh.arms), fontsize=9)
     return fig
 
 
