@@ -61,11 +61,18 @@ def simulate_observe(params: Params, patients: Patient, protocol: Protocol, y0, 
                      settings: SolverSettings, track_balance: bool = False):
     """Simulate and observe a batch under one protocol (solve and outputs together).
 
-    Returns ``(outputs, status, num_steps)``: outputs a dict of ``(patient, time)`` arrays (with
-    ``track_balance`` also :data:`popsim.solve.BALANCE_OUTPUTS`)."""
+    Returns ``(outputs, status, num_steps)``: outputs a dict of ``(patient, time)`` arrays (the
+    protocol's dose outputs among them; with ``track_balance`` also
+    :data:`popsim.solve.BALANCE_OUTPUTS`). An arm with a titrated dose is solved from visit to
+    visit (:func:`popsim.solve.simulate_titrated`)."""
     def one(p, pt, y):
-        ys, status, steps = solve.simulate(p, pt, protocol, y, ts, settings, track_balance)
-        out = solve.observe_series(p, pt, protocol, ts, ys)
+        if protocol.titration is None:
+            doses = None
+            ys, status, steps = solve.simulate(p, pt, protocol, y, ts, settings, track_balance)
+        else:
+            ys, doses, status, steps = solve.simulate_titrated(p, pt, protocol, y, ts, settings,
+                                                               track_balance)
+        out = solve.observe_series(p, pt, protocol, ts, ys, doses)
         if track_balance:
             for j, name in enumerate(BALANCE_OUTPUTS):
                 out[name] = ys[:, model.N_STATES + j]
@@ -107,6 +114,7 @@ def observe_lanes(params: Params, patients: Patient, protocols: Protocol, y, t) 
 steady_states_jit = jax.jit(steady_states, static_argnames=("settings",))
 steady_states_fallback_jit = jax.jit(steady_states_fallback, static_argnames=("settings",))
 simulate_observe_jit = jax.jit(simulate_observe, static_argnames=("settings", "track_balance"))
+observe_baseline_jit = jax.jit(observe_baseline)
 
 
 @jax.jit

@@ -42,11 +42,14 @@ from popsim.covariates import (
     continuous_bounds,
     mass_inside_bounds,
 )
-from popsim.interventions import REGISTRY, Intervention
+from popsim.criteria import Criterion, CriterionError, parse_criteria
+from popsim.interventions import REGISTRY, Dosed, Intervention, Titration
 from popsim.outputs import OUTPUT_SPECS
 from popsim.parameters import parameter_specs
 
 _IIV_PARAMS = {s.name for s in parameter_specs()}
+MAX_SCREENED_PER_PATIENT = 50
+"""Candidates screened at most per patient to enrol, unless ``population.max_screened`` says."""
 
 
 class Variability(_Strict):
@@ -70,6 +73,35 @@ class Population(_Strict):
     chronic_diuretic_dose: Annotated[float, Field(ge=0, le=1)] = 0.5
     covariates: dict[str, CovariateSpec] = {}
     variability: Variability = Variability()
+    inclusion: dict[str, Criterion] = {}  # enrolment: every one must be met (popsim.criteria)
+    exclusion: dict[str, Criterion] = {}  # none may be met
+    max_screened: Annotated[int, Field(gt=0)] | None = None  # default: 50 x size
+
+    @field_validator("inclusion", "exclusion", mode="before")
+    @classmethod
+    def _criteria(cls, v):
+        try:
+            return parse_criteria(v)
+        except CriterionError as e:
+            raise ValueError(f"{_NESTED}{e.name}{_NESTED}{e}") from None
+
+    @model_validator(mode="after")
+    def _screening_budget(self):
+        if self.max_screened is not None and self.max_screened < self.size:
+            raise ValueError(f"max_screened ({self.max_screened}) is below size ({self.size}): "
+                             "at least size candidates must be screened")
+        return self
+
+    @property
+    def screened(self) -> bool:
+        """Whether candidates are screened (the population has enrolment criteria)."""
+        return bool(self.inclusion or self.exclusion)
+
+    def screening_budget(self, size: int) -> int:
+        """Candidates screened at most to enrol ``size`` patients: ``max_screened``, by default
+        :data:`MAX_SCREENED_PER_PATIENT` per patient."""
+        return self.max_screened if self.max_screened is not None else \
+            MAX_SCREENED_PER_PATIENT * size
 
     @field_validator("covariates")
     @classmethod
@@ -217,7 +249,37 @@ class Arm(_Strict):
     intervention: list[Annotated[Intervention, BeforeValidator(_intervention)]] = []
 
 
-MAX_PROTOCOL_SEGMENTS = 64
+MAX_PROTOCOL_SEGMENTS = 1 << 17
+"""Time segments an arm's protocol may have (two per intervention, two per periodic
+administration): a year of three daily doses needs 2,191."""
+MAX_VISITS = 10_000  # titration visits per arm
+STEPS_PER_ADMINISTRATION = 20
+"""Solver steps budgeted per administration of a periodic dose (the solver stops at its start
+and end and resolves what it does in between)."""
+
+
+def _check_schedule(a: Arm, days: float) -> None:
+    """An arm's schedule fits the solver: segments, titration (one per arm, with a visit)."""
+    spans = sum(iv.n_administrations(days) if isinstance(iv, Dosed) else 1
+                for iv in a.intervention)
+    if 2 * spans + 1 > MAX_PROTOCOL_SEGMENTS:
+        raise ValueError(f"arm {a.name!r}: its interventions need {2 * spans + 1:,} time "
+                         f"segments (two per administration), at most {MAX_PROTOCOL_SEGMENTS:,} "
+                         "are allowed: use fewer administrations or a shorter simulation")
+    titrated = [(i, iv) for i, iv in enumerate(a.intervention) if iv.titration is not None]
+    if len(titrated) > 1:
+        raise ValueError(f"arm {a.name!r}: interventions {titrated[0][0] + 1} and "
+                         f"{titrated[1][0] + 1} are both titrated; at most one per arm")
+    for i, iv in titrated:
+        t = iv.titration
+        assert t is not None
+        n = t.n_visits(iv.start_day, iv.end(days))
+        where = f"arm {a.name!r} intervention {i + 1} ({iv.kind})"
+        if n == 0:
+            raise ValueError(f"{where}: titrate.every_days ({t.every_days:g}) leaves "
+                             f"no visit before the intervention ends (day {iv.end(days):g})")
+        if n > MAX_VISITS:
+            raise ValueError(f"{where}: {n:,} titration visits, at most {MAX_VISITS:,}")
 
 
 class RunConfig(_Strict):
@@ -242,10 +304,17 @@ class RunConfig(_Strict):
                 if end > self.simulation.days:
                     raise ValueError(f"{where}: end_day {end:g} is after the end of the "
                                      f"simulation (days = {self.simulation.days:g})")
-            if 2 * len(a.intervention) + 1 > MAX_PROTOCOL_SEGMENTS:
-                raise ValueError(f"arm {a.name!r} has too many interventions (at most "
-                                 f"{(MAX_PROTOCOL_SEGMENTS - 1) // 2})")
+            _check_schedule(a, self.simulation.days)
         return self
+
+    @property
+    def extra_steps(self) -> int:
+        """Solver steps added to the default budget for periodic doses:
+        :data:`STEPS_PER_ADMINISTRATION` per administration of the busiest arm."""
+        return STEPS_PER_ADMINISTRATION * max(
+            [sum(iv.n_administrations(self.simulation.days) for iv in a.intervention
+                 if isinstance(iv, Dosed) and iv.every_hours is not None)
+             for a in self.arms] + [0])
 
     @property
     def arms(self) -> list[Arm]:
@@ -278,7 +347,7 @@ def _owner(loc: tuple, data: dict, root: type[BaseModel] | None = None) -> type[
     if isinstance(obj, dict) and "kind" in obj:
         return REGISTRY.get(obj["kind"])
     by_key = {"": RunConfig, "population": Population, "simulation": Simulation,
-              "variability": Variability, "arm": Arm, "output": Output}
+              "variability": Variability, "arm": Arm, "output": Output, "titrate": Titration}
     return by_key.get(last_key)
 
 

@@ -210,10 +210,10 @@ def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance:
             submit(batch.steady_states_fallback_jit, *bucket, settings)
         for p, pt in parts:
             leaf = jax.tree.leaves(p)[0]
+            # placed as the steady states will be: on the part's device if it is committed
+            # there (an argument's placement is part of what a jit program is compiled for)
             y0 = jnp.zeros((leaf.shape[0], model.N_STATES), leaf.dtype)
-            if len(parts) > 1:  # the steady states a part's time course starts from are
-                # committed to its device; one part's are not (JAX's default device), and a
-                # committed y0 would compile a program that call does not use
+            if leaf.committed:
                 y0 = jax.device_put(y0, leaf.sharding)
             for prot in prots:
                 submit(batch.simulate_observe_jit, p, pt, prot, y0, ts, settings, track_balance)

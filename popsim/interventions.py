@@ -8,16 +8,30 @@ export writes its channels as inputs, and ``popsim info interventions`` lists it
 one class and one :func:`register` call (``tests/test_interventions.py`` adds one in a test).
 
 Every intervention acts from ``start_day`` until ``end_day`` (default: the end of the
-simulation); after it, the baseline returns.
+simulation); after it, the baseline returns. Its :meth:`Intervention.schedule` says when, within
+that window, its effects act and how strongly (a constant rate by default).
+
+Kinds with a dose (:class:`Dosed`) also accept, as clinical protocols write them:
+
+* ``dose_per_kg`` instead of ``dose``: a weight-based dose (the dose unit per kg of body weight),
+  each patient's own from their body weight;
+* ``every_hours`` (with ``duration_hours`` and ``first_dose_hour``): the daily dose given in
+  ``24 / every_hours`` equal administrations, each entering at a constant rate over
+  ``duration_hours`` (the model has no gut transit compartment: an oral dose is absorbed while it
+  enters), instead of a constant rate;
+* ``titrate``: the dose changed per patient at visits (:class:`Titration`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, ClassVar, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from popsim._schema import _suggest
 from popsim.inputs import CHANNEL
+from popsim.outputs import OUTPUT_SPECS
 from popsim.units import mg_to_mmol_mg
 
 
@@ -27,6 +41,7 @@ class Effect(NamedTuple):
     channel: str  # an Inputs field
     value: float  # amount added, or the value that replaces the baseline
     replace: bool = False  # replace the patient's baseline (a diet) instead of adding
+    per_kg: bool = False  # ``value`` is per kg of body weight (added only)
 
 
 class Intervention(BaseModel):
@@ -54,8 +69,18 @@ class Intervention(BaseModel):
 
     def effects(self, days: float) -> list[Effect]:
         """The channels this intervention acts on and by how much, in model units, in a
-        simulation of ``days`` days."""
+        simulation of ``days`` days (the mean rate over its window)."""
         raise NotImplementedError
+
+    def schedule(self, days: float) -> list[tuple[float, float, float]]:
+        """When its effects act: ``(start, end, factor)`` spans (days) in which the effects act
+        multiplied by ``factor``; by default the whole window at factor 1."""
+        return [(self.start_day, self.end(days), 1.0)]
+
+    @property
+    def titration(self) -> Titration | None:
+        """How the dose is titrated per patient (``None``: it is not)."""
+        return None
 
 
 REGISTRY: dict[str, type[Intervention]] = {}
@@ -84,36 +109,211 @@ def check_effects(effects: list[Effect], where: str) -> None:
             raise ValueError(f"{where}: channel {e.channel!r} cannot be replaced")
 
 
+# --- doses: weight-based, periodic, titrated ------------------------------------------------
+
+class Titration(BaseModel):
+    """Per-patient titration of a dose at visits, computed inside the solve.
+
+    Visits fall ``every_days`` after the intervention starts, then every ``every_days`` while
+    it acts. At each visit the patient's ``output`` is measured (before the dose changes) and
+    the daily dose moves by ``step`` (the intervention's dose unit; per kg with
+    ``dose_per_kg``) toward ``target``, kept within ``0 .. max``:
+
+    * ``direction = "raise"`` (the dose raises the output, e.g. a K supplement and serum K):
+      below the target's low end the dose goes up by ``step``, above its high end down by it;
+    * ``direction = "lower"`` (the dose lowers the output): above the high end up, below the
+      low end down.
+
+    ``target`` is a range ``[low, high]`` or one number, a level to reach: for "raise" the low
+    end (no high end: the dose only goes up, and stays once the target is reached), for "lower"
+    the high end. The first dose is the intervention's ``dose`` or ``dose_per_kg``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    output: Annotated[str, Field(description="output measured at visits")]
+    target: Annotated[float | tuple[float, float], Field(description="the output's target: a "
+                                                         "level, or a range [low, high]")]
+    every_days: Annotated[float, Field(gt=0, description="days between visits")]
+    step: Annotated[float, Field(gt=0, description="dose change per visit (the dose unit)")]
+    max: Annotated[float, Field(gt=0, description="highest dose (the dose unit)")]
+    direction: Literal["raise", "lower"] = "raise"
+
+    @field_validator("output")
+    @classmethod
+    def _output(cls, v):
+        if v not in OUTPUT_SPECS:
+            raise ValueError(f"unknown output{_suggest(v, OUTPUT_SPECS)}; allowed: an output "
+                             "of the model (serum_k, serum_mg, ...)")
+        return v
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, v):
+        if isinstance(v, list | tuple):
+            if len(v) != 2 or not all(isinstance(x, int | float) and not isinstance(x, bool)
+                                      and math.isfinite(x) for x in v):
+                raise ValueError("a target range is two numbers [low, high]")
+            if v[0] >= v[1]:
+                raise ValueError(f"target range [{v[0]:g}, {v[1]:g}]: low must be below high")
+            return (float(v[0]), float(v[1]))
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError("target must be a number or a range [low, high]")
+        return float(v)
+
+    def bounds(self) -> tuple[float, float]:
+        """The target's ``(low, high)`` (``-inf``/``inf`` where it has no such end)."""
+        if isinstance(self.target, tuple):
+            return self.target
+        t = float(self.target)
+        return (t, math.inf) if self.direction == "raise" else (-math.inf, t)
+
+    def n_visits(self, start: float, end: float) -> int:
+        """The number of :meth:`visits`."""
+        return max(0, math.ceil((end - start) / self.every_days - 1e-9) - 1)
+
+    def visits(self, start: float, end: float) -> list[float]:
+        """Visit days of an intervention acting from ``start`` to ``end`` (days): every
+        ``every_days`` after ``start``, strictly before ``end``."""
+        return [start + k * self.every_days for k in range(1, self.n_visits(start, end) + 1)]
+
+
+class Dosed(Intervention):
+    """Base of the kinds with a dose (see the module docstring): the dose as a number or per
+    kg of body weight, a constant rate or periodic administrations, optionally titrated.
+
+    A subclass names its input ``channel``, the unit of ``dose`` (``dose_unit``) and of the
+    daily dose in force (``rate_unit``, the unit of its ``dose_<kind>`` output), and converts
+    that unit into the channel's model units (:meth:`to_model_units`, linear)."""
+
+    dose: float | None = None  # subclasses give the unit and limits
+    dose_per_kg: float | None = None
+    every_hours: Annotated[float | None, Field(gt=0, le=168, description="hours between "
+                                               "administrations (default: a constant rate)")] \
+        = None
+    duration_hours: Annotated[float | None, Field(gt=0, description="hours one administration "
+                                                  "enters (default 1; with every_hours)")] = None
+    first_dose_hour: Annotated[float | None, Field(ge=0, lt=24, description="hours after the "
+                                                   "start of start_day of the first "
+                                                   "administration (default 8)")] = None
+    titrate: Annotated[Titration | None, Field(description="per-patient titration at "
+                                               "visits")] = None
+
+    channel: ClassVar[str] = ""
+    dose_unit: ClassVar[str] = ""
+    rate_unit: ClassVar[str] = ""
+    periodic: ClassVar[bool] = True  # every_hours and titrate are allowed
+
+    @model_validator(mode="after")
+    def _dose(self):
+        per_kg = f"{self.dose_unit.split('/')[0]}/kg" + self.dose_unit[len(
+            self.dose_unit.split("/")[0]):]
+        if (self.dose is None) == (self.dose_per_kg is None):
+            raise ValueError(f"give either dose ({self.dose_unit}) or dose_per_kg ({per_kg})"
+                             + (", not both" if self.dose is not None else ""))
+        if not self.periodic:
+            for key in ("every_hours", "duration_hours", "first_dose_hour", "titrate"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} is not available for {self.kind}")
+        if self.every_hours is None:
+            for key in ("duration_hours", "first_dose_hour"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} needs every_hours (periodic administrations)")
+        elif self.duration_hours is not None and self.duration_hours > self.every_hours:
+            raise ValueError(f"duration_hours ({self.duration_hours:g}) is longer than "
+                             f"every_hours ({self.every_hours:g})")
+        if self.titrate is not None and self.titrate.max < self.amount:
+            raise ValueError(f"titrate.max ({self.titrate.max:g}) is below the first dose "
+                             f"({self.amount:g})")
+        return self
+
+    @property
+    def amount(self) -> float:
+        """The dose as configured: ``dose``, or ``dose_per_kg`` (per kg of body weight)."""
+        return float(self.dose if self.dose is not None else self.dose_per_kg)  # type: ignore
+
+    @property
+    def per_kg(self) -> bool:
+        return self.dose_per_kg is not None
+
+    @property
+    def titration(self) -> Titration | None:
+        return self.titrate
+
+    def rate(self, days: float) -> float:
+        """The daily dose in force while it acts, in ``rate_unit`` (per kg with
+        ``dose_per_kg``)."""
+        return self.amount
+
+    def effects(self, days):
+        return [Effect(self.channel, self.to_model_units(self.rate(days)), per_kg=self.per_kg)]
+
+    def schedule(self, days):
+        if self.every_hours is None:
+            return super().schedule(days)
+        period, width = self.every_hours / 24.0, (self.duration_hours or 1.0) / 24.0
+        end, first = self.end(days), self._first_dose()
+        times = (first + k * period for k in range(self.n_administrations(days)))
+        return [(t, min(t + width, end), period / width) for t in times if t < end]
+
+    def n_administrations(self, days: float) -> int:
+        """How many spans :meth:`schedule` has (at most), counted without listing them."""
+        if self.every_hours is None:
+            return 1
+        return max(0, math.ceil((self.end(days) - self._first_dose()) * 24.0 / self.every_hours))
+
+    def _first_dose(self) -> float:
+        hour = 8.0 if self.first_dose_hour is None else self.first_dose_hour
+        return self.start_day + hour / 24.0
+
+    def to_model_units(self, x):
+        """``x`` in ``rate_unit`` (per kg or not) in the channel's model units."""
+        return x
+
+
 # --- the kinds -----------------------------------------------------------------------------
 
 @register
-class OralMagnesium(Intervention):
+class OralMagnesium(Dosed):
     kind: Literal["oral_magnesium"] = "oral_magnesium"
-    dose: Annotated[float, Field(ge=0, le=20000, description="mg/day elemental Mg")]
-    summary: ClassVar[str] = "oral Mg supplement, mg/day of elemental Mg"
+    dose: Annotated[float | None, Field(ge=0, le=20000, description="mg/day elemental Mg")] = None
+    dose_per_kg: Annotated[float | None, Field(ge=0, le=300, description="mg/kg/day elemental "
+                                               "Mg")] = None
+    summary: ClassVar[str] = "oral Mg supplement, mg/day (or mg/kg/day) of elemental Mg"
+    channel: ClassVar[str] = "mg_oral"
+    dose_unit: ClassVar[str] = "mg/day"
+    rate_unit: ClassVar[str] = "mg/day"
 
-    def effects(self, days):
-        return [Effect("mg_oral", mg_to_mmol_mg(self.dose))]
+    def to_model_units(self, x):
+        return mg_to_mmol_mg(x)
 
 
 @register
-class OralPotassium(Intervention):
+class OralPotassium(Dosed):
     kind: Literal["oral_potassium"] = "oral_potassium"
-    dose: Annotated[float, Field(ge=0, le=1000, description="mmol/day K")]
-    summary: ClassVar[str] = "oral K supplement (e.g. KCl), mmol/day"
-
-    def effects(self, days):
-        return [Effect("k_oral", self.dose)]
+    dose: Annotated[float | None, Field(ge=0, le=1000, description="mmol/day K")] = None
+    dose_per_kg: Annotated[float | None, Field(ge=0, le=15, description="mmol/kg/day K")] = None
+    summary: ClassVar[str] = "oral K supplement (e.g. KCl), mmol/day (or mmol/kg/day)"
+    channel: ClassVar[str] = "k_oral"
+    dose_unit: ClassVar[str] = "mmol/day"
+    rate_unit: ClassVar[str] = "mmol/day"
 
 
 @register
-class IvMagnesium(Intervention):
+class IvMagnesium(Dosed):
     kind: Literal["iv_magnesium"] = "iv_magnesium"
-    dose: Annotated[float, Field(ge=0, le=1000, description="mmol Mg in total")]
-    summary: ClassVar[str] = "IV Mg, mmol in total, infused evenly from start_day to end_day"
+    dose: Annotated[float | None, Field(ge=0, le=1000, description="mmol Mg in total")] = None
+    dose_per_kg: Annotated[float | None, Field(ge=0, le=15, description="mmol/kg Mg in "
+                                               "total")] = None
+    summary: ClassVar[str] = ("IV Mg, mmol (or mmol/kg) in total, infused evenly from start_day "
+                              "to end_day")
+    channel: ClassVar[str] = "mg_iv"
+    dose_unit: ClassVar[str] = "mmol"
+    rate_unit: ClassVar[str] = "mmol/day"
+    periodic: ClassVar[bool] = False
 
-    def effects(self, days):
-        return [Effect("mg_iv", self.dose / (self.end(days) - self.start_day))]
+    def rate(self, days):
+        return self.amount / (self.end(days) - self.start_day)
 
 
 @register
@@ -162,3 +362,13 @@ class ThiazideDiuretic(Intervention):
 
     def effects(self, days):
         return [Effect("thiazide_dose", self.dose)]
+
+
+def dose_outputs(arms) -> dict[str, str]:
+    """The ``dose_<kind>`` outputs of a run's arms (:class:`popsim.config.Arm`): one for each
+    kind that some arm gives per kg of body weight or titrates (its dose then differs between
+    patients), with its unit (``rate_unit``), in registration order."""
+    used = {iv.kind for a in arms for iv in a.intervention
+            if isinstance(iv, Dosed) and (iv.per_kg or iv.titration is not None)}
+    return {f"dose_{kind}": cls.rate_unit for kind, cls in REGISTRY.items()  # type: ignore
+            if kind in used}

@@ -131,10 +131,13 @@ def _sample_one(key, pop: cfg.Population, names: tuple[str, ...]):
     return cov, z
 
 
-def sample_draws(pop: cfg.Population, seed: int, start: int, n: int, names: tuple[str, ...]):
-    """Covariates of patients ``start .. start+n-1`` and their standard-normal draws ``z`` for the
-    parameters ``names`` (each patient's own streams: independent of chunking)."""
-    index = jnp.arange(start, start + n, dtype=jnp.int64)
+def sample_draws(pop: cfg.Population, seed: int, start: int, n: int, names: tuple[str, ...],
+                 index=None):
+    """Covariates of patients ``start .. start+n-1`` (or of the patient indices ``index``) and
+    their standard-normal draws ``z`` for the parameters ``names`` (each patient's own streams:
+    independent of chunking)."""
+    index = (jnp.arange(start, start + n, dtype=jnp.int64) if index is None
+             else jnp.asarray(index, jnp.int64))
     cov, z = _draws_fn(pop, tuple(names))(jax.random.key(seed), index)
     return index, cov, z
 
@@ -145,8 +148,9 @@ _DRAWS_FNS: dict = {}
 def _draws_fn(pop: cfg.Population, names: tuple[str, ...]):
     """The compiled draw function of a population section, made once per (population, names)
     and reused by every chunk: a fresh ``jit`` per call would recompile for each chunk (3.8 s
-    per 1,000-patient chunk when it did)."""
-    key = (pop.model_dump_json(), names)
+    per 1,000-patient chunk when it did). The draws depend on the covariate distributions only,
+    so populations that differ in other keys (size, enrolment criteria) share it."""
+    key = (pop.model_dump_json(include={"covariates"}), names)
     if key not in _DRAWS_FNS:
         def draws(root, index):
             keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(index)
@@ -209,13 +213,17 @@ class Cohort(eqx.Module):
 
 
 def sample_cohort(pop: cfg.Population, seed: int, start: int, n: int,
-                  params: Params | None = None, cvs: dict[str, float] | None = None) -> Cohort:
+                  params: Params | None = None, cvs: dict[str, float] | None = None,
+                  index=None) -> Cohort:
     """Patients ``start .. start+n-1`` of the population ``pop`` drawn with ``seed``.
 
     Args:
         pop: the population section of a run config.
         seed: the run's seed.
         start, n: first patient index and number of patients.
+        index: instead of ``start``/``n``, the indices of the patients to draw (e.g. the
+            candidates a screening enrolled, :mod:`popsim.screening`); patient ``i`` is the
+            same draw whatever else is drawn with it.
         params: typical parameter values, e.g. from a calibration (default: the shipped
             calibrated set, :func:`popsim.parameters.io.default_parameters`).
         cvs: between-patient CVs replacing the table's (default: those of the shipped set
@@ -228,7 +236,7 @@ def sample_cohort(pop: cfg.Population, seed: int, start: int, n: int,
         params, cvs = ps.params, ps.cvs if cvs is None else cvs
     cvs = variability(pop, cvs)
     names = tuple(sorted(cvs))
-    index, cov, z = sample_draws(pop, seed, start, n, names)
+    index, cov, z = sample_draws(pop, seed, start, n, names, index)
     with jax.enable_x64(True):
         per_patient = individual_params(params, z, cvs)
         patients = patients_from_covariates(per_patient, cov, pop.chronic_diuretic_dose)

@@ -41,6 +41,10 @@ def print_run_summary(result, console=None) -> None:
     for label, fn in rows:
         t.add_row(label, *(fn(a) for a in result.arms))
     console.print(t)
+    if getattr(result, "screening", None):
+        from popsim.trial_report import screening_table
+
+        console.print(screening_table(result.screening))
 
 
 def _binned(x, y, edges):
@@ -85,7 +89,8 @@ def cohort_overview_figure(path: str | Path, png: str | Path, arm: int = 0,
             if xname == "mg_intake":
                 for ear, style in ((265, ":"), (350, "--")):
                     ax.axvline(ear, color="k", ls=style, lw=1)
-                ax.set_xscale("log")
+                if _spans_a_decade(xs[xname]):  # a log axis without a decade shows no ticks
+                    ax.set_xscale("log")
             ax.set_xlabel(_label(xname, coh.units(xname)))
             ax.set_ylabel(_label(yname, coh.units(yname)))
             if i == 0 and j == 0:
@@ -96,6 +101,12 @@ def cohort_overview_figure(path: str | Path, png: str | Path, arm: int = 0,
                  f"day {day:g}")
     fig.savefig(png, dpi=120)
     plt.close(fig)
+
+
+def _spans_a_decade(x: np.ndarray) -> bool:
+    """Whether positive values ``x`` span at least a factor of 10 (worth a log axis)."""
+    x = x[np.isfinite(x) & (x > 0)]
+    return bool(x.size) and float(x.max()) >= 10.0 * float(x.min())
 
 
 def _label(name: str, unit: str) -> str:
@@ -264,6 +275,9 @@ def _write_report(coh, path, out_dir: Path, tidx: list[int]) -> dict:
                 summary["paired_difference"].setdefault(arm, {}).setdefault(str(day), {})[v] = \
                     dict(mean=mean, ci95=[mean - half, mean + half], n=n, unit=units[v],
                          reference_arm=arms[0])
+    from popsim.trial_report import responder_rows
+
+    rows += responder_rows(coh, tidx, summary)
     with open(out_dir / "summary.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(("arm", "day", "variable", "statistic", "value", "unit"))
@@ -320,8 +334,11 @@ def _report_figures(coh, out_dir: Path, status) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
+    from popsim.trial_report import write_trial_figure
+
     return [_time_courses_png(coh, out_dir, status), _distributions_png(coh, out_dir, status),
-            *_prevalence_pngs(coh, out_dir, status)]
+            *_prevalence_pngs(coh, out_dir, status),
+            write_trial_figure(coh.path, out_dir / "trial.png")]
 
 
 def _time_courses_png(coh, out_dir: Path, status) -> Path:

@@ -15,7 +15,7 @@ import datetime as _dt
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jax
@@ -28,6 +28,7 @@ from popsim import store
 from popsim._version import MODEL_VERSION, __version__, library_versions
 from popsim.compilation import CompileCounter
 from popsim.facts import STATUS_MEANINGS
+from popsim.interventions import dose_outputs
 from popsim.observables import OUTPUTS
 from popsim.options import Message, Option
 from popsim.parameters import parameter_specs
@@ -37,6 +38,7 @@ from popsim.progress import Phases
 from popsim.protocols import Protocol, protocols_for
 from popsim.report import ArmSummary, summarize
 from popsim.solve import SolverSettings
+from popsim.trial_report import screening_summary
 
 FALLBACK_AHEAD = 1000
 """A run of at least this many patients (per process) compiles the steady-state fallback with
@@ -96,6 +98,7 @@ class RunResult:
     """Where the time went (``popsim run --profile``): ``phases`` (seconds per phase, see
     :func:`run_cohort`), ``compile`` (programs compiled and loaded from the compile cache,
     :class:`popsim.compilation.CompileCounter`), ``wall_seconds``, ``patient_days_per_s``."""
+    screening: dict | None = None  # a screened run: report.screening_summary of the file
 
     @property
     def n_failed(self) -> int:
@@ -132,6 +135,15 @@ class _Job:
     dtype: type
     devices: list | None
     phases: Phases = field(default_factory=Phases)
+    candidates: np.ndarray | None = None  # a screened run: each patient's candidate index
+
+    @property
+    def batch_size(self) -> int:
+        """Patients per compute batch: the chunk, padded to a multiple of the device count
+        (the padding patients are real draws, discarded)."""
+        if self.devices is None:
+            return self.chunk_size
+        return -(-self.chunk_size // len(self.devices)) * len(self.devices)
 
 
 def _check_output_path(out: Path, force: bool, resume: bool) -> None:
@@ -144,8 +156,8 @@ def _check_output_path(out: Path, force: bool, resume: bool) -> None:
         raise RunError(*e.args) from None
 
 
-def _layout(config: cfg.RunConfig, n: int, chunk_size: int,
-            varying: list[str]) -> store.CohortLayout:
+def _layout(config: cfg.RunConfig, n: int, chunk_size: int, varying: list[str],
+            candidates: np.ndarray | None = None) -> store.CohortLayout:
     specs = {s.name: s for s in parameter_specs()}
     covs, cats = {}, {}
     for name in COVARIATE_NAMES:
@@ -154,15 +166,19 @@ def _layout(config: cfg.RunConfig, n: int, chunk_size: int,
         if kind == "category":
             cats[name] = labels
     saved = config.output.saved
+    doses = dose_outputs(config.arms)
     descriptions = {o.name: o.description for o in OUTPUTS if o.name in saved}
+    descriptions.update({k: f"daily dose of {k.removeprefix('dose_')} in force"
+                         for k in doses})
     descriptions.update({f"param_{k}": specs[k].description for k in varying})
     return store.CohortLayout(
         arms=tuple(a.name for a in config.arms), n_patients=n,
         times=np.asarray(config.simulation.output_times, np.float64),
-        outputs={o.name: o.unit for o in OUTPUTS if o.name in saved}, covariates=covs,
+        outputs={**{o.name: o.unit for o in OUTPUTS if o.name in saved}, **doses},
+        covariates=covs,
         categories=cats,
         parameters={k: specs[k].unit for k in varying}, chunk_size=chunk_size,
-        descriptions=descriptions)
+        descriptions=descriptions, candidates=candidates)
 
 
 def _attributes(config: cfg.RunConfig, config_text: str, n: int, seed: int, chunk_size: int,
@@ -238,13 +254,13 @@ def _run_cohort(config: cfg.RunConfig, config_text: str, out: Path, params, opts
         attrs = _attributes(config, config_text, n, seed, chunk_size, ps)
         if nproc > 1:
             attrs["process_id"], attrs["n_processes"] = int(pid), int(nproc)
-        done = _open_target(target, config, n, chunk_size, ps, attrs, opts)
         job = _Job(config, target, n, seed, chunk_size, ps,
                    protocols_for(config.arms, config.simulation.days, dtype),
-                   SolverSettings.from_simulation(config.simulation),
+                   SolverSettings.from_simulation(config.simulation, config.extra_steps),
                    jnp.asarray(config.simulation.output_times, dtype), dtype, split, phases)
+        done, job, compiled = _open_target(job, attrs, opts)
         phases.add("setup", time.perf_counter() - entered)
-        _run_chunks(job, done, pid, nproc, opts.progress)
+        _run_chunks(job, done, pid, nproc, opts.progress, compiled)
         with phases("finalize"):
             if nproc == 1:
                 if not store.is_complete(out):
@@ -258,32 +274,76 @@ def _run_cohort(config: cfg.RunConfig, config_text: str, out: Path, params, opts
     profile = {"phases": phases.as_dict(), "wall_seconds": round(time.perf_counter() - entered, 3),
                "patients_computed": computed,
                "patient_days_per_s": computed * config.simulation.days / max(wall, 1e-9)}
-    return RunResult(out, n, config.simulation.days, arms, wall, profile=profile)
+    return RunResult(out, n, config.simulation.days, arms, wall, profile=profile,
+                     screening=screening_summary(out))
 
 
-def _open_target(target: Path, config, n, chunk_size, ps: ParameterSet, attrs: dict,
-                 opts: RunOptions) -> np.ndarray:
-    """Create the cohort file (or check the one to resume); returns its finished chunks."""
-    if opts.resume and target.exists():
-        return _resumable(target, attrs)
-    varying = sorted(variability(config.population, ps.cvs))
+def _open_target(job: _Job, attrs: dict, opts: RunOptions) -> tuple[np.ndarray, _Job, bool]:
+    """Check the file to resume, or screen the candidates (a population with enrolment
+    criteria) and create the cohort file. Returns the finished chunks, the job (with the
+    enrolled candidates) and whether its programs are compiled already."""
+    screened = job.config.population.screened
+    if opts.resume and job.target.exists():
+        done = _resumable(job.target, attrs)
+        if screened:
+            job = replace(job, candidates=store.open_cohort(job.target).candidates)
+        return done, job, False
+    compiled = False
+    if screened:
+        screening, compiled = _screen(job, opts.progress)
+        job = replace(job, candidates=screening.candidates)
+        attrs = {**attrs, **screening.attributes()}
+    varying = sorted(variability(job.config.population, job.params.cvs))
     try:
-        store.create(target, _layout(config, n, chunk_size, varying), attrs,
+        store.create(job.target, _layout(job.config, job.n, job.chunk_size, varying,
+                                         job.candidates), attrs,
                      status_meanings=STATUS_MEANINGS, force=opts.force or opts.resume)
     except store.StoreError as e:
         raise RunError(*e.args) from None
-    return np.zeros(math.ceil(n / chunk_size), bool)
+    return np.zeros(math.ceil(job.n / job.chunk_size), bool), job, compiled
 
 
-def _run_chunks(job: _Job, done: np.ndarray, pid: int, nproc: int, progress: bool) -> None:
-    """Compute and write every chunk of this process that is not done yet. The first chunk
-    computed compiles every program ahead (:func:`popsim.devices.compile_ahead`); the
-    steady-state fallback too when the run is large enough to need it."""
+def _screen(job: _Job, progress: bool):
+    """Enrol the cohort (:func:`popsim.screening.screen`) before the file is created, so
+    criteria that enrol too few leave any existing file alone. When the criteria need steady
+    states, every program of the run is compiled ahead on the first block (the same shapes
+    as a chunk). Returns ``(screening, compiled)``."""
+    from popsim.progress import Progress
+    from popsim.screening import ScreeningError, screen
+
+    pop = job.config.population
+    compiled = []
+
+    def prepare(cohort):
+        if not any(c.on_output for c in [*pop.inclusion.values(), *pop.exclusion.values()]):
+            return
+        bar.phase("compiling XLA programs")
+        dev.compile_ahead([part.inputs(job.dtype) for part in dev.place_parts(cohort,
+                                                                              job.devices)],
+                          job.protocols, job.ts, job.settings, fallback=job.n >= FALLBACK_AHEAD)
+        compiled.append(True)
+        bar.phase(None)
+
+    with Progress("screening", job.n, "enrolled", enabled=progress) as bar:
+        try:
+            result = screen(pop, job.seed, job.n, job.params, job.settings, job.dtype,
+                            job.batch_size, job.devices, prepare, bar)
+        except ScreeningError as e:
+            raise RunError(str(e)) from None
+    return result, bool(compiled)
+
+
+def _run_chunks(job: _Job, done: np.ndarray, pid: int, nproc: int, progress: bool,
+                compiled: bool = False) -> None:
+    """Compute and write every chunk of this process that is not done yet. Unless
+    ``compiled``, the first chunk computed compiles every program ahead
+    (:func:`popsim.devices.compile_ahead`); the steady-state fallback too when the run is large
+    enough to need it."""
     from popsim.progress import Progress
 
     mine = [c for c in range(done.size) if c % nproc == pid]
     n_mine = sum(min(job.chunk_size, job.n - c * job.chunk_size) for c in mine)
-    first = True
+    first = not compiled
     with Progress("simulating", n_mine, "patients", enabled=progress) as bar, \
             _Writer(bar, job.phases) as writer:
         for c in mine:
@@ -348,13 +408,16 @@ def _run_chunk(job: _Job, c: int, writer=None, precompile=False, precompile_fall
     steady-state fallback too if ``precompile_fallback``; then call ``on_compiled``."""
     start = c * job.chunk_size
     n_real = min(job.chunk_size, job.n - start)
-    # the compute batch is the chunk padded to a multiple of the device count; the padding
-    # patients are real draws (indices past the chunk) and are discarded
-    size = job.chunk_size if job.devices is None else \
-        -(-job.chunk_size // len(job.devices)) * len(job.devices)
     with job.phases("sample"):
-        cohort = sample_cohort(job.config.population, job.seed, start, size, job.params.params,
-                               job.params.cvs)
+        if job.candidates is None:
+            cohort = sample_cohort(job.config.population, job.seed, start, job.batch_size,
+                                   job.params.params, job.params.cvs)
+        else:
+            from popsim.screening import enrolled_cohort
+
+            cohort = enrolled_cohort(job.config.population, job.seed,
+                                     job.candidates[start:start + n_real], job.params,
+                                     job.batch_size)
     if precompile:
         with job.phases("compile"):
             dev.compile_ahead([part.inputs(job.dtype)
@@ -367,8 +430,8 @@ def _run_chunk(job: _Job, c: int, writer=None, precompile=False, precompile_fall
     with job.phases("collect"):
         covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
         pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}
-        outputs = {name: outs[name][:, :n_real].astype(np.float32)
-                   for name in job.config.output.saved}
+        names = list(job.config.output.saved) + list(dose_outputs(job.config.arms))
+        outputs = {k: outs[k][:, :n_real].astype(np.float32) for k in names}
         del outs
 
     def write():

@@ -41,7 +41,7 @@ from popsim.parameters import Params
 from popsim.protocols import Protocol
 
 __all__ = ["Status", "SolverSettings", "steady_state", "steady_state_fallback", "simulate",
-           "observe_series", "BALANCE_OUTPUTS"]
+           "simulate_titrated", "observe_series", "BALANCE_OUTPUTS"]
 
 
 STATUS_DESCRIPTIONS = STATUS_MEANINGS
@@ -67,10 +67,12 @@ class SolverSettings:
     icoeff: float = 1.0
 
     @classmethod
-    def from_simulation(cls, sim) -> SolverSettings:
+    def from_simulation(cls, sim, extra_steps: int = 0) -> SolverSettings:
         """The settings of a config's ``[simulation]`` section
-        (:class:`popsim.config.Simulation`)."""
-        return cls(rtol=sim.rtol, atol=sim.atol, solver=sim.solver, max_steps=sim.step_budget)
+        (:class:`popsim.config.Simulation`); ``extra_steps`` are added to its default step
+        budget (e.g. for periodic doses, :meth:`popsim.config.RunConfig.extra_steps`)."""
+        budget = sim.step_budget if sim.max_steps is not None else sim.step_budget + extra_steps
+        return cls(rtol=sim.rtol, atol=sim.atol, solver=sim.solver, max_steps=budget)
 
 
 IMPLICIT_SOLVERS = {"kvaerno3": dfx.Kvaerno3, "kvaerno4": dfx.Kvaerno4, "kvaerno5": dfx.Kvaerno5}
@@ -187,6 +189,54 @@ def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSett
     return _newton(sol.ys[-1], p, pt, u, scale, s)
 
 
+def _scales(p: Params, pt: Patient, track_balance: bool):
+    """The state's scale (the patient's reference pools; with ``track_balance`` the three
+    cumulative gains scaled like the ECF pools)."""
+    scale = model.reference_state(p, pt)
+    if track_balance:
+        scale = jnp.concatenate([scale, jnp.stack([scale[model.MG_ECF], scale[model.K_ECF],
+                                                   scale[model.NA_ECF]])])
+    return scale
+
+
+def _vector_field(p: Params, pt: Patient, protocol: Protocol, scale, track_balance: bool):
+    """d(x)/dt of the normalised state ``x``; ``args`` is the titrated dose (or ``None``)."""
+    def vf(t, x, args):
+        y = x[: model.N_STATES] * scale[: model.N_STATES]
+        u = protocol.inputs(t, pt) if args is None else protocol.inputs(t, pt, args)
+        dy = jnp.stack(model.derivatives(y, p, pt, u))
+        if track_balance:
+            dy = jnp.concatenate([dy, jnp.stack(observables.balance_rates(y, p, pt, u))])
+        return dy / scale
+
+    return vf
+
+
+def _solve(vf, protocol: Protocol, t0, t1, x0, saveat, s: SolverSettings, args=None):
+    """One diffrax solve of the normalised state from ``t0`` to ``t1`` (see the module
+    docstring: the solver, its step-size controller stopping at every protocol breakpoint)."""
+    k = CONTROLLER_TOLERANCE_SCALE.get(s.solver, 1.0)
+    controller = dfx.ClipStepSizeController(dfx.PIDController(rtol=k * s.rtol, atol=k * s.atol,
+                                                              pcoeff=s.pcoeff, icoeff=s.icoeff,
+                                                              norm=rms_norm),
+                                            jump_ts=protocol.jump_times())
+    return dfx.diffeqsolve(
+        dfx.ODETerm(vf), _make_solver(s), t0, t1, s.dt0, x0, args=args, saveat=saveat,
+        stepsize_controller=controller, max_steps=s.max_steps,
+        adjoint=dfx.ForwardMode() if s.adjoint == "forward" else dfx.RecursiveCheckpointAdjoint(),
+        throw=False)
+
+
+def _status(result, ys):
+    """The :class:`Status` of one solve from diffrax's result and the saved states."""
+    status = jnp.where(
+        result == dfx.RESULTS.successful,
+        jnp.where(jnp.all(jnp.isfinite(ys)), Status.OK, Status.NONFINITE),
+        jnp.where(result == dfx.RESULTS.max_steps_reached, Status.MAX_STEPS,
+                  Status.SOLVER_FAILED))
+    return status.astype(jnp.int8)
+
+
 def simulate(p: Params, pt: Patient, protocol: Protocol, y0, ts,
              s: SolverSettings = SolverSettings(), track_balance: bool = False):
     """Time course of one patient from state ``y0`` at ``ts[0]``, saved at ``ts`` (days).
@@ -195,48 +245,80 @@ def simulate(p: Params, pt: Patient, protocol: Protocol, y0, ts,
     ``track_balance``, three more columns: the cumulative net external gain of Mg, K and Na in
     mmol since ``ts[0]``, see :func:`popsim.observables.balance_rates`).
     """
-    scale = model.reference_state(p, pt)
-    if track_balance:
-        scale = jnp.concatenate([scale, jnp.stack([scale[model.MG_ECF], scale[model.K_ECF],
-                                                   scale[model.NA_ECF]])])
-
-    def vf(t, x, args):
-        y = x[: model.N_STATES] * scale[: model.N_STATES]
-        u = protocol.inputs(t, pt)
-        dy = jnp.stack(model.derivatives(y, p, pt, u))
-        if track_balance:
-            dy = jnp.concatenate([dy, jnp.stack(observables.balance_rates(y, p, pt, u))])
-        return dy / scale
-
+    scale = _scales(p, pt, track_balance)
+    vf = _vector_field(p, pt, protocol, scale, track_balance)
     x0 = y0 / scale[: model.N_STATES]
     if track_balance:
         x0 = jnp.concatenate([x0, jnp.zeros(3, x0.dtype)])
-    k = CONTROLLER_TOLERANCE_SCALE.get(s.solver, 1.0)
-    controller = dfx.ClipStepSizeController(dfx.PIDController(rtol=k * s.rtol, atol=k * s.atol,
-                                                              pcoeff=s.pcoeff, icoeff=s.icoeff,
-                                                              norm=rms_norm),
-                                            jump_ts=protocol.jump_times())
-    sol = dfx.diffeqsolve(
-        dfx.ODETerm(vf), _make_solver(s), ts[0], ts[-1], s.dt0, x0,
-        saveat=dfx.SaveAt(ts=ts), stepsize_controller=controller, max_steps=s.max_steps,
-        adjoint=dfx.ForwardMode() if s.adjoint == "forward" else dfx.RecursiveCheckpointAdjoint(),
-        throw=False)
+    sol = _solve(vf, protocol, ts[0], ts[-1], x0, dfx.SaveAt(ts=ts), s)
     ys = sol.ys * scale
-    status = jnp.where(
-        sol.result == dfx.RESULTS.successful,
-        jnp.where(jnp.all(jnp.isfinite(ys)), Status.OK, Status.NONFINITE),
-        jnp.where(sol.result == dfx.RESULTS.max_steps_reached, Status.MAX_STEPS,
-                  Status.SOLVER_FAILED))
-    return ys, status.astype(jnp.int8), sol.stats["num_steps"]
+    return ys, _status(sol.result, ys), sol.stats["num_steps"]
 
 
-def observe_series(p: Params, pt: Patient, protocol: Protocol, ts, ys) -> dict:
-    """Every output of :mod:`popsim.observables` along a time course: dict of ``(time,)`` arrays."""
+def simulate_titrated(p: Params, pt: Patient, protocol: Protocol, y0, ts,
+                      s: SolverSettings = SolverSettings(), track_balance: bool = False):
+    """:func:`simulate` for an arm with a titrated dose (``protocol.titration``): solved from
+    visit to visit in a ``lax.scan`` that carries the state and the patient's dose. At each
+    visit the output is computed from the state there, under the dose in force, and the dose
+    changes by the titration rule (:meth:`popsim.protocols.Titrated.adjust`); the new dose acts
+    from the visit on (a saved time on a visit shows it).
 
-    def one(t, y):
-        return observables.observe(y, p, pt, protocol.inputs(t, pt))
+    Returns ``(ys, doses, status, num_steps)``: ``doses`` ``(time,)`` is the titrated dose in
+    force at each saved time (config units, per kg if weight-based); ``status`` the first
+    failure of the visit intervals.
+    """
+    tt = protocol.titration
+    assert tt is not None, "simulate_titrated needs a protocol with a titrated dose"
+    scale = _scales(p, pt, track_balance)
+    vf = _vector_field(p, pt, protocol, scale, track_balance)
+    x0 = y0 / scale[: model.N_STATES]
+    if track_balance:
+        x0 = jnp.concatenate([x0, jnp.zeros(3, x0.dtype)])
+    n = tt.visits.shape[0]
+    starts = jnp.concatenate([ts[:1], tt.visits])
+    ends = jnp.concatenate([tt.visits, ts[-1:]])
 
-    return jax.vmap(one)(ts, ys[:, : model.N_STATES])
+    def interval(carry, span):
+        x, dose, status, steps, ys, doses = carry
+        t0, t1, last = span
+        # every saved time is saved in every interval (clipped into it), then the interval's
+        # own are kept: static shapes whatever the visit days and the saved days; the last
+        # saved time (the end, after every visit) clipped is t1, the state at the visit
+        sol = _solve(vf, protocol, t0, t1, x, dfx.SaveAt(ts=jnp.clip(ts, t0, t1)), s, args=dose)
+        here, x1 = sol.ys * scale, sol.ys[-1]
+        mine = (ts >= t0) & ((ts < t1) | last)
+        ys = jnp.where(mine[:, None], here, ys)
+        doses = jnp.where(mine, dose, doses)
+        status = jnp.where(status == Status.OK, _status(sol.result, here), status)
+        y1 = x1[: model.N_STATES] * scale[: model.N_STATES]
+        value = observables.observe(y1, p, pt, protocol.inputs(t1, pt, dose))[tt.output]
+        dose = jnp.where(last, dose, tt.adjust(dose, value))
+        return (x1, dose, status, steps + sol.stats["num_steps"], ys, doses), None
+
+    # a carry of fixed dtypes, each depending on the patient's state: under vmap every carry is
+    # batched from the start, so the scan's batching rule batches its body once
+    like = x0[0]
+    init = tuple(jnp.where(jnp.isnan(like), v, v) for v in (
+        x0, tt.first_dose.astype(x0.dtype), jnp.int8(Status.OK),
+        jnp.zeros((), jnp.result_type(int)), jnp.zeros((ts.shape[0], x0.shape[0]), x0.dtype),
+        jnp.zeros(ts.shape, x0.dtype)))
+    last = jnp.arange(n + 1) == n
+    (_, _, status, steps, ys, doses), _ = jax.lax.scan(interval, init, (starts, ends, last))
+    return ys, doses, status, steps
+
+
+def observe_series(p: Params, pt: Patient, protocol: Protocol, ts, ys, doses=None) -> dict:
+    """Every output of :mod:`popsim.observables` along a time course, and the protocol's dose
+    outputs (:meth:`popsim.protocols.Protocol.doses`): dict of ``(time,)`` arrays. ``doses``:
+    the titrated dose at each saved time (:func:`simulate_titrated`)."""
+
+    def one(t, y, dose=None):
+        u = protocol.inputs(t, pt) if dose is None else protocol.inputs(t, pt, dose)
+        return {**observables.observe(y, p, pt, u), **protocol.doses(t, pt, dose)}
+
+    if doses is None:
+        return jax.vmap(one)(ts, ys[:, : model.N_STATES])
+    return jax.vmap(one)(ts, ys[:, : model.N_STATES], doses)
 
 
 BALANCE_OUTPUTS = ("net_gain_mg", "net_gain_k", "net_gain_na")

@@ -3,6 +3,7 @@ tests through session fixtures with fixed batch shapes."""
 
 import atexit
 import os
+import pathlib
 import shutil
 import tempfile
 
@@ -157,3 +158,23 @@ def api_cohort(tmp_path_factory):
     path = tmp_path_factory.mktemp("api") / "trial.h5"
     ds = popsim.simulate(SMALL_TRIAL, out=path, chunk_size=7, progress=False)
     return path, ds
+
+
+HYPOKALAEMIA_TRIAL = (pathlib.Path(__file__).resolve().parents[1] / "configs"
+                      / "trial_hypokalaemia.toml").read_text().replace(
+    "size = 1000", "size = 12").replace("days = 84", "days = 28")
+"""configs/trial_hypokalaemia.toml with 12 patients for 4 weeks: screening on serum K and Mg,
+K given twice a day and titrated weekly, Mg per kg once a day."""
+
+
+@pytest.fixture(scope="session")
+def hypokalaemia_trial(tmp_path_factory):
+    """:data:`HYPOKALAEMIA_TRIAL` written in two chunks of 6 patients: ``(path, RunResult)``."""
+    import tomllib
+
+    from popsim.run import run_cohort
+
+    path = tmp_path_factory.mktemp("hypokalaemia") / "trial.h5"
+    conf = cfg.parse_config(tomllib.loads(HYPOKALAEMIA_TRIAL))
+    result = run_cohort(conf, HYPOKALAEMIA_TRIAL, path, chunk_size=6, progress=False)
+    return path, result

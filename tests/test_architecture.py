@@ -18,10 +18,11 @@ STAGES = [
     ("popsim._version", "popsim.units", "popsim.facts", "popsim.outputs", "popsim.inputs",
      "popsim.files", "popsim.progress", "popsim.options", "popsim.compile_cache"),
     # 1: schemas and files
-    ("popsim._schema", "popsim.covariates", "popsim.interventions", "popsim.parameters",
-     "popsim.parameters.io", "popsim.config", "popsim.store"),
+    ("popsim._schema", "popsim.covariates", "popsim.criteria", "popsim.interventions",
+     "popsim.parameters", "popsim.parameters.io", "popsim.config", "popsim.store"),
     # 2: readers of data and files (no JAX)
-    ("popsim.evidence", "popsim.evidence.statistics", "popsim.report", "popsim.dataset"),
+    ("popsim.evidence", "popsim.evidence.statistics", "popsim.report", "popsim.dataset",
+     "popsim.trial_report"),
     # 3: the model of one patient
     ("popsim.physiology", "popsim.model", "popsim.observables", "popsim.protocols",
      "popsim.population"),
@@ -30,9 +31,9 @@ STAGES = [
     # 5: batching and devices (the one vmap boundary)
     ("popsim.compilation", "popsim.batch", "popsim.devices"),
     # 6: applications
-    ("popsim.run", "popsim.evidence.trial", "popsim.validation", "popsim.calibration",
-     "popsim.sensitivity", "popsim.sbml", "popsim.bench", "popsim.bench_run", "popsim.api",
-     "popsim.vpop"),
+    ("popsim.run", "popsim.screening", "popsim.evidence.trial", "popsim.validation",
+     "popsim.calibration", "popsim.sensitivity", "popsim.sbml", "popsim.bench",
+     "popsim.bench_run", "popsim.api", "popsim.vpop"),
     # 7: front ends
     ("popsim.cli", "popsim"),
 ]

@@ -156,7 +156,9 @@ def _add_run(sub) -> None:
                      help="patients per compiled batch (default 1000)")
     run.add_argument("--force", action="store_true", help="overwrite an existing output file")
     run.add_argument("--figure", type=Path, default=None,
-                     help="also write an overview figure (PNG) to this path")
+                     help="also write a figure (PNG) to this path: a trial's arms side by "
+                          "side over time, or for one arm without interventions serum Mg and "
+                          "K against Mg intake and eGFR")
     run.add_argument("--params", type=Path, default=None,
                      help="parameter file from popsim calibrate (default: the shipped "
                           "calibrated set)")

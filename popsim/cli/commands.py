@@ -96,9 +96,14 @@ def cmd_run(args) -> int:
 
     print_run_summary(result)
     if args.figure is not None:
-        from popsim.report import cohort_overview_figure
+        if any(a.intervention for a in config.arms) or len(config.arms) > 1:
+            from popsim.trial_report import write_trial_figure
 
-        cohort_overview_figure(out, args.figure)
+            write_trial_figure(out, args.figure)
+        else:
+            from popsim.report import cohort_overview_figure
+
+            cohort_overview_figure(out, args.figure)
         print(f"figure: {args.figure}")
     return _failure_exit(result, args.max_failed_fraction)
 

@@ -99,8 +99,9 @@ def cohort_patient(path: str | Path, index: int, param_set, arm: str | None = No
                           "--params")
     config = cfg.parse_config(__import__("tomllib").loads(str(attrs["config"])))
     with jax.enable_x64(True):
-        drawn = sample_cohort(config.population, int(attrs["seed"]), index, 1,
-                              param_set.params, param_set.cvs)
+        # a screened run's patient ``index`` is the candidate it enrolled
+        drawn = sample_cohort(config.population, int(attrs["seed"]),
+                              int(cohort.candidates[index]), 1, param_set.params, param_set.cvs)
         stored = float(cohort.covariate("egfr")[index])
         if not np.isclose(float(drawn.covariates["egfr"][0]), stored, rtol=1e-12):
             raise ExportError(f"--cohort {path}: patient {index}'s stored eGFR ({stored:g}) "
@@ -116,6 +117,9 @@ def cohort_patient(path: str | Path, index: int, param_set, arm: str | None = No
                                   f"{', '.join(names)})")
             protocol = protocols_for(config.arms, config.simulation.days,
                                      jax.numpy.float64)[names.index(arm)]
+            if protocol.titration is not None:
+                raise ExportError(f"--arm {arm!r}: its dose is titrated at visits during the "
+                                  "solve, which SBML inputs cannot express; export another arm")
     notes = (f"Patient {index} of cohort file {Path(path).name} (seed {attrs['seed']}, "
              f"{n} patients); parameters: {attrs.get('params_source')}.",
              "Covariates: " + ", ".join(f"{k} = {v:g}" for k, v in covariates.items()),

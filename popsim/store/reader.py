@@ -210,6 +210,15 @@ class Cohort:
         return self._read(f"param_{name}")
 
     @property
+    def candidates(self) -> np.ndarray:
+        """Each patient's candidate index, int64 ``(patient,)``: its index among the screened
+        candidates in a screened run, else the patient index itself."""
+        with _open(self.path) as f:
+            if "candidate" in f:
+                return f["candidate"][...]
+        return np.arange(self.n_patients, dtype=np.int64)
+
+    @property
     def status(self) -> np.ndarray:
         """Status codes, int8 ``(arm, patient)``; -1 for patients not computed."""
         return self._read("status")

@@ -14,6 +14,8 @@ Layout (``A`` arms, ``N`` patients, ``T`` saved times, ``C`` computation chunks)
     <covariate> (patient,)               float64 (NaN until written), or int8 codes of a category
                                          (-1 until written; ``flag_values``/``flag_meanings``)
     param_<p>   (patient,)               float64, NaN until written; attribute ``parameter`` = p
+    candidate   (patient,)               int64, only in a screened run: the patient's index among
+                                         the screened candidates (written at creation)
     status      (arm, patient)           int8, -1 until written; ``flag_values``/``flag_meanings``
     chunk_done  (chunk,)                 uint8, 1 once the chunk's patients are written;
                                          attribute ``chunk_size`` (patients per chunk)
@@ -53,7 +55,7 @@ COHORT_SUFFIXES = (".h5", ".hdf5", ".nc")
 
 _FILTERS = dict(compression="gzip", compression_opts=4, shuffle=True, fletcher32=True)
 _DIMS = ("arm", "patient", "time", "chunk")
-_RESERVED = frozenset(_DIMS + ("status", "chunk_done"))
+_RESERVED = frozenset(_DIMS + ("status", "chunk_done", "candidate"))
 _ROOT_RESERVED = frozenset({"popsim_format", "complete", "completed"})
 _FLOAT_FILL = np.nan
 _INT_FILL = -1
@@ -79,6 +81,8 @@ class CohortLayout:
         patient_ids: each patient's index in the population drawn from the run's config and
             seed, strictly increasing (default ``0..N-1``; a virtual population selected from a
             cohort keeps its patients' indices in that cohort).
+        candidates: for a screened run, each patient's candidate index (int, ``(N,)``),
+            stored whole at creation as ``candidate``; ``None``: no such variable.
     """
 
     arms: tuple[str, ...]
@@ -91,6 +95,7 @@ class CohortLayout:
     chunk_size: int
     descriptions: dict[str, str] = field(default_factory=dict)
     patient_ids: np.ndarray | None = None
+    candidates: np.ndarray | None = None
 
     @property
     def n_chunks(self) -> int:
@@ -161,6 +166,12 @@ def _check_layout(layout: CohortLayout, status_meanings: dict[int, str]) -> None
         elif kind != "float":
             raise StoreError(f"covariate {name!r}: kind must be 'float' or 'category', "
                              f"got {kind!r}")
+    if layout.candidates is not None:
+        c = np.asarray(layout.candidates)
+        if c.shape != (layout.n_patients,) or not np.issubdtype(c.dtype, np.integer) \
+                or (c.size and (c.min() < 0 or np.any(np.diff(c) <= 0))):
+            raise StoreError("candidates must be increasing non-negative integers, one per "
+                             "patient")
     if not status_meanings:
         raise StoreError("status_meanings must not be empty")
     for code in status_meanings:
@@ -249,6 +260,10 @@ def _build(tmp: Path, layout: CohortLayout, attrs: dict, status_meanings: dict[i
             ds = _variable(f, stored, ("patient",), np.float64, (pc,), unit,
                            desc.get(stored, name))
             ds.attrs["parameter"] = name
+        if layout.candidates is not None:
+            ds = _variable(f, "candidate", ("patient",), np.int64, (pc,), "1",
+                           "index of the patient among the screened candidates")
+            ds[...] = np.asarray(layout.candidates, np.int64)
         codes = sorted(int(c) for c in status_meanings)
         ds = _variable(f, "status", ("arm", "patient"), np.int8, (1, pc), "1",
                        "outcome of the simulation per arm and patient (-1: not computed)")
