@@ -84,6 +84,17 @@ def _settings(conf):
 _COMPILED_SHAPES: set[int] = set()
 
 
+def _compile_timed(cohort, devices, prot, ts, s, timed):
+    """Compile ahead as ``popsim run`` does, solve cold and warm: ``(s, programs, warm)``."""
+    t0 = time.perf_counter()
+    with CompileCounter() as counted:
+        pdev.compile_ahead(pdev.place_parts((cohort.params, cohort.patients), devices),
+                           [prot], ts, s)
+    timed(cohort)  # cold
+    warm = timed(cohort)
+    return time.perf_counter() - t0 - 2 * (warm[0] + warm[1]), counted.summary(), warm
+
+
 def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float = 1e-8,
                 progress=None, devices=None, solver: str | None = None) -> dict:
     """Patient-days per second of the batched solve for ``n`` patients (chunks of
@@ -99,8 +110,7 @@ def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float 
     chunk = -(-min(n, chunk_size) // len(devices)) * len(devices)
     n_chunks = -(-n // chunk)
     t_ss = t_sim = 0.0
-    steps = []
-    compile_s = programs = None
+    steps, compile_s, programs = [], None, None
 
     def timed(cohort):
         parts = pdev.place_parts((cohort.params, cohort.patients), devices)
@@ -119,14 +129,8 @@ def popsim_rate(n: int, chunk_size: int = 1000, rtol: float = 1e-6, atol: float 
     for c in range(n_chunks):
         cohort = sample_cohort(conf.population, conf.population.seed, c * chunk, chunk)
         if c == 0 and new_shape:  # compile as `popsim run` does, timed; then the chunk warm
-            t0 = time.perf_counter()
-            with CompileCounter() as counted:
-                pdev.compile_ahead(pdev.place_parts((cohort.params, cohort.patients), devices),
-                                   [prot], ts, s)
-            programs = counted.summary()
-            cold_ss, cold_sim, _, _ = timed(cohort)
-            ss, sim, status, nsteps = timed(cohort)
-            compile_s = time.perf_counter() - t0 - 2 * (ss + sim)
+            compile_s, programs, (ss, sim, status, nsteps) = _compile_timed(
+                cohort, devices, prot, ts, s, timed)
         else:
             ss, sim, status, nsteps = timed(cohort)
         t_ss += ss
