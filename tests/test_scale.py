@@ -166,7 +166,7 @@ def test_bench_bad_input_exits_2(args, message, capsys):
 def test_bench_table_ratios():
     """The Markdown table shows each method's rate, its ratios to libRoadRunner and to the best
     SciPy method, and its error against the tight reference."""
-    from popsim.bench import markdown
+    from popsim.bench_report import markdown
 
     rows = [{"method": "popsim", "patients": 100, "patient_days_per_s": 50_000.0,
              "compile_seconds": 10.0, "steady_state_seconds": 0.1,

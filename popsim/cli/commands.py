@@ -330,7 +330,8 @@ def cmd_bench(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from popsim.bench import markdown, run_benchmark
+    from popsim.bench import run_benchmark
+    from popsim.bench_report import markdown
 
     quick = args.quick
 
