@@ -22,12 +22,14 @@ demo: $(STAMP)
 	$(BIN)/popsim run configs/us_adults.toml --out demo/us_adults.h5 --size $(DEMO_SIZE) \
 		--figure demo/us_adults.png --force
 
+# the suite in one worker process per core (-n auto), each test file in one worker so its
+# module fixtures compile once; the workers share one on-disk compile cache (tests/conftest.py)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=25
 
 # unit tests and small physiology tests (< 3 min on 2 cores); `make test` runs everything
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check popsim tests benchmarks scripts
