@@ -86,14 +86,27 @@ def check_effects(effects: list[Effect], where: str) -> None:
 
 # --- the kinds -----------------------------------------------------------------------------
 
+SALT_CHANNELS = {"oxide": "mg_oxide", "hydroxide": "mg_oxide", "citrate": "mg_organic",
+                 "lactate": "mg_organic", "aspartate": "mg_organic", "chloride": "mg_chloride",
+                 "glycinate": "mg_glycinate", "food": "mg_oral"}
+"""Oral Mg salt -> the input channel whose solubility applies (:mod:`popsim.parameters`:
+``mg_solubility_*``; Firoz & Graber 2001)."""
+DEFAULT_SALT = "citrate"
+
+
 @register
 class OralMagnesium(Intervention):
     kind: Literal["oral_magnesium"] = "oral_magnesium"
     dose: Annotated[float, Field(ge=0, le=20000, description="mg/day elemental Mg")]
-    summary: ClassVar[str] = "oral Mg supplement, mg/day of elemental Mg"
+    salt: Annotated[Literal["oxide", "hydroxide", "citrate", "lactate", "aspartate",
+                            "chloride", "glycinate", "food"],
+                    Field(description="the salt; its solubility sets how much can be "
+                          "absorbed")] = DEFAULT_SALT
+    summary: ClassVar[str] = ("oral Mg supplement, mg/day of elemental Mg, as a salt "
+                              f"(default {DEFAULT_SALT})")
 
     def effects(self, days):
-        return [Effect("mg_oral", mg_to_mmol_mg(self.dose))]
+        return [Effect(SALT_CHANNELS[self.salt], mg_to_mmol_mg(self.dose))]
 
 
 @register

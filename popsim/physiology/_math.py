@@ -42,6 +42,11 @@ def hill(x, k, n):
     return xn / (xn + k**n)
 
 
+def relative_hill(x, x_ref, k, n):
+    """``hill(x, k, n) / hill(x_ref, k, n)``: a saturating effect normalised to 1 at ``x_ref``."""
+    return hill(x, k, n) / hill(x_ref, k, n)
+
+
 def hill_inhibition(x, k, n):
     """``1 / (1 + (x/k)**n)``: the fraction of a target left unblocked by an inhibitor ``x``."""
     return 1.0 / (1.0 + (x / k) ** n)
@@ -52,6 +57,16 @@ def softplus(x, width):
     if _is_symbolic(x, width):
         return width * _sympy().log(1 + _sympy().exp(x / width))
     return width * jnp.logaddexp(0.0, x / width)
+
+
+def tanh(x):
+    return _sympy().tanh(x) if _is_symbolic(x) else jnp.tanh(x)
+
+
+def smooth_cap(x, cap, width):
+    """``x`` smoothly limited to at most ``cap`` (``x - softplus(x - cap)``), width ``width``:
+    equal to ``x`` well below the cap, to ``cap`` well above it."""
+    return x - softplus(x - cap, width)
 
 
 def smooth_min(a, b, width):
