@@ -101,8 +101,10 @@ class HormoneParams:
                                     "above normal", "Mg antagonises Ca in vascular muscle; "
                                     "supplements lower BP in hypertensives (Zhang 2016)",
                                     upper=0.5)
-    tone_mg_gain: float = assumed(15.0, "L/mmol", "steepness of the Mg effect on tone",
-                                  "about half the largest effect at +0.03 mmol/L ionized Mg",
+    tone_mg_gain: float = assumed(5.0, "L/mmol", "steepness of the Mg effect on tone",
+                                  "a quarter of the largest effect at +0.05 mmol/L "
+                                  "ionized Mg; a steeper slope makes a loop diuretic raise "
+                                  "BP in hypertensives",
                                   upper=200)
     responsiveness_normotensive: float = assumed(0.1, "1", "vascular Mg responsiveness, "
                                                  "normotensive", "no BP fall in normotensives "

@@ -39,12 +39,12 @@ class KidneyParams:
     na_cd_max_fraction: float = assumed(0.995, "1", "largest CD reabsorption of delivered Na",
                                         "urinary Na falls to ~10 mmol/day on a 10 mmol/day "
                                         "diet (Williams 1972)", upper=1)
-    na_cd_aldosterone_gain: float = assumed(1.5, "1", "rise of the CD's reabsorption drive "
+    na_cd_aldosterone_gain: float = assumed(2.5, "1", "rise of the CD's reabsorption drive "
                                             "(logit) per ln(aldosterone)", "aldosterone "
                                             "(ENaC) sets the final Na excretion (Hallow 2017 "
                                             "aldosterone modifier)", upper=10)
-    md_loop_blinding: float = assumed(3.0, "1", "fall of the macula densa signal per unit of "
-                                      "NKCC2 block", "the macula densa senses NaCl through "
+    md_loop_blinding: float = assumed(3.6, "1", "power of the unblocked NKCC2 fraction on the "
+                                      "macula densa signal", "the macula densa senses NaCl through "
                                       "NKCC2: loop diuretics raise renin despite more luminal "
                                       "NaCl (Schnermann) [M]", upper=7)
     na_pressure_slope: float = assumed(6.0, "mmHg", "renal perfusion pressure change per unit "
@@ -72,15 +72,15 @@ class KidneyParams:
                                             "hyponatraemia [M: Leung 2011]", upper=30)
 
     # --- renin-angiotensin-aldosterone ----------------------------------------------------------
-    renin_md_gain: float = assumed(3.0, "1", "fall of ln(angiotensin II) per ln of the macula "
+    renin_md_gain: float = assumed(4.0, "1", "fall of ln(angiotensin II) per ln of the macula "
                                    "densa NaCl signal", "Hallow 2017 closed-loop gain ~1-2 per "
                                    "relative flow; Guyton near-integral; PRA x5-8 from 200 to "
                                    "10 mmol/day Na (Williams 1972)", upper=20)
-    renin_pressure_gain: float = assumed(0.035, "1/mmHg", "rise of ln(angiotensin II) per mmHg "
+    renin_pressure_gain: float = assumed(0.06, "1/mmHg", "rise of ln(angiotensin II) per mmHg "
                                          "fall of renal perfusion pressure", "renal "
                                          "baroreceptor; Leete 2018 aldosterone 0.0425/mmHg",
                                          upper=1)
-    renin_volume_gain: float = assumed(0.08, "1/%", "rise of ln(angiotensin II) per % fall of "
+    renin_volume_gain: float = assumed(0.15, "1/%", "rise of ln(angiotensin II) per % fall of "
                                        "ECF volume", "cardiopulmonary receptors raise renal "
                                        "sympathetic activity and beta1-mediated renin release "
                                        "when volume falls (DiBona & Kopp 1997, Physiol Rev "
@@ -115,7 +115,7 @@ class KidneyParams:
                                          "reabsorption as plasma K falls", "H+/K+-ATPase "
                                          "induction in K depletion (Stadt 2022 MKX option 3)",
                                          upper=50)
-    k_cd_depletion_center: float = assumed(3.2, "mmol/L", "plasma K at which CD K "
+    k_cd_depletion_center: float = assumed(3.0, "mmol/L", "plasma K at which CD K "
                                            "reabsorption is half-way to its depletion maximum",
                                            "H+/K+-ATPase is induced in frank K depletion, "
                                            "not at the low end of normal", lower=2, upper=4)
@@ -133,7 +133,7 @@ class KidneyParams:
                                           "diuretic dose (contraction alkalosis)", "metabolic "
                                           "alkalosis on diuretics raises K secretion ~1.2-1.4x "
                                           "[M]", upper=5)
-    k_adaptation_gain_low: float = assumed(0.9, "1/(mmol/L)", "log-gain of K secretory "
+    k_adaptation_gain_low: float = assumed(0.5, "1/(mmol/L)", "log-gain of K secretory "
                                            "adaptation below the K set point", "K retrieval "
                                            "in depletion is limited: thiazides lower K ~0.6 "
                                            "(Morgan & Davidson 1980)", upper=20)
