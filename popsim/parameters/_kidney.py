@@ -43,10 +43,12 @@ class KidneyParams:
                                             "(logit) per ln(aldosterone)", "aldosterone "
                                             "(ENaC) sets the final Na excretion (Hallow 2017 "
                                             "aldosterone modifier)", upper=10)
-    md_loop_blinding: float = assumed(3.6, "1", "power of the unblocked NKCC2 fraction on the "
+    md_loop_blinding: float = assumed(2.65, "1", "power of the unblocked NKCC2 fraction on the "
                                       "macula densa signal", "the macula densa senses NaCl through "
                                       "NKCC2: loop diuretics raise renin despite more luminal "
-                                      "NaCl (Schnermann) [M]", upper=7)
+                                      "NaCl (Schnermann); set by hand so a full dose raises "
+                                      "renin ~2.5x at once (PRA rises after furosemide: "
+                                      "Muller 2015)", upper=7)
     na_pressure_slope: float = assumed(6.0, "mmHg", "renal perfusion pressure change per unit "
                                        "of the CD's reabsorption drive (pressure "
                                        "natriuresis)", "Hallow's 1 mmHg slope on "
@@ -133,10 +135,11 @@ class KidneyParams:
                                           "diuretic dose (contraction alkalosis)", "metabolic "
                                           "alkalosis on diuretics raises K secretion ~1.2-1.4x "
                                           "[M]", upper=5)
-    k_adaptation_gain_low: float = assumed(0.5, "1/(mmol/L)", "log-gain of K secretory "
+    k_adaptation_gain_low: float = assumed(0.25, "1/(mmol/L)", "log-gain of K secretory "
                                            "adaptation below the K set point", "K retrieval "
-                                           "in depletion is limited: thiazides lower K ~0.6 "
-                                           "(Morgan & Davidson 1980)", upper=20)
+                                           "in depletion is limited; set by hand so a thiazide "
+                                           "lowers K near the 0.6 mmol/L of Morgan & "
+                                           "Davidson 1980", upper=20)
     k_adaptation_gain_high: float = assumed(3.3, "1/(mmol/L)", "log-gain of K secretory "
                                             "adaptation above the K set point", "+46 mmol/day "
                                             "urinary K raises serum K only 0.14 (Cappuccio "
