@@ -1,5 +1,5 @@
 __version__ = "0.1.0"
-MODEL_VERSION = "1.0"
+MODEL_VERSION = "2.0"
 
 
 def library_versions() -> dict[str, str]:

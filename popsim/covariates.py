@@ -21,6 +21,7 @@ COVARIATES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "k_intake": ("mmol/day", "float", ()),
     "na_intake": ("mmol/day", "float", ()),
     "diuretic": ("1", "category", ("none", "loop", "thiazide")),
+    "hypertension": ("1", "category", ("no", "yes")),
 }
 #: physical limits a sampled covariate is clipped to, whatever the distribution
 COVARIATE_LIMITS = {
@@ -137,6 +138,9 @@ def _default_covariates() -> dict[str, Any]:
         # NHANES prescription data: thiazides ~10%, loop diuretics ~3% of adults
         "diuretic": Categorical(distribution="categorical", values=["none", "loop", "thiazide"],
                                 probabilities=[0.87, 0.03, 0.10]),
+        # NHANES: ~30% of adults hypertensive (Wright 2011)
+        "hypertension": Categorical(distribution="categorical", values=["no", "yes"],
+                                    probabilities=[0.7, 0.3]),
     }
 
 

@@ -17,7 +17,11 @@ from typing import NamedTuple
 class Inputs(NamedTuple):
     """What acts on one patient at one instant (after interventions are applied)."""
 
-    mg_oral: object  # Mg swallowed (diet + supplements), mmol/day
+    mg_oral: object  # Mg swallowed with food, mmol/day
+    mg_oxide: object  # Mg swallowed as oxide (or hydroxide), mmol/day elemental
+    mg_organic: object  # Mg swallowed as citrate, lactate or aspartate, mmol/day elemental
+    mg_chloride: object  # Mg swallowed as chloride, mmol/day elemental
+    mg_glycinate: object  # Mg swallowed as glycinate, mmol/day elemental
     k_oral: object  # K swallowed, mmol/day
     na_oral: object  # Na swallowed, mmol/day
     mg_iv: object  # Mg infused into the ECF, mmol/day
@@ -47,7 +51,12 @@ class Channel:
 
 
 CHANNELS: tuple[Channel, ...] = (
-    Channel("mg_oral", "mmol/day", "Mg swallowed (diet + supplements)", "mg_intake", True),
+    Channel("mg_oral", "mmol/day", "Mg swallowed with food", "mg_intake", True),
+    Channel("mg_oxide", "mmol/day", "Mg swallowed as oxide or hydroxide (elemental)"),
+    Channel("mg_organic", "mmol/day", "Mg swallowed as citrate, lactate or aspartate "
+            "(elemental)"),
+    Channel("mg_chloride", "mmol/day", "Mg swallowed as chloride (elemental)"),
+    Channel("mg_glycinate", "mmol/day", "Mg swallowed as glycinate (elemental)"),
     Channel("k_oral", "mmol/day", "K swallowed (diet + supplements)", "k_intake", True),
     Channel("na_oral", "mmol/day", "Na swallowed", "na_intake", True),
     Channel("mg_iv", "mmol/day", "Mg infused into the ECF"),

@@ -273,16 +273,33 @@ class Dosed(Intervention):
 
 # --- the kinds -----------------------------------------------------------------------------
 
+SALT_CHANNELS = {"oxide": "mg_oxide", "hydroxide": "mg_oxide", "citrate": "mg_organic",
+                 "lactate": "mg_organic", "aspartate": "mg_organic", "chloride": "mg_chloride",
+                 "glycinate": "mg_glycinate", "food": "mg_oral"}
+"""Oral Mg salt -> the input channel whose solubility applies (:mod:`popsim.parameters`:
+``mg_solubility_*``; Firoz & Graber 2001)."""
+DEFAULT_SALT = "citrate"
+
+
 @register
 class OralMagnesium(Dosed):
     kind: Literal["oral_magnesium"] = "oral_magnesium"
     dose: Annotated[float | None, Field(ge=0, le=20000, description="mg/day elemental Mg")] = None
     dose_per_kg: Annotated[float | None, Field(ge=0, le=300, description="mg/kg/day elemental "
                                                "Mg")] = None
-    summary: ClassVar[str] = "oral Mg supplement, mg/day (or mg/kg/day) of elemental Mg"
-    channel: ClassVar[str] = "mg_oral"
+    salt: Annotated[Literal["oxide", "hydroxide", "citrate", "lactate", "aspartate",
+                            "chloride", "glycinate", "food"],
+                    Field(description="the salt; its solubility sets how much can be "
+                          "absorbed")] = DEFAULT_SALT
+    summary: ClassVar[str] = ("oral Mg supplement, mg/day (or mg/kg/day) of elemental Mg, as a "
+                              f"salt (default {DEFAULT_SALT})")
     dose_unit: ClassVar[str] = "mg/day"
     rate_unit: ClassVar[str] = "mg/day"
+
+    @property
+    def channel(self) -> str:  # type: ignore[override]
+        """The input channel of the salt (its solubility applies)."""
+        return SALT_CHANNELS[self.salt]
 
     def to_model_units(self, x):
         return mg_to_mmol_mg(x)

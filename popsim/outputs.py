@@ -35,6 +35,15 @@ OUTPUT_SPECS: dict[str, tuple[str, str]] = {
     "body_mg": ("mmol", "exchangeable body Mg (ECF + cells + bone surface)"),
     "body_k": ("mmol", "body K (ECF + cells)"),
     "body_na": ("mmol", "exchangeable body Na (ECF + cells)"),
+    "serum_phosphate": ("mmol/L", "serum inorganic phosphate"),
+    "calcitriol": ("pmol/L", "serum 1,25-dihydroxyvitamin D"),
+    "urine_phosphate": ("mmol/day", "urinary phosphate excretion"),
+    "renin": ("1", "plasma renin activity (angiotensin II) relative to the reference adult"),
+    "map": ("mmHg", "mean arterial pressure"),
+    "sbp": ("mmHg", "systolic blood pressure"),
+    "dbp": ("mmHg", "diastolic blood pressure"),
+    "mg_absorbed_fraction": ("%", "net intestinal Mg absorption as a share of Mg swallowed"),
+    "body_p": ("mmol", "extracellular phosphate"),
 }
 """Output name -> (unit, description), in the order the model computes and stores them."""
 

@@ -185,7 +185,7 @@ def patients_from_covariates(per_patient: Params, cov: dict, chronic_diuretic_do
     thiazide = jnp.where(cov["diuretic"] == 2, chronic_diuretic_dose, 0.0)
     return make_patient(per_patient, cov["body_weight"], is_female, cov["egfr"],
                         mg_to_mmol_mg(cov["mg_intake"]), cov["k_intake"], cov["na_intake"],
-                        loop, thiazide)
+                        loop, thiazide, cov["hypertension"] == 1)
 
 
 class Cohort(eqx.Module):

@@ -136,8 +136,8 @@ def _make_solver(s: SolverSettings):
 
 
 def _scaled_residual(x, args):
-    p, pt, u, scale = args
-    return jnp.stack(model.derivatives(x * scale, p, pt, u)) / scale
+    p, pt, u, scale, d = args
+    return jnp.stack(model.derivatives(x * scale, p, pt, u, d)) / scale
 
 
 def _newton(x0, p, pt, u, scale, s: SolverSettings):
@@ -148,9 +148,11 @@ def _newton(x0, p, pt, u, scale, s: SolverSettings):
     """
     newton = optx.Newton(rtol=s.ss_rtol, atol=s.ss_atol, linear_solver=SmallLU())
     sol = optx.root_find(_scaled_residual, newton, x0,
-                         args=(p, pt, u, scale), max_steps=s.ss_max_steps, throw=False)
+                         args=(p, pt, u, scale, model.derived(p)), max_steps=s.ss_max_steps,
+                         throw=False)
     y = sol.value * scale
-    ok = (sol.result == optx.RESULTS.successful) & jnp.all(jnp.isfinite(y)) & jnp.all(y > 0)
+    ok = (sol.result == optx.RESULTS.successful) & jnp.all(jnp.isfinite(y)) & jnp.all(
+        jnp.where(jnp.asarray(model.POSITIVE), y > 0, True))
     return y, ok
 
 
@@ -163,26 +165,29 @@ def steady_state(p: Params, pt: Patient, s: SolverSettings = SolverSettings(), u
     Returns ``(y, ok)``: the state (model units) and whether Newton converged.
     """
     u = model.baseline_inputs(pt) if u is None else u
-    scale = model.reference_state(p, pt)
-    x0 = jnp.ones_like(scale) if y_start is None else y_start / scale
-    return _newton(x0, p, pt, u, scale, s)
+    scale = model.state_scale(p, pt)
+    start = model.reference_state(p, pt) if y_start is None else y_start
+    return _newton(start / scale, p, pt, u, scale, s)
 
 
 def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSettings(), u=None):
     """Pseudo-transient continuation: relax towards the steady state with an L-stable implicit
     solver (loose tolerances, steps growing to years) until a steady-state event, then Newton."""
     u = model.baseline_inputs(pt) if u is None else u
-    scale = model.reference_state(p, pt)
+    scale = model.state_scale(p, pt)
+
+    d = model.derived(p)
 
     def vf(t, x, args):
-        return jnp.stack(model.derivatives(x * scale, p, pt, u)) / scale
+        return jnp.stack(model.derivatives(x * scale, p, pt, u, d)) / scale
 
     # the stage equations' chord iterations factorise with SmallLU, not lineax's LU: jaxlib's
     # batched LAPACK kernels wait on XLA's thread pool for their own tasks, and two at once
     # (two fallback batches, or two devices) left every pool thread waiting: a deadlock
     chord = dfx.with_stepsize_controller_tols(dfx.VeryChord)(linear_solver=SmallLU())
     sol = dfx.diffeqsolve(
-        dfx.ODETerm(vf), dfx.Kvaerno3(root_finder=chord), 0.0, 1e6, 1e-4, jnp.ones_like(scale),
+        dfx.ODETerm(vf), dfx.Kvaerno3(root_finder=chord), 0.0, 1e6, 1e-4,
+        model.reference_state(p, pt) / scale,
         stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-6),
         event=dfx.Event(dfx.steady_state_event(rtol=1e-7, atol=1e-9)),
         max_steps=s.fallback_max_steps, throw=False)
@@ -190,21 +195,23 @@ def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSett
 
 
 def _scales(p: Params, pt: Patient, track_balance: bool):
-    """The state's scale (the patient's reference pools; with ``track_balance`` the three
+    """The state's scale (:func:`popsim.model.state_scale`; with ``track_balance`` the four
     cumulative gains scaled like the ECF pools)."""
-    scale = model.reference_state(p, pt)
+    scale = model.state_scale(p, pt)
     if track_balance:
         scale = jnp.concatenate([scale, jnp.stack([scale[model.MG_ECF], scale[model.K_ECF],
-                                                   scale[model.NA_ECF]])])
+                                                   scale[model.NA_ECF], scale[model.P_ECF]])])
     return scale
 
 
 def _vector_field(p: Params, pt: Patient, protocol: Protocol, scale, track_balance: bool):
     """d(x)/dt of the normalised state ``x``; ``args`` is the titrated dose (or ``None``)."""
+    d = model.derived(p)
+
     def vf(t, x, args):
         y = x[: model.N_STATES] * scale[: model.N_STATES]
         u = protocol.inputs(t, pt) if args is None else protocol.inputs(t, pt, args)
-        dy = jnp.stack(model.derivatives(y, p, pt, u))
+        dy = jnp.stack(model.derivatives(y, p, pt, u, d))
         if track_balance:
             dy = jnp.concatenate([dy, jnp.stack(observables.balance_rates(y, p, pt, u))])
         return dy / scale
@@ -242,14 +249,14 @@ def simulate(p: Params, pt: Patient, protocol: Protocol, y0, ts,
     """Time course of one patient from state ``y0`` at ``ts[0]``, saved at ``ts`` (days).
 
     Returns ``(ys, status, num_steps)``: ``ys`` of shape ``(time, state)`` in model units (with
-    ``track_balance``, three more columns: the cumulative net external gain of Mg, K and Na in
-    mmol since ``ts[0]``, see :func:`popsim.observables.balance_rates`).
+    ``track_balance``, four more columns: the cumulative net external gain of Mg, K, Na and ECF
+    phosphate in mmol since ``ts[0]``, see :func:`popsim.observables.balance_rates`).
     """
     scale = _scales(p, pt, track_balance)
     vf = _vector_field(p, pt, protocol, scale, track_balance)
     x0 = y0 / scale[: model.N_STATES]
     if track_balance:
-        x0 = jnp.concatenate([x0, jnp.zeros(3, x0.dtype)])
+        x0 = jnp.concatenate([x0, jnp.zeros(len(BALANCE_OUTPUTS), x0.dtype)])
     sol = _solve(vf, protocol, ts[0], ts[-1], x0, dfx.SaveAt(ts=ts), s)
     ys = sol.ys * scale
     return ys, _status(sol.result, ys), sol.stats["num_steps"]
@@ -273,7 +280,7 @@ def simulate_titrated(p: Params, pt: Patient, protocol: Protocol, y0, ts,
     vf = _vector_field(p, pt, protocol, scale, track_balance)
     x0 = y0 / scale[: model.N_STATES]
     if track_balance:
-        x0 = jnp.concatenate([x0, jnp.zeros(3, x0.dtype)])
+        x0 = jnp.concatenate([x0, jnp.zeros(len(BALANCE_OUTPUTS), x0.dtype)])
     n = tt.visits.shape[0]
     starts = jnp.concatenate([ts[:1], tt.visits])
     ends = jnp.concatenate([tt.visits, ts[-1:]])
@@ -321,5 +328,5 @@ def observe_series(p: Params, pt: Patient, protocol: Protocol, ts, ys, doses=Non
     return jax.vmap(one)(ts, ys[:, : model.N_STATES], doses)
 
 
-BALANCE_OUTPUTS = ("net_gain_mg", "net_gain_k", "net_gain_na")
+BALANCE_OUTPUTS = ("net_gain_mg", "net_gain_k", "net_gain_na", "net_gain_p")
 """With ``track_balance``: cumulative net external gain since ``ts[0]``, mmol."""

@@ -9,6 +9,7 @@ model's time courses) and a JSON file of every comparison.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
@@ -24,11 +25,23 @@ DEFAULT_SIZE = 32
 
 
 @dataclass
+class Decomposed:
+    """One observation of a study with its ``decomposition``: the full model's value and the
+    value with each mechanism switched off (by label)."""
+
+    study: str
+    observation: str
+    unit: str
+    values: dict[str, float]
+
+
+@dataclass
 class ValidationReport:
-    """Every observation compared, and the trials they came from."""
+    """Every observation compared, the trials they came from and the decompositions."""
 
     results: list[Evaluated] = field(default_factory=list)
     trials: dict[str, TrialResult] = field(default_factory=dict)
+    decompositions: list[Decomposed] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -56,7 +69,37 @@ def run_studies(chosen: list[evidence.Study], size: int | None = None, params=No
             report.trials[s.study.id] = simulate_study(s, size, params)
             bar.advance()
     report.results = evaluate_all(list(report.trials.values()))
+    report.decompositions = decompose(chosen, report, size, params)
     return report
+
+
+def decompose(chosen: list[evidence.Study], report: ValidationReport, size: int | None,
+              params=None) -> list[Decomposed]:
+    """Re-run each study that has a ``decomposition`` once per switched-off mechanism (its
+    parameter overrides on top of ``params``) and collect the named observations."""
+    from popsim.evidence.trial import simulate_study
+    from popsim.parameters.io import ParameterSet, default_parameters
+
+    base = params if params is not None else default_parameters()
+    out: list[Decomposed] = []
+    for s in chosen:
+        if s.decomposition is None:
+            continue
+        sid = s.study.id
+        full = {r.observation.id: r.model for r in report.results if r.study == sid}
+        rows = {oid: Decomposed(sid, oid, s.observation_by_id(oid).unit or "",
+                                {"full model": full[oid]})
+                for oid in s.decomposition.observations}
+        for label, overrides in s.decomposition.without.items():
+            switched = ParameterSet(dataclasses.replace(base.params, **overrides), base.cvs,
+                                    f"{base.source} without {label}", base.meta)
+            needed = [report.trials[r] for r in s.study.requires]
+            results = evaluate_all([*needed, simulate_study(s, size, switched)])
+            by_id = {r.observation.id: r.model for r in results if r.study == sid}
+            for oid, row in rows.items():
+                row.values[f"without {label}"] = by_id[oid]
+        out.extend(rows.values())
+    return out
 
 
 def validate(size: int = DEFAULT_SIZE, out: str | Path | None = None, progress: bool = True,
@@ -79,6 +122,9 @@ def write_results(report: ValidationReport, out: Path, name: str) -> None:
             study_figure(trial, [r for r in report.results if r.study == sid],
                          tmp / f"{sid}.png")
         (tmp / name).write_text(json.dumps([_record(r) for r in report.results], indent=2))
+        if report.decompositions:
+            (tmp / "decomposition.json").write_text(json.dumps(
+                [dataclasses.asdict(d) for d in report.decompositions], indent=2))
 
 
 BASIS = {"se": "SE", "ci95": "95% CI", "sd": "SD, n", "iqr": "IQR, n", "tolerance": "tolerance",
@@ -221,6 +267,24 @@ def print_report(report: ValidationReport, console=None, heading: str = "") -> N
         t.add_row(r.study, o.label, _shown(r.model), _window(r), _basis(o), o.unit, verdict,
                   o.source or o.quote)
     console.print(t)
+    if report.decompositions:
+        print_decomposition(report.decompositions, console)
     n_checked, n_miss = len(report.checked()), len(report.misses())
     console.print(f"{n_checked - n_miss}/{n_checked} observations inside their 95% interval "
                   "or expected window")
+
+
+def print_decomposition(rows: list[Decomposed], console) -> None:
+    """Which mechanism carries each decomposed effect: the observation with the full model and
+    with each mechanism switched off."""
+    from rich.table import Table
+
+    labels = list(dict.fromkeys(k for r in rows for k in r.values))
+    t = Table(title="which mechanism carries the effect (the observation re-simulated with "
+              "each mechanism switched off)")
+    for col in ("study", "observation", *labels, "unit"):
+        t.add_column(col, no_wrap=col in ("study", "observation"), overflow="fold")
+    for r in rows:
+        t.add_row(r.study, r.observation, *(_shown(r.values.get(k, math.nan)) for k in labels),
+                  r.unit)
+    console.print(t)

@@ -15,6 +15,7 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's popsim, whatever is installed
 CONFIG = ROOT / "tests" / "data" / "reference_cohort.toml"
 OUT = ROOT / "tests" / "data" / "reference_cohort.h5"
 

@@ -66,14 +66,15 @@ def _release_compiled_programs():
 
 def patients(params: Params = None, n: int = SCENARIO_BATCH, *, body_weight=70.0, female=False,
              egfr=100.0, mg_intake_mg=300.0, k_intake=75.0, na_intake=150.0, loop=0.0,
-             thiazide=0.0):
+             thiazide=0.0, hypertensive=False):
     """A batch of ``n`` typical patients (no between-patient variability). Any covariate may be
     a scalar or a length-``n`` sequence."""
     params = default_parameters().params if params is None else params
     a = lambda x: jnp.broadcast_to(jnp.asarray(x, jnp.float64), (n,))  # noqa: E731
     pt = model.make_patient(params, a(body_weight), jnp.broadcast_to(jnp.asarray(female), (n,)),
                             a(egfr), a(mg_to_mmol_mg(np.asarray(mg_intake_mg, float))),
-                            a(k_intake), a(na_intake), a(loop), a(thiazide))
+                            a(k_intake), a(na_intake), a(loop), a(thiazide),
+                            jnp.broadcast_to(jnp.asarray(hypertensive), (n,)))
     pb = jax.tree.map(lambda x: jnp.full((n,), x, jnp.float64), params)
     return pb, pt
 

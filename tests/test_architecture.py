@@ -24,8 +24,8 @@ STAGES = [
     ("popsim.evidence", "popsim.evidence.statistics", "popsim.report", "popsim.dataset",
      "popsim.trial_report"),
     # 3: the model of one patient
-    ("popsim.physiology", "popsim.model", "popsim.observables", "popsim.protocols",
-     "popsim.population"),
+    ("popsim.physiology", "popsim.balance", "popsim.model", "popsim.observables",
+     "popsim.protocols", "popsim.population"),
     # 4: single-patient numerics
     ("popsim.linear", "popsim.rosenbrock", "popsim.solve"),
     # 5: batching and devices (the one vmap boundary)

@@ -32,11 +32,11 @@ def test_gut_mg_absorbed_fraction_falls_and_amount_rises_with_intake(mg, factor)
     assert absorbed_fraction(mg * factor) * mg * factor > absorbed_fraction(mg) * mg
 
 
-@given(st.floats(0.05, 40.0), st.floats(1.0, 40.0), st.floats(0.01, 2.0))
-def test_cell_mg_buffer_inverts(total, capacity, kd):
-    free = float(cells.mg_free_from_total(jnp.float64(total), capacity, kd))
+@given(st.floats(0.05, 40.0), st.floats(1.0, 40.0), st.floats(0.01, 2.0), st.floats(0.0, 30.0))
+def test_cell_mg_buffer_inverts(total, capacity, kd, weak):
+    free = float(cells.mg_free_from_total(jnp.float64(total), capacity, kd, weak))
     assert 0 < free <= total
-    assert free + capacity * free / (kd + free) == pytest.approx(total, rel=1e-9)
+    assert free * (1 + weak) + capacity * free / (kd + free) == pytest.approx(total, rel=1e-9)
 
 
 @given(st.floats(0.05, 2.0), st.floats(0.05, 2.0))
@@ -50,13 +50,15 @@ def test_romk_opens_as_cell_mg_falls(mg_low, dm):
 def test_pump_slows_with_low_cell_mg():
     def pump(mg_free):
         return float(cells.nka_k_uptake(28.0, P.nka_vmax, 12.0, 4.2, mg_free, P.nka_km_na,
-                                        P.nka_km_k, P.nka_km_mg, 1.0))
+                                        P.nka_km_k, P.nka_km_mg, P.mg_free_ref,
+                                        P.nka_mg_dependence, 1.0))
 
     assert pump(0.3) < 0.9 * pump(0.6)
     # Na_i and K_o raise the pump (Luo-Rudy, Stadt 2022)
     base = pump(0.6)
     assert float(cells.nka_k_uptake(28.0, P.nka_vmax, 18.0, 4.2, 0.6, P.nka_km_na, P.nka_km_k,
-                                    P.nka_km_mg, 1.0)) > base
+                                    P.nka_km_mg, P.mg_free_ref, P.nka_mg_dependence,
+                                    1.0)) > base
 
 
 def _mg_urine(mg_p, gfr=144.0, nephron=1.0, loop=0.0, thiazide=0.0):

@@ -3,6 +3,7 @@ vector field (the drift test), and libRoadRunner time courses against popsim's o
 
 import dataclasses
 import html
+import inspect
 
 import h5py
 import jax
@@ -13,9 +14,11 @@ import pytest
 import roadrunner
 from conftest import SMALL_TRIAL, timed_effects
 
-from popsim import batch, model, observables, sbml, solve
+from popsim import balance, batch, model, observables, sbml, solve
 from popsim.cli import main
-from popsim.parameters import parameter_specs
+from popsim.interventions import DEFAULT_SALT, SALT_CHANNELS
+from popsim.outputs import OUTPUT_SPECS, OUTPUT_UNITS
+from popsim.parameters import Params, parameter_specs
 from popsim.parameters.io import default_parameters
 from popsim.protocols import compile_segments
 from popsim.units import mg_to_mmol_mg
@@ -31,10 +34,13 @@ def _protocol(items):
         return compile_segments(timed_effects(items), n_segments=N_SEGMENTS, dtype=jnp.float64)
 
 
-# The four patients of the cross-check, each with interventions so that everything moves.
+# The patients of the cross-check, each with interventions so that everything moves.
 SCENARIOS = {
     "reference": (dict(), [(10.0, 60.0, {}, {"mg_oral": mg_to_mmol_mg(400.0)}),
                            (30.0, 90.0, {"na_intake": 250.0}, {})]),
+    "hypertensive": (dict(hypertensive=1.0, na_intake=200.0),
+                     [(10.0, 90.0, {}, {"mg_oxide": mg_to_mmol_mg(400.0)}),
+                      (40.0, 90.0, {"na_intake": 80.0}, {"mg_chloride": mg_to_mmol_mg(200.0)})]),
     "mg_poor": (dict(mg_intake=mg_to_mmol_mg(60.0), is_female=1.0, body_weight=62.0),
                 [(0.0, 90.0, {"mg_intake": mg_to_mmol_mg(20.0)}, {}),
                  (20.0, 90.0, {}, {"k_oral": 40.0})]),
@@ -53,19 +59,25 @@ def _spec(name):
 
 @pytest.fixture(scope="module")
 def exported():
-    """name -> (spec, SBML text) for the four scenarios."""
+    """name -> (spec, SBML text, libRoadRunner instance) for the scenarios."""
     out = {}
     for name in SCENARIOS:
         spec = _spec(name)
-        out[name] = spec, sbml.to_sbml(spec)
+        text = sbml.to_sbml(spec)
+        out[name] = spec, text, roadrunner.RoadRunner(text)
     return out
 
 
-def _runner(text):
-    rr = roadrunner.RoadRunner(text)
+def _runner(rr):
+    """CVODE at rtol 1e-10 and an absolute tolerance of 1e-12 per unit of each state's initial
+    value, at least 1e-12: libRoadRunner scales a scalar tolerance by the initial value, which
+    leaves a state starting at 0 (the K-adaptation log-gain) with none and CVODE stalling."""
+    rr.resetAll()
     rr.integrator.relative_tolerance = 1e-10
     rr.integrator.absolute_tolerance = 1e-12
     rr.integrator.maximum_num_steps = 100_000
+    for sid in sbml.STATE_IDS:
+        rr.integrator.setIndividualTolerance(sid, 1e-12 * max(1.0, abs(rr[sid])))
     return rr
 
 
@@ -73,20 +85,16 @@ def _batch(spec):
     """One-patient batches of the spec's parameters and patient (model units)."""
     one = lambda v: jnp.asarray([float(v)], jnp.float64)  # noqa: E731
     p = jax.tree.map(one, spec.params)
-    c = spec.covariates
-    pt = model.make_patient(p, one(c["body_weight"]), one(c["is_female"]) > 0.5, one(c["egfr"]),
-                            one(c["mg_intake"]), one(c["k_intake"]), one(c["na_intake"]),
-                            one(c["loop_dose"]), one(c["thiazide_dose"]))
-    return p, pt
+    return p, sbml.make_patient(p, {k: one(v) for k, v in spec.covariates.items()})
 
 
 def test_every_export_passes_libsbml_consistency_checks(exported):
-    for name, (_, text) in exported.items():
+    for name, (_, text, _) in exported.items():
         assert sbml.consistency_errors(text) == [], name
 
 
 def test_sbml_names_every_unit(exported):
-    _, text = exported["reference"]
+    _, text, _ = exported["reference"]
     doc = libsbml.readSBMLFromString(text)
     m = doc.getModel()
     assert m.getTimeUnits() == "day"
@@ -106,7 +114,7 @@ def test_sbml_names_every_unit(exported):
 
 
 def test_parameter_values_round_trip(exported):
-    spec, text = exported["ckd"]
+    spec, text, _ = exported["ckd"]
     m = libsbml.readSBMLFromString(text).getModel()
     for s in parameter_specs():
         par = m.getParameter(s.name)
@@ -118,22 +126,74 @@ def test_parameter_values_round_trip(exported):
         assert m.getParameter(sid).getValue() == spec.y0[k], sid
 
 
-def test_spec_outputs_are_assignment_rules(exported):
-    _, text = exported["reference"]
+def test_every_model_quantity_is_in_the_document(exported):
+    """Everything the model defines is in the export, read from the model's own definitions:
+    every state (a rate rule), every parameter (a constant with its unit and provenance), every
+    output with its unit, every flux, concentration, balancing constant, patient quantity and
+    input (a rule), every covariate (a constant)."""
+    _, text, _ = exported["reference"]
     m = libsbml.readSBMLFromString(text).getModel()
+    rate_ruled = {m.getRule(i).getVariable() for i in range(m.getNumRules())
+                  if m.getRule(i).isRate()}
     ruled = {m.getRule(i).getVariable() for i in range(m.getNumRules())}
-    for o in observables.OUTPUTS:
-        assert o.name in ruled, o.name  # pth and ecf_volume: states with rate rules
-    for name in model.Fluxes._fields:
+    assert len(sbml.STATE_IDS) == len(model.STATE_NAMES)
+    assert set(sbml.STATE_IDS) == rate_ruled
+    for f in dataclasses.fields(Params):
+        par = m.getParameter(f.name)
+        assert par is not None and par.getConstant(), f.name
+        assert par.getUnits() == sbml.unit_id(f.metadata["unit"]), f.name
+        assert f"Provenance: {f.metadata['provenance']}" in par.getNotesString(), f.name
+    for name in OUTPUT_SPECS:  # an output is a rule or a state under its own id
         assert name in ruled, name
+        assert m.getParameter(name).getUnits() == sbml.unit_id(OUTPUT_UNITS[name]), name
+    quantities = (*model.Fluxes._fields, *model.Concentrations._fields,
+                  *balance.Derived._fields, *(f.name for f in dataclasses.fields(model.Patient)))
+    for name in quantities:
+        assert name in ruled or name in {c.name for c in sbml.COVARIATES}, name
+    for name in sbml.INPUT_IDS:
+        assert name in ruled, name
+    for c in sbml.COVARIATES:
+        assert m.getParameter(c.name).getConstant(), c.name
+
+
+def test_covariates_are_the_arguments_of_make_patient():
+    """The exporter's covariates are :func:`popsim.model.make_patient`'s arguments, in order (a
+    new covariate there must be listed, with its unit, in popsim.sbml.symbolic)."""
+    args = list(inspect.signature(model.make_patient).parameters)[1:]
+    assert [c.name for c in sbml.COVARIATES] == [a.removesuffix("_mmol") for a in args]
+    assert set(sbml.reference_covariates()) == {c.name for c in sbml.COVARIATES}
+
+
+def test_units_are_read_from_the_model_source():
+    """The units of fluxes, patient quantities and balancing constants come from the comments
+    in popsim/model.py and popsim/balance.py, and every one has an SBML form."""
+    from popsim.sbml import units
+
+    flux = units.field_units(model.Fluxes, units.default_unit(model.Fluxes))
+    assert units.default_unit(model.Fluxes) == "mmol/day"
+    assert flux["mg_urine"] == "mmol/day" and flux["map"] == "mmHg"
+    assert flux["pth_target"] == "pmol/L" and flux["romk_open"] == "1"
+    assert flux["water_gain"] == "L/day" and flux["volume_deviation"] == "%"
+    assert units.field_units(model.Patient)["map_ref"] == "mmHg"
+    assert units.field_units(model.Patient)["gfr"] == "L/day"
+    for cls in (model.Patient, balance.Derived):
+        for name, unit in units.field_units(cls).items():
+            assert units.is_unit(unit), (cls.__name__, name, unit)
+    assert units.comment_unit("L/day per L cell water") == "L/day/L"
+    assert units.comment_unit("% MAP per % ECF volume") == "1"
+    assert units.comment_unit("K pumped into cells") is None
+    assert units.unit_factors("(mmol/L)/(mmol/L)") == []
+    assert units.unit_id("1/(mmol/L)") == "L_per_mmol"
+    with pytest.raises(ValueError, match="'furlong'"):
+        units.unit_factors("furlong/day")
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_sbml_rates_and_outputs_equal_the_jax_model(exported, name):
     """The drift test: at perturbed states and times in every protocol segment, libRoadRunner's
     rates and outputs from the SBML equal popsim's to rounding."""
-    spec, text = exported[name]
-    rr = roadrunner.RoadRunner(text)
+    spec, _, rr = exported[name]
+    rr.resetAll()
     p, pt = _batch(spec)
     p, pt = jax.tree.map(lambda x: x[0], (p, pt))
     protocol = spec.protocol
@@ -162,7 +222,7 @@ def popsim_courses(exported):
     outputs dict of (day,) arrays."""
     ts = jnp.arange(DAYS + 1, dtype=jnp.float64)
     out = {}
-    for name, (spec, _) in exported.items():
+    for name, (spec, _, _) in exported.items():
         p, pt = _batch(spec)
         obs, status, _ = batch.simulate_observe_jit(p, pt, spec.protocol,
                                                         jnp.asarray(spec.y0)[None], ts, TIGHT)
@@ -175,8 +235,8 @@ def popsim_courses(exported):
 def test_libroadrunner_time_course_matches_popsim(exported, popsim_courses, name):
     """libRoadRunner (CVODE, rtol 1e-10) on the exported file against popsim over 90 days:
     every output within 1e-5 relative, every day."""
-    spec, text = exported[name]
-    rr = _runner(text)
+    _, _, rr = exported[name]
+    rr = _runner(rr)
     names = [o.name for o in observables.OUTPUTS]
     res = rr.simulate(0, DAYS, DAYS + 1, ["time", *names])
     ours = popsim_courses[name]
@@ -215,7 +275,7 @@ def test_cli_exports_a_cohort_patient_with_an_arm(small_trial, tmp_path):
     assert m.getParameter("egfr").getValue() == pytest.approx(egfr, rel=1e-12)
     rr = roadrunner.RoadRunner(out.read_text())
     assert rr["serum_mg"] == pytest.approx(serum_mg, rel=1e-6)
-    formula = libsbml.formulaToL3String(m.getRule("mg_oral").getMath())
+    formula = libsbml.formulaToL3String(m.getRule(SALT_CHANNELS[DEFAULT_SALT]).getMath())
     assert "piecewise" in formula and "time" in formula
 
 
@@ -270,7 +330,7 @@ def test_cohort_patient_needs_the_runs_parameters(small_trial):
 
     path, _ = small_trial
     ps = default_parameters()
-    other = ParameterSet(dataclasses.replace(ps.params, mg_gut_vmax=ps.params.mg_gut_vmax * 1.1),
+    other = ParameterSet(dataclasses.replace(ps.params, mg_gut_km=ps.params.mg_gut_km * 1.1),
                          ps.cvs, "other", {})
     with pytest.raises(sbml.ExportError, match="other parameters"):
         sbml.cohort_patient(path, 0, other)

@@ -19,6 +19,7 @@ See :class:`Observation` for the statistics. Folders: ``studies/`` (published, f
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from functools import cache
@@ -29,6 +30,7 @@ from pydantic import Field, field_validator, model_validator
 
 from popsim.config import ConfigError, RunConfig, _Strict, parse_config, validate_model
 from popsim.outputs import OUTPUT_UNITS
+from popsim.parameters import Params
 
 HERE = Path(__file__).parent
 FOLDERS = ("scenarios", "studies", "reserved")
@@ -298,12 +300,31 @@ class StudyMeta(_Strict):
     requires: list[str] = []  # other files whose observations ``combine`` reads
 
 
+class Decomposition(_Strict):
+    """Which mechanism carries an effect: the named observations again with each set of
+    parameters switched (e.g. ``"pump" = { nka_mg_dependence = 0 }``)."""
+
+    observations: Annotated[list[str], Field(min_length=1)]
+    without: Annotated[dict[str, dict[str, float]], Field(min_length=1)]
+
+    @field_validator("without")
+    @classmethod
+    def _parameters(cls, v):
+        names = {f.name for f in dataclasses.fields(Params)}
+        for label, overrides in v.items():
+            for name in overrides:
+                if name not in names:
+                    raise ValueError(f"{label}: {name!r} is not a model parameter")
+        return v
+
+
 class Study(_Strict):
     """A study file, validated."""
 
     study: StudyMeta
     design: RunConfig
     observation: Annotated[list[Observation], Field(min_length=1)]
+    decomposition: Decomposition | None = None
     path: str = ""
 
     @model_validator(mode="after")
@@ -340,6 +361,15 @@ class Study(_Strict):
                     if ":" in ref and ref.split(":")[0] not in self.study.requires:
                         raise ValueError(f"observation.{i + 1}.combine: {ref!r} needs "
                                          f"{ref.split(':')[0]!r} in study.requires")
+        return self
+
+    @model_validator(mode="after")
+    def _decomposed_ids(self):
+        if self.decomposition is not None:
+            ids = {o.id for o in self.observation}
+            for oid in self.decomposition.observations:
+                if oid not in ids:
+                    raise ValueError(f"decomposition.observations: no observation {oid!r}")
         return self
 
     def observation_by_id(self, oid: str) -> Observation:

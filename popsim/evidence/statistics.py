@@ -17,8 +17,10 @@ import numpy as np
 from popsim.evidence import Observation, Study
 
 BALANCE = (("mg", "body_mg", "net_gain_mg"), ("k", "body_k", "net_gain_k"),
-           ("na", "body_na", "net_gain_na"))
+           ("na", "body_na", "net_gain_na"), ("p", "body_p", "net_gain_p"))
 ABSORBED = {"mg": "mg_absorbed_net", "k": "k_absorbed", "na": "na_absorbed"}
+"""(Phosphate is not in the steady-state balance: bone, an open reservoir, may keep giving or
+taking it in a steady state.)"""
 
 
 @dataclass

@@ -5,8 +5,10 @@ between-patient CVs (``[variability.<name>] cv = ...``), each with its unit and 
 replaced, plus the calibration's targets, final loss, seed and versions (``[meta]``). Any
 parameter it does not mention keeps its table value.
 
-The package ships one: ``popsim/parameters/reference_calibration.toml``, the output of
-``configs/calibration_reference.toml``; :func:`default_parameters` applies it.
+The package ships one for its model version, ``popsim/parameters/reference_calibration.toml``
+(the output of ``configs/calibration_reference.toml``), when a calibration of that model exists;
+:func:`default_parameters` applies it, or the parameter table when there is none. A file written
+for another model version is refused (``meta.model_version``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import tomli_w
 
+from popsim._version import MODEL_VERSION
 from popsim.config import _suggest
 from popsim.parameters import Params, parameter_specs
 
@@ -53,6 +56,10 @@ def load_params_file(path: str | Path) -> ParameterSet:
     if unknown:
         raise ParamsFileError(f"{path}: unknown section {sorted(unknown)[0]!r}; allowed: meta, "
                               "parameters, variability, target")
+    written_for = data.get("meta", {}).get("model_version", MODEL_VERSION)
+    if str(written_for) != MODEL_VERSION:
+        raise ParamsFileError(f"{path}: meta.model_version = {written_for!r}: written for "
+                              f"another model; this popsim runs model version {MODEL_VERSION}")
     values = {}
     for name, entry in data.get("parameters", {}).items():
         if name not in specs:

@@ -25,11 +25,11 @@ def _sympy():
 
 
 def exp(x):
-    return _sympy().exp(x) if _is_symbolic(x) else jnp.exp(x)
+    return _sympy().exp(x, evaluate=False) if _is_symbolic(x) else jnp.exp(x)
 
 
 def log(x):
-    return _sympy().log(x) if _is_symbolic(x) else jnp.log(x)
+    return _sympy().log(x, evaluate=False) if _is_symbolic(x) else jnp.log(x)
 
 
 def sqrt(x):
@@ -42,6 +42,11 @@ def hill(x, k, n):
     return xn / (xn + k**n)
 
 
+def relative_hill(x, x_ref, k, n):
+    """``hill(x, k, n) / hill(x_ref, k, n)``: a saturating effect normalised to 1 at ``x_ref``."""
+    return hill(x, k, n) / hill(x_ref, k, n)
+
+
 def hill_inhibition(x, k, n):
     """``1 / (1 + (x/k)**n)``: the fraction of a target left unblocked by an inhibitor ``x``."""
     return 1.0 / (1.0 + (x / k) ** n)
@@ -50,8 +55,18 @@ def hill_inhibition(x, k, n):
 def softplus(x, width):
     """``width * log(1 + exp(x/width))``: a smooth ``max(0, x)`` with corner width ``width``."""
     if _is_symbolic(x, width):
-        return width * _sympy().log(1 + _sympy().exp(x / width))
+        return _sympy().Function("softplus")(x, width)  # see symbolic_functions
     return width * jnp.logaddexp(0.0, x / width)
+
+
+def tanh(x):
+    return _sympy().tanh(x, evaluate=False) if _is_symbolic(x) else jnp.tanh(x)
+
+
+def smooth_cap(x, cap, width):
+    """``x`` smoothly limited to at most ``cap`` (``x - softplus(x - cap)``), width ``width``:
+    equal to ``x`` well below the cap, to ``cap`` well above it."""
+    return x - softplus(x - cap, width)
 
 
 def smooth_min(a, b, width):
@@ -83,3 +98,21 @@ def clip(x, lower, upper):
         sp = _sympy()
         return sp.Piecewise((lower, x < lower), (upper, x > upper), (x, True))
     return jnp.clip(x, lower, upper)
+
+
+def symbolic_functions() -> dict:
+    """The helpers that stay named functions in SymPy expressions (their arguments would
+    otherwise be repeated in the expanded formula): name -> ``(arguments, body)``, SymPy symbols
+    and expression. The SBML export writes each as a function definition.
+
+    ``softplus`` is ``jnp.logaddexp``'s formula, without branches and never overflowing:
+    ``max(z, 0) + log(1 + exp(-|z|))`` with ``z = x/width`` and ``max(z, 0) = (z + |z|)/2``
+    (exact in floating point).
+    """
+    sp = _sympy()
+    x, width = sp.symbols("x width")
+    z = x / width
+    magnitude = sp.Abs(z, evaluate=False)
+    body = width * ((z + magnitude) / 2 + sp.log(1 + sp.exp(-magnitude, evaluate=False),
+                                                  evaluate=False))
+    return {"softplus": ((x, width), body)}

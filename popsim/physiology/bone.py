@@ -1,6 +1,8 @@
-"""Bone exchange of Mg and Ca (mechanisms 7 and 8 of SPEC §1). Fluxes in mmol/day."""
+"""Bone exchange of Mg, Ca and phosphate (mechanisms 7 and 8). Fluxes in mmol/day."""
 
 from __future__ import annotations
+
+from popsim.physiology._math import log
 
 
 def mg_bone_uptake(rate, mg_ionized):
@@ -18,12 +20,16 @@ def mg_bone_release(rate_constant, mg_bone):
     return rate_constant * mg_bone
 
 
-def ca_bone_net_release(resorption_basal, resorption_max, formation_rate, pth_action, ca_ionized):
-    """Net Ca release from bone (mmol/day): resorption minus mineralisation.
+def ca_bone_net_release(pth_action, pth_action_ref, gain):
+    """Net Ca released from bone (mmol/day): ``gain * ln(A / A_ref)``.
 
-    ``basal + resorption_max * pth_action - formation_rate * Ca2+``: PTH action (0..1) includes
-    the skeletal PTH resistance of severe Mg deficiency; mineral accretion slows as ionized Ca
-    falls (``formation_rate`` in L/day). Bone Ca is treated as an open reservoir (it holds ~25 mol,
-    far more than any simulated change).
-    """
-    return resorption_basal + resorption_max * pth_action - formation_rate * ca_ionized
+    PTH action above its reference mobilises bone Ca (resorption exceeds mineralisation), below
+    it bone takes Ca up. Bone Ca is an open reservoir (~25 mol, far more than any simulated
+    change), so this is the ECF's Ca buffer over days to months (Peterson & Riggs 2010)."""
+    return gain * log(pth_action / pth_action_ref)
+
+
+def phosphate_bone_net_release(ca_net, ratio):
+    """Phosphate released with bone Ca (mmol/day): hydroxyapatite's P/Ca ratio (0.464 mol/mol in
+    Peterson & Riggs 2010) times the net Ca release."""
+    return ratio * ca_net

@@ -7,85 +7,90 @@ compartment's water, fluxes in mmol/day for the whole compartment (hence the ``v
 
 from __future__ import annotations
 
-from popsim.physiology._math import hill, sqrt
+from popsim.physiology._math import hill, smooth_cap, sqrt
 
 
-def mg_free_from_total(mg_total, buffer_capacity, buffer_kd):
+def mg_free_from_total(mg_total, atp_sites, atp_kd, weak_binding):
     """Free intracellular Mg2+ (mmol/L) from total cell Mg (mmol/L).
 
-    Cell Mg is mostly bound (80-90% to ATP; Rude 1998): ``total = free + B*free/(Kd + free)``,
-    a single lumped buffer of capacity ``B`` and dissociation constant ``Kd``. This is the
-    positive root of ``free**2 + (B + Kd - total)*free - Kd*total = 0``.
+    Cell Mg is mostly bound: to ATP (a nearly saturated site of ``atp_sites`` mmol/L with a Kd
+    of ~0.05-0.1 mmol/L) and to many weak sites (phosphates, proteins, nucleic acids), lumped as
+    ``weak_binding * free``. So ``total = free * (1 + weak) + B * free / (Kd + free)``, whose
+    positive root is returned. Free Mg then moves about twice as much as total Mg in relative
+    terms (a saturated site buffers nothing at the margin), as red-cell free Mg fell 21% when
+    serum Mg fell 24% in three weeks of depletion (Fatemi 1991).
 
     Args:
         mg_total: total cell Mg, mmol/L.
-        buffer_capacity: B, mmol/L.
-        buffer_kd: Kd, mmol/L.
+        atp_sites: MgATP binding capacity, mmol/L.
+        atp_kd: its dissociation constant, mmol/L.
+        weak_binding: bound per free Mg on the weak sites (dimensionless).
     """
-    b = buffer_capacity + buffer_kd - mg_total
-    return 0.5 * (sqrt(b * b + 4.0 * buffer_kd * mg_total) - b)
+    a = 1.0 + weak_binding
+    b = a * atp_kd + atp_sites - mg_total
+    return (sqrt(b * b + 4.0 * a * atp_kd * mg_total) - b) / (2.0 * a)
 
 
-def aldosterone_pump_effect(aldosterone_ng_per_l):
+def aldosterone_pump_effect(aldosterone_ng_per_l, cap_ng_per_l):
     """Aldosterone stimulation of the Na+/K+-ATPase (dimensionless, 1 at 85 ng/L).
 
-    ``rho_al = (66.4 + 0.273*C_al)/89.605``, Stadt et al. 2022 (PLoS Comput Biol),
-    Layton-Lab/Kregulation ``k_reg_mod.m``.
+    ``rho = (66.4 + 0.273 * C)/89.605`` (Stadt et al. 2022, PLoS Comput Biol; Layton-Lab
+    Kregulation ``k_reg_mod.m``), fitted there over a physiological range only: the
+    concentration is smoothly capped at ``cap_ng_per_l`` so that extreme aldosterone cannot pump
+    cell Na away.
     """
-    return (66.4 + 0.273 * aldosterone_ng_per_l) / 89.605
+    c = smooth_cap(aldosterone_ng_per_l, cap_ng_per_l, 0.1 * cap_ng_per_l)
+    return (66.4 + 0.273 * c) / 89.605
 
 
-def nka_k_uptake(v_icf, vmax, na_i, k_o, mg_free, km_na, km_k, km_mg, aldo_effect):
+def nka_k_uptake(v_icf, vmax, na_i, k_o, mg_free, km_na, km_k, km_mg, mg_free_ref,
+                 mg_dependence, aldo_effect):
     """K+ pumped into cells by the Na+/K+-ATPase (mmol/day); it pumps 1.5x as much Na+ out.
 
-    ``J = Vmax * V_icf * aldo * K_o/(K_o + Km_K) * hill(Na_i, Km_Na, 1.5) * Mg_f/(Mg_f + Km_Mg)``.
-    The K_o term is Stadt 2022 (Km 1.4 mM); the Na_i term is Luo-Rudy (Km 10 mM, Hill 1.5);
-    the Mg term is the MgATP substrate supply: low free Mg slows the pump, K leaks out of cells and
-    cell Na rises.
-
-    Args:
-        v_icf: intracellular volume, L.
-        vmax: maximal K uptake per litre of cell water, mmol/day/L.
-        na_i, k_o, mg_free: cell Na, extracellular K, free cell Mg, mmol/L.
-        km_na, km_k, km_mg: half-saturation constants, mmol/L.
-        aldo_effect: dimensionless multiplier (:func:`aldosterone_pump_effect`).
+    ``J = Vmax * V_icf * aldo * K_o/(K_o + Km_K) * hill(Na_i, Km_Na, 1.5) * m(Mg_f)``. The K_o
+    term is Stadt 2022 (Km 1.4 mM); the Na_i term Luo-Rudy (Km 10 mM, Hill 1.5); ``m`` is the
+    MgATP substrate supply, ``Mg_f/(Mg_f + Km_Mg)`` relative to its value at the reference free
+    Mg, raised to ``mg_dependence`` (1: the pump's full Mg dependence; 0: none, which is how
+    ``popsim validate`` measures what the pump contributes to the Mg-K link).
     """
-    return (
-        vmax
-        * v_icf
-        * aldo_effect
-        * (k_o / (k_o + km_k))
-        * hill(na_i, km_na, 1.5)
-        * (mg_free / (mg_free + km_mg))
-    )
+    m = ((mg_free / (mg_free + km_mg)) / (mg_free_ref / (mg_free_ref + km_mg))) ** mg_dependence
+    return (vmax * v_icf * aldo_effect * (k_o / (k_o + km_k)) * hill(na_i, km_na, 1.5)
+            * (mg_free_ref / (mg_free_ref + km_mg)) * m)
 
 
 def passive_leak(v_icf, permeability, c_from, c_to):
     """Passive ion flux down its gradient (mmol/day), ``P * V_icf * (c_from - c_to)``.
 
-    Used for K+ (out of cells) and Na+ (into cells); ``permeability`` in L/day per L of cell water.
+    Used for Na+ (into cells); ``permeability`` in L/day per L of cell water.
     """
     return permeability * v_icf * (c_from - c_to)
 
 
-def electroneutral_k_efflux(nka_k, na_leak, na_exchanger_in):
-    """K+ leaving cells through K channels (mmol/day), set by electroneutrality.
+def k_channel_efflux(nka_k, k_icf, v_icf, na_i, k_o, cation_ref, buffer, k_ref, time):
+    """K+ leaving cells through K channels (mmol/day): the pumped K, plus the relaxation of cell
+    K towards what the membrane holds.
 
-    Cells hold a fixed amount of monovalent cation (their anions are impermeant), so the membrane
-    potential settles where every Na+ that enters (leak + Na+/Mg2+ exchange) or leaves (1.5 per
-    pumped K+) is matched by K+ moving the other way: ``K_out = Na_in_total - 0.5 * J_pump``.
-    Cell K then falls exactly as cell Na rises when the pump slows (Mg deficiency, low K), and
-    cell K + Na stays at its physiological ~150 mmol/L.
+    Cells hold monovalent cation balanced by impermeant anions, ``C = C_ref + rho (K_o -
+    K_ref)``: electroneutrality makes K what Na leaves (cell K falls as cell Na rises when the
+    pump slows: Mg deficiency, low K), and the ``rho`` term is the muscle's K buffer (a lower
+    plasma K hyperpolarises cells, which give up K in exchange for H+, not modelled), sized by
+    the K deficit per mmol/L fall of serum K. The channels move cell K to ``(C - Na_i) V_icf``
+    with time constant ``time``; at steady state the efflux equals the pumped K.
     """
-    return na_leak + na_exchanger_in - 0.5 * nka_k
+    target = (cation_ref + buffer * (k_o - k_ref) - na_i) * v_icf
+    return nka_k + (k_icf - target) / time
 
 
-def mg_cell_influx(v_icf, rate, mg_ionized_o):
-    """Mg2+ entry into cells through TRPM7-like channels (mmol/day), proportional to ionized ECF Mg.
+def mg_cell_influx(v_icf, rate, mg_ionized_o, mg_free, mg_free_ref, brake_k):
+    """Mg2+ entry into cells through TRPM7/TRPM6 channels (mmol/day).
 
+    Proportional to ionized ECF Mg and braked by free cell Mg (channel inhibition by
+    intracellular Mg2+, Ki 0.51 mmol/L, Hill 2: Dutta et al. 2024 nephron model ``TRPM6.py``),
+    normalised to 1 at the reference free Mg; so cells do not fill with Mg when serum Mg is high.
     ``rate`` in L/day per L of cell water.
     """
-    return rate * v_icf * mg_ionized_o
+    brake = (1.0 + (mg_free_ref / brake_k) ** 2) / (1.0 + (mg_free / brake_k) ** 2)
+    return rate * v_icf * mg_ionized_o * brake
 
 
 def mg_cell_efflux(v_icf, vmax, mg_free, na_o, na_i, km_mg, km_na_o, ki_na_i):
@@ -95,10 +100,5 @@ def mg_cell_efflux(v_icf, vmax, mg_free, na_o, na_i, km_mg, km_na_o, ki_na_i):
     ``NaMgX.py``): ``Vmax * hill(Mg_f, 0.7, 2) * hill(Na_o, 62, 2) * 40/(Na_i + 40)``. A higher
     cell Na slows Mg efflux, one of the couplings of Mg to Na handling.
     """
-    return (
-        vmax
-        * v_icf
-        * hill(mg_free, km_mg, 2.0)
-        * hill(na_o, km_na_o, 2.0)
-        * (ki_na_i / (na_i + ki_na_i))
-    )
+    return (vmax * v_icf * hill(mg_free, km_mg, 2.0) * hill(na_o, km_na_o, 2.0)
+            * (ki_na_i / (na_i + ki_na_i)))

@@ -1,6 +1,8 @@
-"""Intestinal absorption of Mg, K, Na and Ca (mechanism 1 of SPEC §1).
+"""Intestinal absorption of Mg, K, Na, Ca and phosphate (mechanism 1 of SPEC §1).
 
-All fluxes in mmol/day. Intakes are what is swallowed per day (diet plus oral supplements).
+All fluxes in mmol/day. The Mg that reaches the absorbing epithelium is the soluble part of what
+is swallowed (diet plus supplements, each salt weighted by its solubility) plus the Mg secreted
+into the gut; the unabsorbed remainder leaves in the faeces.
 """
 
 from __future__ import annotations
@@ -8,29 +10,29 @@ from __future__ import annotations
 from popsim.physiology._math import hill
 
 
-def mg_absorption(intake, vmax, km, paracellular_fraction):
-    """Gross intestinal Mg absorption (mmol/day).
+def mg_absorption(load, vmax, km, paracellular_fraction):
+    """Gross intestinal Mg absorption (mmol/day) from the soluble luminal ``load`` (mmol/day).
 
     A saturable transcellular route (TRPM6/7, Michaelis-Menten in the daily load) plus a linear
-    paracellular route, the curvilinear form of Fine et al. 1991 (J Clin Invest 88:396). The
-    absorbed *fraction* therefore falls as intake rises: ~70% at 50 mg/day, ~40% at 300 mg/day,
-    ~25% at 1000 mg/day with the default parameters (Schwartz 1984: 75% on low- and 25% on
-    high-Mg diets; renal atlas fig. 4-5: 45% at 300 mg/day).
+    paracellular route, the curvilinear form of Fine et al. 1991 (J Clin Invest 88:396): the
+    absorbed *fraction* falls as the load rises.
 
     Args:
-        intake: Mg swallowed, mmol/day (>= 0).
+        load: soluble Mg reaching the epithelium, mmol/day (>= 0): food, soluble supplements and
+            endogenous secretion.
         vmax: transcellular capacity, mmol/day.
         km: daily load at half-maximal transcellular absorption, mmol/day.
         paracellular_fraction: fraction of the load absorbed paracellularly (dimensionless).
     """
-    return vmax * intake / (km + intake) + paracellular_fraction * intake
+    return vmax * load / (km + load) + paracellular_fraction * load
 
 
-def mg_endogenous_loss(mg_ionized, clearance):
-    """Endogenous faecal Mg loss (mmol/day): Mg secreted into the gut lumen and not reabsorbed.
+def mg_secretion(mg_ionized, clearance):
+    """Endogenous Mg secreted into the gut lumen (mmol/day), ``clearance * Mg2+``.
 
-    Proportional to serum ionized Mg; it is what keeps a Mg-free diet draining the body after the
-    kidney has shut urinary Mg down (Shils 1969 depletion studies).
+    It joins the luminal load and is reabsorbed like dietary Mg, so the endogenous faecal loss
+    (secretion not reabsorbed) adapts by itself: on a Mg-poor diet the load is small, the
+    absorbed fraction high, and little secreted Mg is lost (Schwartz 1984; Avioli & Berman 1966).
 
     Args:
         mg_ionized: serum ionized Mg, mmol/L.
@@ -44,21 +46,29 @@ def fractional_absorption(intake, fraction):
     return fraction * intake
 
 
-def ca_absorption(intake, passive_fraction, active_fraction, pth_action, k_action,
-                  nephron_fraction, ckd_exponent):
-    """Intestinal Ca absorption (mmol/day): a passive paracellular part plus an active part
-    raised by PTH action (a stand-in for calcitriol).
+def ca_absorption(intake, basal_fraction, calcitriol_slope, calcitriol):
+    """Net intestinal Ca absorption (mmol/day): ``intake * (basal + slope * calcitriol)``.
 
-    Calcitriol is made in the kidney, so the active part falls with nephron mass
-    (``nephron_fraction**ckd_exponent``): the start of secondary hyperparathyroidism in CKD.
+    The linear relation of fractional Ca absorption to serum 1,25-(OH)2D of Sheikh et al. 1988
+    (J Clin Invest 81:126): % absorbed = 10 + 0.17 x calcitriol (pmol/L).
 
     Args:
-        intake: Ca swallowed, mmol/day.
-        passive_fraction: fraction absorbed whatever the hormones (dimensionless).
-        active_fraction: further fraction absorbed at full PTH/calcitriol drive (dimensionless).
-        pth_action: PTH action, 0..1 (see :func:`popsim.physiology.parathyroid.pth_action`).
-        k_action: PTH action at half-maximal stimulation (dimensionless).
-        nephron_fraction: eGFR/100. ckd_exponent: dimensionless.
+        intake: dietary Ca, mmol/day.
+        basal_fraction: fraction absorbed without calcitriol (dimensionless).
+        calcitriol_slope: per pmol/L of calcitriol.
+        calcitriol: serum 1,25-(OH)2D, pmol/L.
     """
-    active = active_fraction * hill(pth_action, k_action, 1.0) * nephron_fraction**ckd_exponent
-    return intake * (passive_fraction + active)
+    return intake * (basal_fraction + calcitriol_slope * calcitriol)
+
+
+def phosphate_absorption(intake, basal_fraction, calcitriol_fraction, calcitriol_k, calcitriol):
+    """Net intestinal phosphate absorption (mmol/day): a calcitriol-independent fraction (mostly
+    paracellular) plus a weaker calcitriol-driven active part (NaPi-IIb).
+
+    Args:
+        intake: dietary phosphate, mmol/day.
+        basal_fraction, calcitriol_fraction: dimensionless.
+        calcitriol_k: calcitriol at half of the active part, pmol/L.
+        calcitriol: pmol/L.
+    """
+    return intake * (basal_fraction + calcitriol_fraction * hill(calcitriol, calcitriol_k, 1.0))

@@ -12,6 +12,7 @@ from popsim import model
 from popsim._version import MODEL_VERSION, __version__
 from popsim.options import Message, Option
 from popsim.parameters import Params, parameter_specs
+from popsim.physiology._math import symbolic_functions
 from popsim.protocols import Protocol
 from popsim.sbml.symbolic import (
     COVARIATES,
@@ -23,76 +24,8 @@ from popsim.sbml.symbolic import (
     symbolic_model,
     to_formula,
 )
-
-# --- units ---------------------------------------------------------------------------------
-
-# popsim unit word -> (SBML base unit kind name, exponent, scale, multiplier)
-_UNIT_WORDS = {
-    "mmol": ("mole", -3, 1.0), "pmol": ("mole", -12, 1.0), "L": ("litre", 0, 1.0),
-    "day": ("second", 0, 86400.0), "kg": ("gram", 3, 1.0), "ng": ("gram", -9, 1.0),
-    "mL": ("litre", -3, 1.0), "min": ("second", 0, 60.0),
-    "%": ("dimensionless", 0, 0.01), "1": ("dimensionless", 0, 1.0),
-}
-
-
-def _unit_factors(unit: str) -> list[tuple[str, float]]:
-    """``"mmol/day/L"`` -> ``[("mmol", 1), ("day", -1), ("L", -1)]``; handles ``1/(a/b)`` and
-    the eGFR unit ``mL/min/1.73 m2``."""
-    unit = unit.strip()
-    if unit == "mL/min/1.73 m2":
-        return [("mL", 1), ("min", -1)]  # normalised to 1.73 m2 of body surface
-    if unit.startswith("1/(") and unit.endswith(")"):
-        return [(w, -e) for w, e in _unit_factors(unit[3:-1])]
-    words = unit.split("/")
-    out = [(words[0], 1)] + [(w, -1) for w in words[1:]]
-    for w, _ in out:
-        if w not in _UNIT_WORDS:
-            raise ValueError(f"unit {unit!r}: no SBML form for {w!r}")
-    return out
-
-
-def unit_id(unit: str) -> str:
-    """SBML UnitDefinition id of a popsim unit string (``"mmol/day/L"`` ->
-    ``mmol_per_day_per_L``)."""
-    if unit == "1":
-        return "dimensionless"
-    special = {"%": "percent", "mL/min/1.73 m2": "mL_per_min_per_1p73_m2"}
-    if unit in special:
-        return special[unit]
-    if unit.startswith("1/(") and unit.endswith(")"):
-        return "per_" + unit_id(unit[3:-1])
-    words = unit.split("/")
-    head = "" if words[0] == "1" else words[0].replace("%", "percent")
-    tail = "_per_".join(w.replace("%", "percent") for w in words[1:])
-    return (head + ("_per_" if head and tail else ("per_" if tail else "")) + tail)
-
-
-def _add_unit_definition(sbml_model, unit: str) -> str:
-    import libsbml
-
-    uid = unit_id(unit)
-    if uid == "dimensionless" or sbml_model.getUnitDefinition(uid) is not None:
-        return uid
-    ud = sbml_model.createUnitDefinition()
-    ud.setId(uid)
-    ud.setName(unit)
-    for word, exponent in _unit_factors(unit):
-        if word == "1":
-            continue
-        kind, scale, multiplier = _UNIT_WORDS[word]
-        u = ud.createUnit()
-        u.setKind(libsbml.UnitKind_forName(kind))
-        u.setExponent(float(exponent))
-        u.setScale(scale)
-        u.setMultiplier(multiplier)
-    if ud.getNumUnits() == 0:
-        u = ud.createUnit()
-        u.setKind(libsbml.UNIT_KIND_DIMENSIONLESS)
-        u.setExponent(1.0)
-        u.setScale(0)
-        u.setMultiplier(1.0)
-    return uid
-
+from popsim.sbml.units import add_unit_definition as _add_unit_definition
+from popsim.sbml.units import unit_id
 
 # --- writing -------------------------------------------------------------------------------
 
@@ -130,20 +63,7 @@ def to_sbml(spec: PatientSpec) -> str:
     sym = symbolic_model(spec.protocol)
     doc = libsbml.SBMLDocument(SBML_LEVEL, SBML_VERSION)
     m = doc.createModel()
-    m.setId("popsim_patient")
-    m.setName(f"popsim model {MODEL_VERSION}: {spec.title}")
-    m.setTimeUnits(_add_unit_definition(m, "day"))
-    m.setSubstanceUnits(_add_unit_definition(m, "mmol"))
-    m.setVolumeUnits("litre")
-    m.setExtentUnits(unit_id("mmol"))
-    _check(m.setNotes(_notes([
-        f"Virtual patient exported by popsim {__version__} (model version {MODEL_VERSION}) "
-        f"on {_dt.datetime.now(_dt.UTC).date().isoformat()}: {spec.title}.",
-        "Time in days, amounts in mmol, volumes in L, concentrations in mmol/L. States are "
-        "parameters with rate rules; every flux, concentration and clinical output is an "
-        "assignment rule generated from popsim's own flux definitions (popsim.sbml).",
-        *spec.notes])), "model notes")
-
+    _model_header(m, spec)
     exact = {}  # libSBML writes 15 significant digits; values are rewritten with all 17
 
     def parameter(pid, value, unit, constant, lines):
@@ -160,12 +80,15 @@ def to_sbml(spec: PatientSpec) -> str:
             _check(par.setNotes(_notes(lines)), f"notes of {pid}")
         return par
 
+    _function_definitions(m)
     for s in parameter_specs():
         value = float(getattr(spec.params, s.name))
         parameter(s.name, value, s.unit, True,
-                  [s.description + f" ({s.unit})", "Source: " + s.source])
-    for (name, unit, text) in COVARIATES:
-        parameter(name, spec.covariates[name], unit, True, [text + f" ({unit})"])
+                  [s.description + f" ({s.unit})", f"Provenance: {s.provenance}.",
+                   "Source: " + s.source])
+    for c in COVARIATES:
+        parameter(c.name, spec.covariates[c.name], c.unit, True,
+                  [c.description + f" ({c.unit})"])
     for k, (sid, unit, text) in enumerate(zip(STATE_IDS, model.STATE_UNITS,
                                               model.STATE_DESCRIPTIONS, strict=True)):
         parameter(sid, spec.y0[k], unit, False,
@@ -181,6 +104,32 @@ def to_sbml(spec: PatientSpec) -> str:
         r.setVariable(sid)
         _check(r.setMath(_parse(to_formula(expr), sid)), f"math of d{sid}/dt")
     return _exact_values(libsbml.writeSBMLToString(doc), exact)
+
+
+def _model_header(m, spec: PatientSpec) -> None:
+    """Id, name, units and notes of the model."""
+    m.setId("popsim_patient")
+    m.setName(f"popsim model {MODEL_VERSION}: {spec.title}")
+    m.setTimeUnits(_add_unit_definition(m, "day"))
+    m.setSubstanceUnits(_add_unit_definition(m, "mmol"))
+    m.setVolumeUnits("litre")
+    m.setExtentUnits(unit_id("mmol"))
+    _check(m.setNotes(_notes([
+        f"Virtual patient exported by popsim {__version__} (model version {MODEL_VERSION}) "
+        f"on {_dt.datetime.now(_dt.UTC).date().isoformat()}: {spec.title}.",
+        "Time in days, amounts in mmol, volumes in L, concentrations in mmol/L. States are "
+        "parameters with rate rules; every flux, concentration and clinical output is an "
+        "assignment rule generated from popsim's own flux definitions (popsim.sbml).",
+        *spec.notes])), "model notes")
+
+
+def _function_definitions(m) -> None:
+    """The helpers that stay functions in the formulas (:func:`symbolic_functions`)."""
+    for name, (args, body) in symbolic_functions().items():
+        f = m.createFunctionDefinition()
+        _check(f.setId(name), f"function {name}")
+        lam = f"lambda({', '.join(a.name for a in args)}, {to_formula(body)})"
+        _check(f.setMath(_parse(lam, name)), f"math of function {name}")
 
 
 def _exact_values(text: str, exact: dict) -> str:

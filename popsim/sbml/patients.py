@@ -7,13 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from popsim import model
 from popsim._version import MODEL_VERSION
 from popsim.facts import REFERENCE_ADULT
 from popsim.parameters import Params
 from popsim.protocols import Protocol
 from popsim.sbml.document import PatientSpec
-from popsim.sbml.symbolic import ExportError
+from popsim.sbml.symbolic import COVARIATES, ExportError, make_patient
 
 # --- which patient -------------------------------------------------------------------------
 
@@ -26,11 +25,7 @@ def _steady_state(params: Params, covariates: dict) -> np.ndarray:
     with jax.enable_x64(True):
         one = lambda v: jnp.asarray([v], jnp.float64)  # noqa: E731
         batch = jax.tree.map(one, params)
-        c = covariates
-        pt = model.make_patient(batch, one(c["body_weight"]), one(c["is_female"]) > 0.5,
-                                one(c["egfr"]), one(c["mg_intake"]), one(c["k_intake"]),
-                                one(c["na_intake"]), one(c["loop_dose"]),
-                                one(c["thiazide_dose"]))
+        pt = make_patient(batch, {k: one(v) for k, v in covariates.items()})
         y0, ok = devices.steady_states_with_fallback(batch, pt, solve.SolverSettings())
         if not bool(ok[0]):
             raise ExportError("the patient has no steady state on their baseline intake "
@@ -45,7 +40,7 @@ def reference_covariates() -> dict:
     a = REFERENCE_ADULT
     return dict(body_weight=a.body_weight, is_female=float(a.is_female), egfr=a.egfr,
                 mg_intake=mg_to_mmol_mg(a.mg_intake_mg), k_intake=a.k_intake,
-                na_intake=a.na_intake, loop_dose=0.0, thiazide_dose=0.0)
+                na_intake=a.na_intake, loop_dose=0.0, thiazide_dose=0.0, hypertensive=0.0)
 
 
 def patient_spec(params: Params, covariates: dict, protocol: Protocol | None = None,
@@ -61,10 +56,13 @@ def cohort_covariates(cohort, i: int) -> dict:
     in model units."""
     pt, cov = cohort.patients, cohort.covariates
     value = lambda x: float(np.asarray(x)[i])  # noqa: E731
-    return dict(body_weight=value(pt.body_weight), is_female=float(value(cov["sex"]) == 0),
-                egfr=value(cov["egfr"]), mg_intake=value(pt.mg_intake),
-                k_intake=value(pt.k_intake), na_intake=value(pt.na_intake),
-                loop_dose=value(pt.loop_dose), thiazide_dose=value(pt.thiazide_dose))
+    out = dict(body_weight=value(pt.body_weight), is_female=float(value(cov["sex"]) == 0),
+               egfr=value(cov["egfr"]), mg_intake=value(pt.mg_intake),
+               k_intake=value(pt.k_intake), na_intake=value(pt.na_intake),
+               loop_dose=value(pt.loop_dose), thiazide_dose=value(pt.thiazide_dose),
+               hypertensive=float(value(cov["hypertension"]) == 1))
+    assert tuple(out) == tuple(c.name for c in COVARIATES), "one value per covariate"
+    return out
 
 
 def cohort_patient(path: str | Path, index: int, param_set, arm: str | None = None):

@@ -1,17 +1,29 @@
 """The model of one patient as SymPy expressions (generated from the JAX flux definitions) and
-their SBML L3 infix formulas."""
+their SBML L3 infix formulas.
+
+Every quantity comes from a definition of the model: states from :data:`popsim.model.STATE_NAMES`,
+parameters from the fields of :class:`popsim.parameters.Params`, balancing constants from
+:func:`popsim.balance.derived`, the patient's quantities from :func:`popsim.model.make_patient`,
+inputs from :data:`popsim.inputs.CHANNELS`, concentrations, fluxes and rates from
+:mod:`popsim.model`, outputs from :data:`popsim.observables.OUTPUTS`. Units of the fields of
+``Patient``, ``Fluxes`` and ``Derived`` are read from their comments
+(:func:`popsim.sbml.units.field_units`). Only the covariates are listed here, because they carry
+units and meanings that ``make_patient``'s signature does not.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from popsim import model, observables
+from popsim import balance, model, observables
 from popsim.inputs import CHANNELS, Inputs
 from popsim.model import Concentrations, Fluxes, Patient
 from popsim.parameters import Params
 from popsim.protocols import Protocol, baseline_protocol
+from popsim.sbml.units import comment_text, default_unit, field_comments, field_units
 
 SBML_LEVEL, SBML_VERSION = 3, 2
 
@@ -24,37 +36,62 @@ STATE_IDS = tuple("aldosterone_relative" if n == "aldosterone" else n
 INPUT_IDS = tuple(f"{c.name}_active" if c.name == c.baseline else c.name for c in CHANNELS)
 INPUT_UNITS = tuple(c.unit for c in CHANNELS)
 INPUT_DESCRIPTIONS = tuple(c.description for c in CHANNELS)
-#: covariates of the patient (constants of the model) with units and meaning
+
+
+class Covariate(NamedTuple):
+    """A covariate of the exported patient (a constant of the SBML model)."""
+
+    name: str  # SBML id
+    unit: str
+    description: str
+    flag: bool = False  # 0/1 in SBML; ``make_patient`` takes a boolean (value > 0.5)
+
+
+#: the arguments of :func:`popsim.model.make_patient` after ``params``, in its order (the
+#: intakes in mmol/day: ``mg_intake`` is its ``mg_intake_mmol``)
 COVARIATES = (
-    ("body_weight", "kg", "body weight"),
-    ("is_female", "1", "1 for a woman, 0 for a man (sets the body-water fractions)"),
-    ("egfr", "mL/min/1.73 m2", "estimated glomerular filtration rate"),
-    ("mg_intake", "mmol/day", "baseline dietary Mg"),
-    ("k_intake", "mmol/day", "baseline dietary K"),
-    ("na_intake", "mmol/day", "baseline dietary Na"),
-    ("loop_dose", "1", "chronic loop diuretic, fraction of the maximal effect"),
-    ("thiazide_dose", "1", "chronic thiazide, fraction of the maximal effect"),
+    Covariate("body_weight", "kg", "body weight"),
+    Covariate("is_female", "1", "1 for a woman, 0 for a man (sets the body-water fractions)",
+              True),
+    Covariate("egfr", "mL/min/1.73 m2", "estimated glomerular filtration rate"),
+    Covariate("mg_intake", "mmol/day", "baseline dietary Mg"),
+    Covariate("k_intake", "mmol/day", "baseline dietary K"),
+    Covariate("na_intake", "mmol/day", "baseline dietary Na"),
+    Covariate("loop_dose", "1", "chronic loop diuretic, fraction of the maximal effect"),
+    Covariate("thiazide_dose", "1", "chronic thiazide, fraction of the maximal effect"),
+    Covariate("hypertensive", "1", "1 for a hypertensive patient, 0 for a normotensive one "
+              "(sets the blood-pressure set point, pulse pressure, volume gain of pressure and "
+              "vascular Mg responsiveness)", True),
 )
-PATIENT_UNITS = {"body_weight": "kg", "v_ecf": "L", "v_icf": "L", "gfr": "L/day",
-                 "nephron_fraction": "1", "mg_intake": "mmol/day", "k_intake": "mmol/day",
-                 "na_intake": "mmol/day", "loop_dose": "1", "thiazide_dose": "1"}
-PATIENT_DESCRIPTIONS = {"v_ecf": "reference ECF volume (body weight x ECF fraction)",
-                        "v_icf": "ICF volume (body weight x ICF fraction)",
-                        "gfr": "glomerular filtration rate (1.44 x eGFR)",
-                        "nephron_fraction": "functioning nephron mass, eGFR / 100"}
+#: the unit of every concentration (:func:`popsim.model.concentrations`: mmol/L)
+CONCENTRATION_UNIT = "mmol/L"
 CONCENTRATION_DESCRIPTIONS = {
     "mg_p": "serum total Mg", "mg_ionized": "serum ionized Mg", "mg_uf": "ultrafilterable Mg",
     "mg_i_total": "total cell Mg", "mg_i_free": "free cell Mg2+", "k_o": "serum K",
     "k_i": "cell K", "na_o": "serum Na", "na_i": "cell Na", "ca_p": "serum total Ca",
-    "ca_ionized": "serum ionized Ca", "ca_uf": "ultrafilterable Ca"}
-FLUX_UNITS = {"romk_open": "1", "distal_flow_ratio": "1", "pth_target": "pmol/L",
-              "pth_action": "1", "aldosterone_target": "1", "water_gain": "L/day",
-              "volume_deviation": "%"}  # the others: mmol/day
+    "ca_ionized": "serum ionized Ca", "ca_uf": "ultrafilterable Ca",
+    "p_p": "serum inorganic phosphate"}
 TIME = "time"
 
 
 class ExportError(ValueError):
     """Bad input to the export (patient index, cohort file, output path), in one line."""
+
+
+def make_patient(params, covariates: dict) -> Patient:
+    """:func:`popsim.model.make_patient` from the :data:`COVARIATES` (SBML ids, model units;
+    JAX arrays, floats or SymPy symbols; a flag is true above 0.5)."""
+    def arg(c: Covariate):
+        x = covariates[c.name]
+        if not c.flag:
+            return x
+        if type(x).__module__.startswith("sympy"):
+            import sympy
+
+            return sympy.Gt(x, 0.5)
+        return x > 0.5
+
+    return model.make_patient(params, *(arg(c) for c in COVARIATES))
 
 
 # --- the model as SymPy expressions -------------------------------------------------------------
@@ -73,7 +110,17 @@ class SymbolicModel:
 def _symbols(names):
     import sympy
 
-    return [sympy.Symbol(n, real=True) for n in names]
+    return [sympy.Symbol(n) for n in names]
+
+
+def _described(cls, kind: str, default: str | None = None) -> tuple[dict, dict]:
+    """(units, descriptions) of the fields of ``cls`` from their comments; ``kind`` names what
+    the fields are (e.g. ``"flux"``)."""
+    units = field_units(cls, default)
+    comments = field_comments(cls)
+    texts = {k: comment_text(comments[k]) for k in units}
+    return units, {k: f"{kind} {k.replace('_', ' ')}" + (f": {texts[k]}" if texts[k] else "")
+                   for k in units}
 
 
 def symbolic_model(protocol: Protocol | None = None) -> SymbolicModel:
@@ -89,20 +136,19 @@ def symbolic_model(protocol: Protocol | None = None) -> SymbolicModel:
     param_names = [f.name for f in dataclasses.fields(Params)]
     p = Params(**dict(zip(param_names, _symbols(param_names), strict=True)))
     y = _symbols(STATE_IDS)
-    cov = dict(zip([c[0] for c in COVARIATES], _symbols([c[0] for c in COVARIATES]),
-                   strict=True))
-    patient_expr = model.make_patient(
-        p, cov["body_weight"], sympy.Gt(cov["is_female"], 0.5), cov["egfr"], cov["mg_intake"],
-        cov["k_intake"], cov["na_intake"], cov["loop_dose"], cov["thiazide_dose"])
-    pt_fields = [f.name for f in dataclasses.fields(Patient)]
-    pt = Patient(**dict(zip(pt_fields, _symbols(pt_fields), strict=True)))
+    patient_expr = make_patient(p, dict(zip([c.name for c in COVARIATES],
+                                            _symbols([c.name for c in COVARIATES]),
+                                            strict=True)))
+    pt = Patient(**{f.name: s for f, s in zip(dataclasses.fields(Patient),
+                                              _symbols([f.name for f in
+                                                        dataclasses.fields(Patient)]),
+                                              strict=True)})
     u_expr = protocol.symbolic_inputs(sympy.Symbol(TIME, real=True), pt)
     u = Inputs(*_symbols(INPUT_IDS))
-    c_expr = model.concentrations(y, p, pt)
+    d = balance.Derived(*_symbols(balance.Derived._fields))
     c = Concentrations(*_symbols(Concentrations._fields))
-    f_expr = model.fluxes(y, p, pt, u, c=c)
     f = Fluxes(*_symbols(Fluxes._fields))
-    body = model.body_contents(y, p, pt)
+    body = model.body_contents(y, p, pt, d)
 
     rules, units, descriptions = {}, {}, {}
 
@@ -114,20 +160,63 @@ def symbolic_model(protocol: Protocol | None = None) -> SymbolicModel:
         rules[name] = sympy.sympify(expr)
         units[name], descriptions[name] = unit, description
 
-    for name in pt_fields:
-        rule(name, getattr(patient_expr, name), PATIENT_UNITS[name],
-             PATIENT_DESCRIPTIONS.get(name, ""))
+    def rules_of(cls, values, kind, default=None):
+        """One rule per field of ``cls`` (``values``: an instance with expressions)."""
+        unit, text = _described(cls, kind, default)
+        for name in unit:
+            rule(name, getattr(values, name), unit[name], text[name])
+
+    rules_of(balance.Derived, balance.derived(p),
+             "balancing constant (the reference adult at steady state, popsim.balance)")
+    rules_of(Patient, patient_expr, "patient quantity")
     for name, expr, unit, text in zip(INPUT_IDS, u_expr, INPUT_UNITS, INPUT_DESCRIPTIONS,
                                       strict=True):
         rule(name, expr, unit, text)
-    for name, expr in zip(Concentrations._fields, c_expr, strict=True):
-        rule(name, expr, "mmol/L", CONCENTRATION_DESCRIPTIONS[name])
-    for name, expr in zip(Fluxes._fields, f_expr, strict=True):
-        rule(name, expr, FLUX_UNITS.get(name, "mmol/day"), "flux " + name.replace("_", " "))
+    for name, expr in zip(Concentrations._fields, model.concentrations(y, p, pt, d),
+                          strict=True):
+        rule(name, expr, CONCENTRATION_UNIT,
+             CONCENTRATION_DESCRIPTIONS.get(name, name.replace("_", " ")))
+    rules_of(Fluxes, model.fluxes(y, p, pt, u, c, d), "flux", default_unit(Fluxes))
     for o in observables.OUTPUTS:
-        rule(o.name, o.fn(y, c, f, body), o.unit, o.description)  # pth, ecf_volume: states
+        rule(o.name, o.fn(y, c, f, body, pt), o.unit, o.description)  # states: pth, ...
     rates = dict(zip(STATE_IDS, (sympy.sympify(e) for e in model.rates(y, p, f)), strict=True))
+    _check_unique_ids(rules, param_names)
+    rules, rates = _name_subexpressions(rules, rates)
     return SymbolicModel(rules, rates, units, descriptions)
+
+
+def _name_subexpressions(rules: dict, rates: dict) -> tuple[dict, dict]:
+    """Every subexpression equal to another rule's expression replaced by that rule's id.
+
+    The flux functions pass each other expressions (the macula densa signal into renin, the
+    perfusion pressure into the kidney), so without this one formula would repeat another whole;
+    the replacement is exact (the same tree), so the values do not change. Rules with equal
+    expressions become references to the first of them."""
+    import sympy
+
+    first: dict = {}
+    for name, expr in rules.items():
+        if not expr.is_Atom:
+            first.setdefault(expr, sympy.Symbol(name))
+    out = {}
+    for name, expr in rules.items():
+        holder = first.get(expr)
+        if holder is not None and holder.name != name:
+            out[name] = holder
+        else:
+            out[name] = expr.xreplace({k: v for k, v in first.items() if v.name != name})
+    return out, {k: e.xreplace(first) for k, e in rates.items()}
+
+
+def _check_unique_ids(rules: dict, param_names: list[str]) -> None:
+    """No id is both a parameter, a covariate, a state or a rule (SBML ids are one namespace)."""
+    seen: dict[str, str] = {}
+    for kind, names in (("parameter", param_names), ("covariate", [c.name for c in COVARIATES]),
+                        ("state", STATE_IDS), ("assignment rule", rules)):
+        for n in names:
+            if n in seen:
+                raise AssertionError(f"SBML id {n!r} is both a {seen[n]} and a {kind}")
+            seen[n] = kind
 
 
 # --- SymPy -> SBML L3 infix ------------------------------------------------------------------
@@ -144,59 +233,78 @@ def to_formula(expr) -> str:
     Every subexpression is parenthesised, so the formula means exactly the expression tree;
     ``log`` is written ``ln`` (natural), a square root ``sqrt``.
     """
+    return _formula(expr)
+
+
+def _formula(e) -> str:
     import sympy
 
-    def go(e) -> str:
-        if isinstance(e, sympy.Symbol):
-            return e.name
-        if isinstance(e, sympy.logic.boolalg.BooleanTrue):
-            return "true"
-        if isinstance(e, sympy.logic.boolalg.BooleanFalse):
-            return "false"
-        if e.is_Number:
-            return _number(float(e))
-        if isinstance(e, sympy.Add):
-            return " + ".join(f"({go(a)})" for a in e.args)
-        if isinstance(e, sympy.Mul | sympy.Pow):
-            num, den = [], []  # a negative numeric power is written as a division
-            for a in (e.args if isinstance(e, sympy.Mul) else (e,)):
-                if isinstance(a, sympy.Pow) and a.exp.is_Number and a.exp < 0:
-                    den.append(a.base if a.exp == -1 else sympy.Pow(a.base, -a.exp,
-                                                                    evaluate=False))
-                else:
-                    num.append(a)
-            if den:
-                top = " * ".join(f"({go(a)})" for a in num) if num else "1"
-                return f"({top}) / (" + " * ".join(f"({go(a)})" for a in den) + ")"
-            if isinstance(e, sympy.Mul):
-                return " * ".join(f"({go(a)})" for a in e.args)
-            base, ex = e.args
-            if ex == sympy.Rational(1, 2):
-                return f"sqrt({go(base)})"
-            return f"({go(base)})^({go(ex)})"
-        if isinstance(e, sympy.exp):
-            return f"exp({go(e.args[0])})"
-        if isinstance(e, sympy.log):
-            return f"ln({go(e.args[0])})"
-        if isinstance(e, sympy.Piecewise):
-            parts = []
-            for value, cond in e.args:
-                if cond == sympy.true:
-                    parts.append(go(value))
-                else:
-                    parts += [go(value), go(cond)]
-            return "piecewise(" + ", ".join(parts) + ")"
-        ops = {sympy.StrictLessThan: "<", sympy.LessThan: "<=", sympy.StrictGreaterThan: ">",
-               sympy.GreaterThan: ">=", sympy.Equality: "=="}
-        for cls, op in ops.items():
-            if isinstance(e, cls):
-                return f"({go(e.lhs)}) {op} ({go(e.rhs)})"
-        if isinstance(e, sympy.And):
-            return " && ".join(f"({go(a)})" for a in e.args)
-        if isinstance(e, sympy.Or):
-            return " || ".join(f"({go(a)})" for a in e.args)
-        raise TypeError(f"no SBML form for {type(e).__name__}: {e}")
+    if isinstance(e, sympy.Symbol):
+        return e.name
+    if isinstance(e, sympy.logic.boolalg.BooleanTrue):
+        return "true"
+    if isinstance(e, sympy.logic.boolalg.BooleanFalse):
+        return "false"
+    if e.is_Number:
+        return _number(float(e))
+    if isinstance(e, sympy.Add):
+        return " + ".join(f"({_formula(a)})" for a in e.args)
+    if isinstance(e, sympy.Mul | sympy.Pow):
+        return _product(e)
+    if isinstance(e, sympy.Piecewise):
+        parts = []
+        for value, cond in e.args:
+            parts += [_formula(value)] if cond == sympy.true else [_formula(value),
+                                                                   _formula(cond)]
+        return "piecewise(" + ", ".join(parts) + ")"
+    if isinstance(e, sympy.core.function.AppliedUndef):  # a function definition's call
+        return f"{e.func.__name__}(" + ", ".join(_formula(a) for a in e.args) + ")"
+    unary = {sympy.exp: "exp", sympy.log: "ln", sympy.tanh: "tanh", sympy.Abs: "abs"}
+    for cls, name in unary.items():
+        if isinstance(e, cls):
+            return f"{name}({_formula(e.args[0])})"
+    return _logic(e)
 
-    return go(expr)
+
+def _product(e) -> str:
+    """A ``Mul`` or ``Pow``: a negative numeric power is written as a division."""
+    import sympy
+
+    num, den = [], []
+    for a in (e.args if isinstance(e, sympy.Mul) else (e,)):
+        if isinstance(a, sympy.Pow) and a.exp.is_Number and a.exp < 0:
+            den.append(a.base if a.exp == -1 else sympy.Pow(a.base, -a.exp, evaluate=False))
+        else:
+            num.append(a)
+    if den:
+        top = " * ".join(f"({_formula(a)})" for a in num) if num else "1"
+        return f"({top}) / (" + " * ".join(f"({_formula(a)})" for a in den) + ")"
+    if isinstance(e, sympy.Mul):
+        return " * ".join(f"({_formula(a)})" for a in e.args)
+    base, ex = e.args
+    if ex == sympy.Rational(1, 2):
+        return f"sqrt({_formula(base)})"
+    return f"({_formula(base)})^({_formula(ex)})"
+
+
+def _logic(e) -> str:
+    """A comparison or a boolean combination."""
+    import sympy
+
+    ops = {sympy.StrictLessThan: "<", sympy.LessThan: "<=", sympy.StrictGreaterThan: ">",
+           sympy.GreaterThan: ">=", sympy.Equality: "=="}
+    for cls, op in ops.items():
+        if isinstance(e, cls):
+            return f"({_formula(e.lhs)}) {op} ({_formula(e.rhs)})"
+    if isinstance(e, sympy.And):
+        return " && ".join(f"({_formula(a)})" for a in e.args)
+    if isinstance(e, sympy.Or):
+        return " || ".join(f"({_formula(a)})" for a in e.args)
+    if isinstance(e, sympy.Not):
+        return f"!({_formula(e.args[0])})"
+    if isinstance(e, sympy.ITE):  # if a then b else c, as a boolean
+        a, b, c = (_formula(x) for x in e.args)
+        return f"(({a}) && ({b})) || ((!({a})) && ({c}))"
+    raise TypeError(f"no SBML form for {type(e).__name__}: {e}")
 
 

@@ -1,0 +1,154 @@
+"""The balancing constants of the model, computed from the parameters so that the reference adult
+(:data:`popsim.facts.REFERENCE_ADULT`: a 70 kg man with eGFR 100 on 300 mg/day Mg, 75 mmol/day K
+and 150 mmol/day Na, normotensive) is at steady state at the reference concentrations of the
+parameter table: every flux into a pool equals every flux out of it there.
+
+Each constant is solved from the same flux functions the model uses (no copied formulas), so a
+calibration that moves any parameter keeps the reference balanced. Works for JAX arrays (one
+patient's parameters, or a batch) and for SymPy symbols (the SBML export writes these as
+assignment rules).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from popsim.facts import REFERENCE_ADULT
+from popsim.parameters import Params
+from popsim.physiology import cells, gut, parathyroid, raas
+from popsim.physiology._math import exp, hill, hill_inhibition, log
+from popsim.physiology.kidney import gfr_l_per_day, minerals, potassium, sodium
+from popsim.units import MG_MG_PER_MMOL
+
+
+class Derived(NamedTuple):
+    """Constants that balance the reference adult (units in the field comments)."""
+
+    mg_weak_binding: object  # 1: weak cell Mg sites per free Mg
+    cell_cation: object  # mmol/L: cell K + Na
+    na_leak_permeability: object  # L/day per L cell water
+    mg_cell_influx_rate: object  # L/day per L cell water per mmol/L ionized Mg
+    mg_cell_efflux_vmax: object  # mmol/day per L cell water
+    mg_bone_uptake_per_kg: object  # L/day/kg
+    mg_tal_casr_ki: object  # mmol/L
+    mg_gut_vmax: object  # mmol/day
+    k_secretion_clearance: object  # L/day
+    na_cd_drive: object  # 1: the CD's reabsorption drive (logit) at the reference
+    distal_delivery_ref: object  # mmol/day per nephron fraction
+    ca_tal_max_fraction: object  # 1
+    p_threshold: object  # mmol/L
+    pth_action_ref: object  # 1
+
+
+def derived(p: Params) -> Derived:
+    """The balancing constants of ``p`` (see the module docstring)."""
+    a = REFERENCE_ADULT
+    v_icf = p.icf_l_per_kg_male * a.body_weight
+    gfr = gfr_l_per_day(a.egfr)
+    mg_ion = p.mg_ionized_fraction * p.serum_mg_ref
+    na_o, k_o = p.na_osmotic_setpoint, p.k_setpoint
+    free, total = p.mg_free_ref, p.mg_total_icf_ref
+    weak = (total - p.mg_atp_sites * free / (p.mg_atp_kd + free)) / free - 1.0
+    exchange_shape = (hill(free, p.namgx_km_mg, 2.0) * hill(na_o, p.namgx_km_na, 2.0)
+                      * p.namgx_ki_na / (p.na_icf_ref + p.namgx_ki_na))
+    pump = cells.nka_k_uptake(v_icf, p.nka_vmax, p.na_icf_ref, k_o, free, p.nka_km_na,
+                              p.nka_km_k, p.nka_km_mg, free, p.nka_mg_dependence, 1.0)
+    # cell Na balance: leak + 2 Na per Mg exchanged = 1.5 Na per pumped K
+    leak = (1.5 * pump - 2.0 * p.mg_cell_exchange) / (v_icf * (na_o - p.na_icf_ref))
+    mg_urine = p.mg_gut_absorbed_ref * a.mg_intake_mg / MG_MG_PER_MMOL
+    na = _sodium(p, gfr, na_o)
+    return Derived(
+        mg_weak_binding=weak, cell_cation=p.k_icf_ref + p.na_icf_ref,
+        na_leak_permeability=leak,
+        mg_cell_influx_rate=p.mg_cell_exchange / (v_icf * mg_ion),
+        mg_cell_efflux_vmax=p.mg_cell_exchange / (v_icf * exchange_shape),
+        mg_bone_uptake_per_kg=p.mg_bone_per_kg / p.mg_bone_tau / mg_ion,
+        mg_tal_casr_ki=_mg_tal_ki(p, gfr, mg_ion, mg_urine),
+        mg_gut_vmax=_mg_gut_vmax(p, a.mg_intake_mg / MG_MG_PER_MMOL, mg_ion, mg_urine),
+        k_secretion_clearance=_k_clearance(p, gfr, k_o, p.k_gut_fraction * a.k_intake),
+        na_cd_drive=na[0], distal_delivery_ref=na[1],
+        ca_tal_max_fraction=_ca_tal_max(p, gfr),
+        p_threshold=_p_threshold(p, gfr),
+        pth_action_ref=parathyroid.pth_action(p.pth_ref, p.pth_action_k),
+    )
+
+
+def _mg_tal_ki(p: Params, gfr, mg_ion, urine):
+    """The TAL's CaSR constant that makes the kidney excrete ``urine`` at the reference serum
+    Mg: the DCT load ``x`` solves ``x (1 - dmax / (1 + x/a)) = urine`` (a quadratic), the TAL
+    reabsorbs the rest."""
+    filtered = gfr * p.mg_ultrafilterable_fraction * p.serum_mg_ref
+    a = gfr * p.mg_dct_half_load
+    b = 1.0 - p.mg_dct_max_fraction - urine / a
+    to_dct = (-b + (b * b + 4.0 * urine / a) ** 0.5) * a / 2.0
+    tal = 1.0 - to_dct / (filtered * (1.0 - p.mg_pt_fraction))
+    return mg_ion / (p.mg_tal_max_fraction / tal - 1.0) ** (1.0 / p.mg_tal_casr_hill)
+
+
+def _mg_gut_vmax(p: Params, intake, mg_ion, net):
+    """The transcellular capacity that absorbs ``net`` (net of the secretion) at the reference
+    diet."""
+    secreted = gut.mg_secretion(mg_ion, p.mg_secretion_clearance)
+    load = intake + secreted
+    gross = net + secreted
+    return (gross - p.mg_gut_paracellular_fraction * load) * (p.mg_gut_km + load) / load
+
+
+def _k_clearance(p: Params, gfr, k_o, urine):
+    """The distal secretion clearance that excretes the absorbed K at the K set point (ROMK,
+    aldosterone, delivery and adaptation at their reference)."""
+    unit = potassium.potassium_handling(
+        gfr, k_o, k_o, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, p.k_ckd_exponent, p.k_aldo_exponent,
+        p.k_flow_exponent, p.k_proximal_fraction, p.k_loop_fraction, p.k_loop_coupling,
+        p.k_cd_reabsorption, p.k_cd_depletion_gain, p.k_cd_depletion_center, 0.0)
+    # urine = (escaping + G * secreted_per_unit_G) * (1 - r): solve for G
+    kept = unit.urine / (unit.secreted + _escaping(p, gfr, k_o))
+    escaping = _escaping(p, gfr, k_o)
+    return (urine / kept - escaping) / unit.secreted
+
+
+def _escaping(p: Params, gfr, k_o):
+    return gfr * k_o * (1.0 - p.k_proximal_fraction - p.k_loop_fraction)
+
+
+def _sodium(p: Params, gfr, na_o):
+    """The CD's reabsorption drive that excretes the absorbed Na at the reference, and the
+    reference distal delivery."""
+    a = REFERENCE_ADULT
+    ref = sodium.sodium_handling(
+        gfr, na_o, 1.0, p.na_ckd_exponent, p.na_pt_fraction, p.na_tal_fraction,
+        p.na_dct_fraction, cd_drive_ref=0.0, cd_max_fraction=0.0, angiotensin=1.0,
+        aldosterone=1.0, angiotensin_pt=0.0, tal_load_exponent=1.0, pressure_pt=1.0,
+        pressure_drive=0.0, ncc_switch=1.0, angiotensin_ncc=1.0,
+        aldosterone_gain=p.na_cd_aldosterone_gain, md_loop_blinding=1.0, reference_distal=1.0,
+        loop_block=0.0, thiazide_block=0.0)
+    to_cnt = ref.urine  # with no CD reabsorption, what reaches the CNT is excreted
+    urine = p.na_gut_fraction * a.na_intake
+    fraction = (1.0 - urine / to_cnt) / p.na_cd_max_fraction
+    return log(fraction / (1.0 - fraction)), to_cnt
+
+
+def _ca_tal_max(p: Params, gfr):
+    """The TAL's largest Ca reabsorption that excretes the absorbed Ca at the reference."""
+    ca_ion = p.ca_ionized_fraction * p.serum_ca_ref
+    absorbed = gut.ca_absorption(p.ca_intake, p.ca_gut_basal_fraction,
+                                 p.ca_gut_calcitriol_slope, p.calcitriol_ref)
+    filtered = gfr * p.ca_ultrafilterable_fraction * p.serum_ca_ref
+    dct = p.ca_dct_basal_fraction + (p.ca_dct_max_fraction - p.ca_dct_basal_fraction) * hill(
+        1.0, p.ca_dct_pth_k, 1.0)
+    tal = 1.0 - absorbed / (filtered * (1.0 - p.ca_pt_fraction) * (1.0 - dct))
+    return tal / hill_inhibition(ca_ion, p.ca_tal_casr_ki, 4.0)
+
+
+def _p_threshold(p: Params, gfr):
+    """The renal phosphate threshold that excretes the absorbed phosphate at the reference
+    (inverting ``urine = GFR uf w softplus((P - T)/w)``)."""
+    absorbed = gut.phosphate_absorption(p.p_intake, p.p_gut_basal_fraction,
+                                        p.p_gut_calcitriol_fraction, p.p_gut_calcitriol_k,
+                                        p.calcitriol_ref)
+    w = p.p_threshold_width
+    y = absorbed / (gfr * p.p_ultrafilterable_fraction * w)
+    return p.phosphate_ref - w * log(exp(y) - 1.0)
+
+
+_ = (minerals, raas)  # the balance uses the same flux functions the model wires

@@ -1,0 +1,75 @@
+"""Renal K excretion (mechanisms 5 and 9): filtration, fixed proximal and loop reabsorption, and
+regulated distal secretion through ROMK that intracellular Mg2+ restrains."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from popsim.physiology._math import exp, logistic, softplus
+
+
+class PotassiumHandling(NamedTuple):
+    filtered: object  # mmol/day
+    secreted: object  # mmol/day, distal (ROMK) secretion
+    urine: object  # mmol/day
+    romk_open: object  # ROMK conductance relative to the reference free cell Mg
+
+
+def romk_mg_effect(mg_free, mg_free_ref, kd, hill_n, dependence, floor):
+    """ROMK conductance relative to its value at the reference free cell Mg.
+
+    Cytosolic Mg2+ binds ROMK (Kir1.1) and limits outward K current (Yang, Frindt & Palmer
+    2010): ``(1 + (Mg_ref/Kd)^n) / (1 + (Mg_f/Kd)^n)``, so low cell Mg releases the block and the
+    kidney wastes K (Huang & Kuo 2007). Kept above ``floor`` (smoothly), because ROMK is a weak
+    rectifier whose Mg block saturates; raised to ``dependence`` (0 removes the effect, which is
+    how ``popsim validate`` measures what ROMK contributes to the Mg-K link).
+    """
+    relative = (1.0 + (mg_free_ref / kd) ** hill_n) / (1.0 + (mg_free / kd) ** hill_n)
+    at_ref = floor + softplus(1.0 - floor, 0.05)
+    bounded = (floor + softplus(relative - floor, 0.05)) / at_ref
+    return bounded**dependence
+
+
+def k_adaptation_target(k_p, k_setpoint, gain_low, gain_high, width, cap):
+    """The log-gain the K secretory machinery adapts towards (dimensionless).
+
+    Distal K secretion is up-regulated over days when plasma K is above its set point (ROMK,
+    BK, ENaC and the Na+/K+-ATPase of principal cells) and down-regulated when it is below, with
+    a steeper response above the set point than below it (K loading is matched quickly,
+    retrieval of K in depletion is limited) and a bound of +-``cap`` (CKD consumes the headroom):
+    ``g_lo * d + (g_hi - g_lo) * (w softplus(d/w) - w ln 2)``, ``d = K_p - K_set``, smoothly
+    capped. No term in K intake: supplements are excreted only through the plasma K they raise.
+    """
+    d = k_p - k_setpoint
+    x = gain_low * d + (gain_high - gain_low) * (softplus(d, width) - width * 0.6931471805599453)
+    return x - softplus(x - cap, 0.15) + softplus(-x - cap, 0.15)
+
+
+def potassium_handling(gfr, k_p, k_setpoint, nephron_fraction, aldosterone, distal_delivery,
+                       romk, adaptation, secretion_clearance, ckd_exponent, aldo_exponent,
+                       flow_exponent, proximal_fraction, loop_fraction, loop_coupling,
+                       cd_reabsorption, cd_depletion_gain, cd_depletion_center, loop_block,
+                       alkalosis=1.0):
+    """Renal K handling.
+
+    ``E = GFR * K_p * (1 - PT - TAL * (1 - coupling * loop_block))`` escapes the PT and loop
+    (Stadt 2022: 92% reabsorbed there); the CNT secretes
+
+    ``S = G * N**c * K_p * N_al**a * delivery**b * romk * exp(adaptation)``
+
+    (aldosterone ``N_al`` relative to 85 ng/L with Stadt's exponent ~0.24, distal Na delivery per
+    nephron, ROMK's Mg block, the adaptation state; ``alkalosis``, the contraction alkalosis of
+    diuretics, multiplies it too), and the CD reabsorbs a fraction of all that
+    rises when plasma K is low (H+/K+-ATPase):
+    ``r = r0 + 0.4 * logistic(-gain (K_p - center))``.
+    """
+    filtered = gfr * k_p
+    escaping = filtered * (1.0 - proximal_fraction
+                           - loop_fraction * (1.0 - loop_coupling * loop_block))
+    secreted = (secretion_clearance * nephron_fraction**ckd_exponent * k_p
+                * aldosterone**aldo_exponent * distal_delivery**flow_exponent * romk
+                * exp(adaptation) * alkalosis)
+    reabsorbed = cd_reabsorption + 0.4 * logistic(-cd_depletion_gain
+                                                  * (k_p - cd_depletion_center))
+    urine = (escaping + secreted) * (1.0 - reabsorbed)
+    return PotassiumHandling(filtered, secreted, urine, romk)

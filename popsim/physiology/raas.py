@@ -1,0 +1,39 @@
+"""The renin-angiotensin-aldosterone system: angiotensin II from the macula densa and renal
+perfusion pressure, aldosterone from angiotensin II and plasma K (mechanism 5's feedback and
+the volume signal of mechanism 6)."""
+
+from __future__ import annotations
+
+from popsim.physiology._math import exp, log, softplus
+
+ALDOSTERONE_REFERENCE_NG_PER_L = 85.0
+"""Plasma aldosterone at the reference state, ng/L (Stadt et al. 2022, ``C_al = 85``)."""
+
+
+def angiotensin_target(macula_densa, perfusion_pressure, perfusion_reference,
+                       volume_deviation, md_gain, pressure_gain, volume_gain, cap):
+    """Angiotensin II (and plasma renin activity) the system moves towards, relative to the
+    reference.
+
+    ``ln A = -a_MD ln(md) - a_P (RPP - RPP_ref) - a_V dV``: less NaCl sensed at the macula
+    densa (salt restriction, volume depletion, a loop diuretic blinding the sensor), a lower
+    renal perfusion pressure (Hallow & Gebremichael 2017; Guyton 1992) and a smaller ECF volume
+    (``dV`` in %, through cardiopulmonary receptors and renal sympathetic nerves) release renin;
+    smoothly bounded to ``exp(+-cap)``.
+    """
+    x = (-md_gain * log(macula_densa) - pressure_gain * (perfusion_pressure - perfusion_reference)
+         - volume_gain * volume_deviation)
+    return exp(x - softplus(x - cap, 0.3) + softplus(-x - cap, 0.3))
+
+
+def aldosterone_target(angiotensin, k_p, k_setpoint, angiotensin_exponent, k_sensitivity,
+                       maximum):
+    """Aldosterone the adrenal secretes towards, relative to 85 ng/L.
+
+    ``z = A**s_A * exp(s_K (K_p - K_set))``: angiotensin II (elasticity ~0.83, Hallow 2017) and
+    plasma K (x2.6 per mmol/L: Maddah/Stadt, m_K 0.95) multiply; saturating at ``maximum``
+    (``N_max z / (N_max - 1 + z)``, 1 at the reference), as the zona glomerulosa's capacity is
+    finite (Na-depleted upright adults ~810 ng/L: Williams 1972).
+    """
+    z = angiotensin**angiotensin_exponent * exp(k_sensitivity * (k_p - k_setpoint))
+    return maximum * z / (maximum - 1.0 + z)
