@@ -35,7 +35,7 @@ from popsim.parameters import Params
 HERE = Path(__file__).parent
 FOLDERS = ("scenarios", "studies", "reserved")
 COVARIATE_SUBGROUPS = ("age", "sex", "body_weight", "egfr", "mg_intake", "k_intake",
-                       "na_intake", "diuretic")
+                       "na_intake", "diuretic", "hypertension")
 
 STATISTICS = ("mean", "median", "sd", "quantile", "min", "max", "fraction_below",
               "fraction_above", "fraction_between", "first_day_below", "first_day_above",
