@@ -78,7 +78,7 @@ def main():
                     help="steps timed in reverse mode (0: skip)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--evidence", nargs="+", default=None, metavar="STUDY")
-    ap.add_argument("--fit", default="mg_gut_vmax,mg_dct_tm")
+    ap.add_argument("--fit", default="mg_gut_absorbed_ref,mg_dct_half_load")
     ap.add_argument("--size", type=int, default=8)
     ap.add_argument("--starts", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20)

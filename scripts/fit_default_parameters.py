@@ -20,18 +20,18 @@ import dataclasses
 import sys
 
 FIT = (
-    # gut absorption and endogenous loss of Mg
-    "mg_gut_vmax", "mg_gut_paracellular_fraction", "mg_endogenous_clearance",
+    # gut absorption and endogenous secretion of Mg
+    "mg_gut_absorbed_ref", "mg_gut_km", "mg_gut_paracellular_fraction", "mg_secretion_clearance",
     # renal Mg handling
-    "mg_tal_max_fraction", "mg_tal_casr_ki", "mg_dct_tm", "mg_dct_min_excretion",
+    "mg_tal_max_fraction", "mg_tal_casr_hill", "mg_dct_half_load", "mg_dct_max_fraction",
     # cell Mg and the Mg -> K link (NKA, ROMK block by cell Mg)
-    "mg_cell_influx_rate", "mg_cell_efflux_vmax", "nka_vmax", "nka_km_mg", "romk_mg_kd",
+    "mg_cell_exchange", "mg_cell_brake_k", "nka_vmax", "nka_km_mg", "romk_mg_kd",
     # renal K handling and aldosterone
-    "k_romk_clearance", "k_aldo_exponent", "aldo_k_sensitivity",
+    "k_aldo_exponent", "k_flow_exponent", "aldo_k_sensitivity",
     # diuretics
     "loop_max_block", "thiazide_max_block", "mg_thiazide_trpm6",
     # Na and volume
-    "na_cd_max_fraction", "na_natriuresis_gain",
+    "na_cd_max_fraction", "na_cd_aldosterone_gain",
 )
 """Parameters fitted by default: the ones the studies inform (gut and renal Mg, the Mg -> K link,
 renal K, diuretics, Na balance)."""

@@ -108,7 +108,7 @@ def agreement():
     from popsim.calibration import problem
 
     studies = evidence.resolve(AGREEMENT_STUDIES)
-    fit = parse_fit("mg_gut_vmax", VALUES, BASE.cvs)
+    fit = parse_fit("mg_gut_absorbed_ref", VALUES, BASE.cvs)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(problem, "sample_draws", _numpy_draws)
         prob = build_problem(studies, fit, BASE.params, BASE.cvs, size=400)
@@ -165,25 +165,28 @@ def test_monte_carlo_se_of_a_mean_is_sd_over_root_n(agreement):
 # --- bad input: one line, exit 2, nothing written -----------------------------------------------
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--evidence", "fatemi_1991", "--fit", "mg_gut_vmx"],
-     "unknown parameter 'mg_gut_vmx' (did you mean 'mg_gut_vmax'?)"),
-    (["--evidence", "fatemi_199", "--fit", "mg_gut_vmax"], "no study 'fatemi_199'"),
-    (["--evidence", "fine_1991", "--fit", "mg_gut_vmax"],
+    (["--evidence", "fatemi_1991", "--fit", "mg_gut_absorbed"],
+     "unknown parameter 'mg_gut_absorbed' (did you mean 'mg_gut_absorbed_ref'?)"),
+    (["--evidence", "fatemi_199", "--fit", "mg_gut_absorbed_ref"], "no study 'fatemi_199'"),
+    (["--evidence", "fine_1991", "--fit", "mg_gut_absorbed_ref"],
      "study 'fine_1991' is reserved for independent validation"),
-    (["--evidence", "fatemi_1991", "--holdout", "shils_1964", "--fit", "mg_gut_vmax"],
+    (["--evidence", "fatemi_1991", "--holdout", "shils_1964", "--fit", "mg_gut_absorbed_ref"],
      "--holdout: study 'shils_1964' is reserved"),
-    (["--evidence", "fatemi_1991", "--fit", "mg_gut_vmax=8:2"],
-     "--fit mg_gut_vmax=8:2: the lower bound must be below the upper bound"),
+    (["--evidence", "fatemi_1991", "--fit", "mg_gut_absorbed_ref=0.8:0.2"],
+     "--fit mg_gut_absorbed_ref=0.8:0.2: the lower bound must be below the upper bound"),
     (["--evidence", "fatemi_1991", "--fit", "mg_ionized_fraction=0.3:1.5"],
      "outside the physical bounds 0..1 1 of mg_ionized_fraction"),
-    (["--evidence", "fatemi_1991", "--fit", "mg_gut_vmax=a:b"], "bounds must be LOWER:UPPER"),
-    (["--evidence", "fatemi_1991", "--fit", "cv.mg_dct_tm=0:3"], "outside the physical bounds"),
+    (["--evidence", "fatemi_1991", "--fit", "mg_gut_absorbed_ref=a:b"],
+     "bounds must be LOWER:UPPER"),
+    (["--evidence", "fatemi_1991", "--fit", "cv.mg_dct_half_load=0:3"],
+     "outside the physical bounds"),
     (["--evidence", "fatemi_1991"], "--fit: name the parameters to fit"),
-    (["--evidence", "fatemi_1991", "--fit", "mg_gut_vmax", "--profile", "mg_dct_tm"],
-     "--profile mg_dct_tm: not a fitted parameter"),
-    (["--evidence", "fatemi_1991", "--holdout", "fatemi_1991", "--fit", "mg_gut_vmax"],
+    (["--evidence", "fatemi_1991", "--fit", "mg_gut_absorbed_ref", "--profile",
+      "mg_dct_half_load"], "--profile mg_dct_half_load: not a fitted parameter"),
+    (["--evidence", "fatemi_1991", "--holdout", "fatemi_1991", "--fit", "mg_gut_absorbed_ref"],
      "also in --evidence"),
-    (["--evidence", "fatemi_1991", "--fit", "mg_gut_vmax,mg_gut_vmax"], "listed twice"),
+    (["--evidence", "fatemi_1991", "--fit", "mg_gut_absorbed_ref,mg_gut_absorbed_ref"],
+     "listed twice"),
 ])
 def test_bad_calibrate_input_one_line_exit_2(tmp_path, capsys, argv, message):
     from popsim.cli import main
@@ -199,7 +202,7 @@ def test_bad_calibration_config_file_one_line(tmp_path, capsys):
     from popsim.cli import main
 
     conf = tmp_path / "fit.toml"
-    conf.write_text('[fit]\nstudies = ["fatemi_1991"]\nfit = ["mg_gut_vmax"]\nstart = 3\n')
+    conf.write_text('[fit]\nstudies = ["fatemi_1991"]\nfit = ["mg_gut_absorbed_ref"]\nstart = 3\n')
     assert main(["calibrate", str(conf), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "fit.start: unknown key (did you mean 'starts'?)" in err, err
@@ -211,8 +214,8 @@ def test_existing_fit_directory_is_not_replaced(tmp_path, capsys):
     out = tmp_path / "fit"
     out.mkdir()
     (out / "keep").write_text("x")
-    assert main(["calibrate", "--evidence", "fatemi_1991", "--fit", "mg_gut_vmax", "--out",
-                 str(out), "--quiet"]) == 2
+    assert main(["calibrate", "--evidence", "fatemi_1991", "--fit", "mg_gut_absorbed_ref",
+                 "--out", str(out), "--quiet"]) == 2
     assert "--force" in capsys.readouterr().err
     assert (out / "keep").read_text() == "x"
 
@@ -238,10 +241,11 @@ def test_a_fit_never_reads_reserved_files(monkeypatch):
     evidence.catalogue.cache_clear()
     try:
         ids = [s.study.id for s in evidence.studies()]
-        spec = build_spec({"studies": ids, "fit": "mg_gut_vmax"}, VALUES, BASE.cvs)
+        spec = build_spec({"studies": ids, "fit": "mg_gut_absorbed_ref"}, VALUES, BASE.cvs)
         assert "fine_1991" not in spec.studies
         with pytest.raises(CalibrationError, match="reserved"):
-            build_spec({"studies": ["fine_1991"], "fit": "mg_gut_vmax"}, VALUES, BASE.cvs)
+            build_spec({"studies": ["fine_1991"], "fit": "mg_gut_absorbed_ref"}, VALUES,
+                       BASE.cvs)
     finally:
         evidence.catalogue.cache_clear()
     # the catalogue validates every file once (so `evidence list` can show them), but a fit's
@@ -251,13 +255,15 @@ def test_a_fit_never_reads_reserved_files(monkeypatch):
 
 # --- parameter files: "fitted" needs a fit record ----------------------------------------------
 
-def _params_file(tmp_path, status="fitted", record=None, names=("mg_gut_vmax",), value=5.0):
+def _params_file(tmp_path, status="fitted", record=None, names=("mg_gut_absorbed_ref",),
+                 value=0.5):
     meta = f'[meta]\nfit_record = "{record}"\n' if record else "[meta]\n"
     path = tmp_path / "p.toml"
-    path.write_text(meta + f'[parameters.mg_gut_vmax]\nvalue = {value}\nstatus = "{status}"\n')
+    path.write_text(meta + f'[parameters.mg_gut_absorbed_ref]\nvalue = {value}\n'
+                    f'status = "{status}"\n')
     if record:
         (tmp_path / record).write_text(json.dumps(
-            {"names": list(names), "parameters": {n: {"value": 5.0} for n in names}}))
+            {"names": list(names), "parameters": {n: {"value": 0.5} for n in names}}))
     return path
 
 
@@ -265,13 +271,13 @@ def test_fitted_label_needs_a_fit_record_listing_the_parameter(tmp_path):
     with pytest.raises(ParamsFileError, match="labelled fitted but meta.fit_record names no"):
         load_params_file(_params_file(tmp_path))
     with pytest.raises(ParamsFileError, match="does not list it"):
-        load_params_file(_params_file(tmp_path, record="fit.json", names=("mg_dct_tm",)))
+        load_params_file(_params_file(tmp_path, record="fit.json", names=("mg_dct_half_load",)))
     with pytest.raises(ParamsFileError, match="differs from its fit record"):
-        load_params_file(_params_file(tmp_path, record="fit.json", value=5.5))
+        load_params_file(_params_file(tmp_path, record="fit.json", value=0.55))
     ok = load_params_file(_params_file(tmp_path, record="fit.json"))
-    assert ok.params.mg_gut_vmax == 5.0
+    assert ok.params.mg_gut_absorbed_ref == 0.5
     plain = load_params_file(_params_file(tmp_path, status="hand-set"))
-    assert plain.params.mg_gut_vmax == 5.0
+    assert plain.params.mg_gut_absorbed_ref == 0.5
 
 
 def test_shipped_fitted_set_is_backed_by_its_record():
@@ -293,20 +299,23 @@ def test_shipped_fitted_set_is_backed_by_its_record():
 
 # --- parameter recovery on a synthetic study ---------------------------------------------------
 
-TRUTH = {"mg_gut_vmax": 1.4, "k_romk_clearance": 0.7}  # x the shipped value
+TRUTH = {"mg_gut_absorbed_ref": 1.4, "k_ckd_exponent": 0.6}  # x the shipped value
 SYNTHETIC_SE = {"serum_mg": 0.01, "urine_mg": 0.17, "serum_k": 0.05}
 """Reported SEs (model units): SD 0.07 mmol/L, 1.2 mmol/day and 0.35 mmol/L over n = 50."""
 
 
 def _synthetic_study(values: dict[str, float]) -> evidence.Study:
-    """A steady-state study of 8 adults without diuretics: mean serum Mg, urine Mg and serum K
-    on day 0, each with its reported SE."""
+    """A steady-state study of 8 adults with eGFR 25 mL/min/1.73 m2 and without diuretics: mean
+    serum Mg, urine Mg and serum K on day 0, each with its reported SE. (At this eGFR the power of
+    nephron mass on distal K secretion moves serum K by several SEs; near eGFR 100 the balancing
+    constants absorb it.)"""
     obs = [{"id": out, "output": out, "day": 0, "statistic": "mean", "value": values[out],
             "se": se, "unit": evidence.OUTPUT_UNITS[out]} for out, se in SYNTHETIC_SE.items()]
     return evidence.parse_study({
         "study": {"id": "synthetic", "title": "synthetic recovery study"},
         "design": {"population": {"size": 8, "seed": 5, "covariates": {
-            "diuretic": {"distribution": "fixed", "value": "none"}}},
+            "diuretic": {"distribution": "fixed", "value": "none"},
+            "egfr": {"distribution": "fixed", "value": 25}}},
             "simulation": {"days": 1}},
         "observation": obs})
 
@@ -317,17 +326,18 @@ def recovery():
 
 
 def recovery_fit():
-    """Data from known parameters (mg_gut_vmax x 1.4, k_romk_clearance x 0.7) plus Gaussian
+    """Data from known parameters (mg_gut_absorbed_ref x 1.4, k_ckd_exponent x 0.6) plus Gaussian
     noise of the reported SEs (seed 11), fitted from the shipped values together with
     loop_max_block, which nothing in a study without diuretics can inform."""
     from popsim.calibration.engine import Engine
     from popsim.calibration.evidence_fit import fit_evidence
     from popsim.calibration.spec import build_spec, to_transformed
 
-    fit = ("mg_gut_vmax=1:40,k_romk_clearance=5:200,loop_max_block=0.2:1")
+    fit = ("mg_gut_absorbed_ref=0.1:0.9,k_ckd_exponent=0.1:2,loop_max_block=0.2:1")
     placeholder = _synthetic_study({k: 1.0 for k in SYNTHETIC_SE})
     spec = build_spec({"studies": ["fatemi_1991"], "fit": fit, "starts": 2, "steps": 80,
-                       "learning_rate": 0.15, "profile": ["loop_max_block", "mg_gut_vmax"],
+                       "learning_rate": 0.15,
+                       "profile": ["loop_max_block", "mg_gut_absorbed_ref"],
                        "profile_points": 5, "profile_steps": 15, "patience": 15},
                       VALUES, BASE.cvs)
     spec = dataclasses.replace(spec, studies=("synthetic",))
@@ -374,8 +384,8 @@ def test_non_identifiable_parameter_is_flagged_and_its_profile_is_flat(recovery)
     assert any("non-identifiable" in f for f in res.laplace.flags["loop_max_block"])
     [flat] = [p for p in res.profiles if p.name == "loop_max_block"]
     assert flat.flat and np.max(np.abs(flat.delta_nll)) < 0.05
-    [vmax] = [p for p in res.profiles if p.name == "mg_gut_vmax"]
-    assert not vmax.flat and vmax.delta_nll.min() > -0.05
+    [absorbed] = [p for p in res.profiles if p.name == "mg_gut_absorbed_ref"]
+    assert not absorbed.flat and absorbed.delta_nll.min() > -0.05
 
 
 @pytest.mark.slow
@@ -393,5 +403,6 @@ def test_fit_record_and_parameter_file_round_trip(recovery, tmp_path):
         lo, hi = entry["interval95"]
         assert entry["lower"] <= lo <= entry["value"] <= hi <= entry["upper"], name
     loaded = load_params_file(tmp_path / "fit" / "parameters.toml")
-    assert loaded.params.mg_gut_vmax == pytest.approx(res.values["mg_gut_vmax"], rel=1e-12)
+    assert loaded.params.mg_gut_absorbed_ref == pytest.approx(res.values["mg_gut_absorbed_ref"],
+                                                              rel=1e-12)
     assert all(p.exists() for p in written)

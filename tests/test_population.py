@@ -59,15 +59,15 @@ def test_seed_changes_the_cohort(us_adults):
 def test_truncation_and_between_patient_variability():
     conf = cfg.parse_config({"population": {"size": 10, "covariates": {
         "egfr": {"distribution": "normal", "mean": 60, "sd": 40, "min": 30, "max": 90}},
-        "variability": {"scale": 1.0, "cv": {"mg_dct_tm": 0.2}}}})
+        "variability": {"scale": 1.0, "cv": {"mg_dct_half_load": 0.2}}}})
     c = sample_cohort(conf.population, 1, 0, 5000)
     egfr = np.asarray(c.covariates["egfr"])
     assert egfr.min() >= 30 and egfr.max() <= 90
     assert np.mean(egfr < 31) < 0.02  # truncation, not clipping: no pile-up at the bound
-    tm = np.asarray(c.params.mg_dct_tm)
-    cv = np.std(np.log(tm)) / 1.0
+    half = np.asarray(c.params.mg_dct_half_load)
+    cv = np.std(np.log(half)) / 1.0
     assert cv == pytest.approx(np.sqrt(np.log1p(0.2**2)), rel=0.05)
-    assert np.median(tm) == pytest.approx(0.12, rel=0.02)  # typical value is the median
+    assert np.median(half) == pytest.approx(0.154, rel=0.02)  # typical value is the median
 
 
 def test_no_variability_when_scale_zero():

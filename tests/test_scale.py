@@ -101,7 +101,7 @@ def test_resume_refuses_a_different_job(conf, tmp_path, monkeypatch, kw, message
         from popsim.parameters.io import ParameterSet, default_parameters
 
         d = default_parameters()
-        kw["params"] = ParameterSet(dataclasses.replace(d.params, mg_dct_tm=0.1), d.cvs,
+        kw["params"] = ParameterSet(dataclasses.replace(d.params, mg_dct_half_load=0.1), d.cvs,
                                     "other.toml", {})
     kw.setdefault("chunk_size", 7)
     with pytest.raises(RunError, match=message):

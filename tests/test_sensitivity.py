@@ -84,7 +84,7 @@ mg_intake = 10
 start_day = 0
 end_day = 14
 """
-PARAMETERS = ["mg_tal_casr_ki", "mg_dct_tm", "loop_max_block"]
+PARAMETERS = ["mg_tal_casr_hill", "mg_dct_half_load", "loop_max_block"]
 IRRELEVANT = "loop_max_block"  # the block of a loop diuretic: nobody takes one here
 ST_ZERO_BOUND = 0.01
 
@@ -150,7 +150,7 @@ def run_cli(*args):
     (["--outputs", "serum_k,serum_kk", "--day", "14"],
      "unknown output 'serum_kk' (did you mean 'serum_k'?); allowed: serum_mg,"),
     (["--outputs", "serum_k", "--day", "14", "--params", "nka_km_mg,bogus"],
-     "unknown parameter 'bogus'; allowed: ecf_l_per_kg_male,"),
+     "unknown parameter 'bogus'; allowed: serum_mg_ref,"),
     (["--outputs", "serum_k", "--day", "10"],
      "day 10 is not a saved day of the config; saved days: 0, 7, 14"),
     (["--outputs", "serum_k", "--day", "14", "--arm", "placebo"],

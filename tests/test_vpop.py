@@ -31,7 +31,7 @@ def _cohort(path: Path, n: int = N, chunk: int = 1000, seed: int = 0) -> dict:
         arms=("control", "treated"), n_patients=n, times=np.array([0.0, 10.0]),
         outputs={"serum_mg": "mmol/L", "serum_k": "mmol/L"},
         covariates={"egfr": ("float", "mL/min/1.73 m2"), "sex": ("category", "1")},
-        categories={"sex": ("female", "male")}, parameters={"mg_gut_vmax": "mmol/day"},
+        categories={"sex": ("female", "male")}, parameters={"mg_gut_absorbed_ref": "1"},
         chunk_size=chunk)
     store.create(path, layout, {"config": "[population]\nsize = 1\n", "seed": 7},
                  status_meanings=STATUS_MEANINGS)
@@ -41,12 +41,13 @@ def _cohort(path: Path, n: int = N, chunk: int = 1000, seed: int = 0) -> dict:
     data = {"serum_mg": np.stack([days(mg, -0.05), days(mg, -0.02)]).astype(np.float32),
             "serum_k": np.stack([days(k, 0.0), days(k, 0.1)]).astype(np.float32),
             "egfr": rng.uniform(10, 120, n), "sex": rng.integers(0, 2, n),
-            "mg_gut_vmax": rng.lognormal(1.7, 0.2, n), "status": np.zeros((2, n), np.int8)}
+            "mg_gut_absorbed_ref": rng.lognormal(-1.05, 0.15, n),
+            "status": np.zeros((2, n), np.int8)}
     data["status"][1, ::50] = 2
     for c in range(n // chunk):
         s = slice(c * chunk, (c + 1) * chunk)
         store.write_chunk(path, c, c * chunk, {"egfr": data["egfr"][s], "sex": data["sex"][s]},
-                          {"mg_gut_vmax": data["mg_gut_vmax"][s]},
+                          {"mg_gut_absorbed_ref": data["mg_gut_absorbed_ref"][s]},
                           {k: data[k][:, s] for k in ("serum_mg", "serum_k")},
                           data["status"][:, s])
     store.finalize(path)
@@ -107,7 +108,8 @@ def test_the_selected_cohort_is_an_ordinary_cohort_file(plausible, tmp_path):
     np.testing.assert_array_equal(coh.output("serum_mg", day=10), data["serum_mg"][:, rows, 1])
     np.testing.assert_array_equal(coh.covariate("sex"),
                                   np.array(["female", "male"])[data["sex"][rows]])
-    np.testing.assert_array_equal(coh.parameter("mg_gut_vmax"), data["mg_gut_vmax"][rows])
+    np.testing.assert_array_equal(coh.parameter("mg_gut_absorbed_ref"),
+                                  data["mg_gut_absorbed_ref"][rows])
     assert coh.units("serum_mg") == "mmol/L" and coh.units("egfr") == "mL/min/1.73 m2"
     a = coh.attrs
     assert a["vpop_source_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -264,7 +264,7 @@ def build_spec(options: dict, base_values: dict[str, float], base_cvs: dict[str,
     fit = options.get("fit")
     if not fit:
         raise CalibrationError("--fit: name the parameters to fit, e.g. --fit "
-                               "mg_gut_vmax,k_romk_clearance=10:120")
+                               "mg_gut_absorbed_ref,k_aldo_exponent=0.1:1")
     params = parse_fit(fit if isinstance(fit, str) else ",".join(fit), base_values, base_cvs)
     profile = split_ids(options.get("profile"))
     names = [p.name for p in params]

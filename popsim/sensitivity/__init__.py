@@ -50,7 +50,7 @@ Example::
 
     config, _ = popsim.load_config("configs/mg_depletion.toml")
     setup = sensitivity.model_setup(config, ["serum_k", "serum_mg"], day=90,
-                                    parameters=["nka_km_mg", "romk_mg_kd", "mg_dct_tm"])
+                                    parameters=["nka_km_mg", "romk_mg_kd", "mg_dct_half_load"])
     result = sensitivity.model_sobol(setup, n=256, seed=1)
     sensitivity.print_table(result)           # ranked by ST, one table per output
     result.ST[:, 0], result.ST_conf[:, 0]     # serum_k: total indices and 95% half-widths

@@ -25,11 +25,12 @@ from popsim.sensitivity.indices import (
     sobol,
 )
 
-DEFAULT_PARAMETERS = ("nka_km_mg", "romk_mg_kd", "k_romk_clearance", "mg_gut_vmax", "mg_dct_tm",
-                      "mg_tal_casr_ki", "mg_cell_influx_rate", "aldo_k_sensitivity",
-                      "k_aldo_exponent", "na_leak_permeability")
-"""Varied when no parameters are named: the Mg -> K link (cell Mg on the Na+/K+-ATPase and on
-ROMK), distal K secretion and its aldosterone drive, and the main Mg and Na fluxes."""
+DEFAULT_PARAMETERS = ("nka_km_mg", "romk_mg_kd", "mg_cell_brake_k", "k_aldo_exponent",
+                      "k_flow_exponent", "aldo_k_sensitivity", "mg_gut_km", "mg_dct_half_load",
+                      "mg_tal_casr_hill", "renin_md_gain")
+"""Varied when no parameters are named: the Mg -> K link (cell Mg on the Na+/K+-ATPase, on
+ROMK and on its own entry), distal K secretion (its aldosterone and flow drives, and the
+aldosterone response to K), Mg absorption and renal Mg handling, and the renin drive."""
 DEFAULT_RANGE = (0.67, 1.5)  # typical value x 0.67 .. x 1.5 (clipped to the physical bounds)
 DEFAULT_SAMPLES = 1024  # base points N (evaluations: N * (d + 2))
 DEFAULT_CHUNK = 1024  # patients per compiled batch
