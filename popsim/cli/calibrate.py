@@ -7,8 +7,6 @@ import shlex
 import tomllib
 from typing import Any
 
-from popsim.cli.args import EXIT_BAD_INPUT
-
 OPTION_KEYS = {"evidence": "studies", "fit": "fit", "holdout": "holdout", "starts": "starts",
                "seed": "seed", "size": "size", "steps": "steps", "optimizer": "optimizer",
                "learning_rate": "learning_rate", "gradient": "gradient", "hessian": "hessian",
@@ -16,11 +14,10 @@ OPTION_KEYS = {"evidence": "studies", "fit": "fit", "holdout": "holdout", "start
 """Command-line option -> key of the spec (and of a config's ``[fit]`` table)."""
 
 
-def _fail(message: str) -> int:
-    import sys
+def _fail(problem) -> int:
+    from popsim.cli.commands import _fail as fail
 
-    print(f"popsim: error: {message}", file=sys.stderr)
-    return EXIT_BAD_INPUT
+    return fail(problem)
 
 
 def _is_evidence_config(path) -> bool:
@@ -91,7 +88,7 @@ def cmd_calibrate_evidence(args) -> int:
         check_output(args.out, directory=True, force=args.force,
                      inputs=(args.config, params_path), what="fit directory")
     except (CalibrationError, OutputError) as e:
-        return _fail(str(e))
+        return _fail(e)
     from popsim.calibration.evidence_fit import fit_evidence
     from popsim.calibration.figures import print_fit
     from popsim.calibration.record import write_fit
