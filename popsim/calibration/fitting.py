@@ -1,20 +1,15 @@
 """Fitting: a differentiable loss over a fixed virtual cohort, minimised with optax.
 
-* **Common random numbers, fixed**: the cohort (covariates and the standard-normal draws behind
-  every patient's parameters) is sampled once from the seed and reused at every step. The loss is
-  then a deterministic, smooth function of the parameters, so Adam converges instead of
-  wandering with sampling noise, finite-difference checks are meaningful and a fit is
-  reproducible from its seed; the price is the sampling error of one cohort, controlled by
-  ``cohort_size``.
-* **Gradients**: steady states by Newton with optimistix's implicit adjoint (implicit function
-  theorem at the root, no differentiation through the iterations); time courses for targets on
-  an arm by diffrax's default adjoint (recursive checkpointing) through the same solve as
-  `popsim run` (the configured solver, Rodas5P by default).
-* **Failures**: a patient whose steady state is not found at the current parameters is swapped
-  for the reference patient inside the step (so no NaN reaches the gradient) and masked out of
-  every statistic.
-* **One compiled step**: value-and-grad, the optax update and the parameter update are one
-  ``eqx.filter_jit`` region; every step has the same shapes, so it compiles once.
+* **Common random numbers, fixed**: the cohort (covariates and the standard-normal draws of
+  every patient's parameters) is sampled once from the seed and reused at every step: the loss
+  is a deterministic, smooth function of the parameters (Adam converges, finite differences are
+  meaningful, a fit is reproducible), at the sampling error of one cohort (``cohort_size``).
+* **Gradients**: steady states by Newton with optimistix's implicit adjoint; time courses by
+  diffrax's default adjoint through the same solve as `popsim run` (Rodas5P by default).
+* **Failures**: a patient without a steady state is swapped for the reference patient inside
+  the step (no NaN reaches the gradient) and masked out of every statistic.
+* **One compiled step**: value-and-grad and the optax and parameter updates are one
+  ``eqx.filter_jit`` region of fixed shapes (it compiles once).
 """
 
 from __future__ import annotations
