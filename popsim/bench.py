@@ -431,7 +431,7 @@ def markdown(result: dict) -> str:
               + ", ".join(ACCURACY_OUTPUTS) + f") over {ACCURACY_PATIENTS} patients and 366 "
               "days from popsim Kvaerno5 at rtol 1e-10.",
               "",
-              "Context (issue 5, measured elsewhere on a 7-state version of this model, 365 days, "
+              "Context (measured elsewhere on a 7-state version of this model, 365 days, "
               "rtol 1e-6): libRoadRunner's CVODE one patient after another ~170,000 patient-days/s "
               "per core, SciPy LSODA with a compiled right-hand side ~20,000, a plain "
               "`jit(vmap(diffeqsolve))` with Tsit5 ~48,000 on one core. "
