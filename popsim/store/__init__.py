@@ -18,6 +18,8 @@ Modules:
     writer: :func:`write_chunk`, :func:`finalize`.
     reader: :func:`open_cohort` / :class:`Cohort`, :func:`chunks_done`, :func:`read_attrs`,
         :func:`is_complete`.
+    replicates: the parameter-replicate axis (:class:`Replicates`) of ``popsim run
+        --uncertainty`` files.
     shards: one shard file per process, stitched by virtual datasets (:func:`stitch`).
     errors: :class:`StoreError`.
 """
@@ -32,6 +34,7 @@ from .reader import chunks_done as chunks_done
 from .reader import is_complete as is_complete
 from .reader import open_cohort as open_cohort
 from .reader import read_attrs as read_attrs
+from .replicates import Replicates as Replicates
 from .schema import COHORT_SUFFIXES as COHORT_SUFFIXES
 from .schema import FORMAT as FORMAT
 from .schema import CohortLayout as CohortLayout

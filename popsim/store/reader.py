@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from .errors import StoreError
 from .journal import journal_path, recover
+from .replicates import n_replicates, read_drawn
 from .schema import _check_format, _inventory, _text
 
 
@@ -61,6 +63,12 @@ class Cohort:
         arms: arm names; ``times``: float64 days ``(time,)``; ``n_patients``: int.
         attrs: root attributes; ``complete``: whether the file was finalized (at opening).
         output_names, covariate_names, parameter_names: what the file holds.
+        n_replicates: ``R`` for a file of parameter replicates (``popsim run --uncertainty``),
+            whose outputs, status and sampled parameters have a leading ``replicate`` axis;
+            ``None`` otherwise, and in the view of one replicate (:meth:`select`).
+        replicate: the replicate a view of :meth:`select` shows, else ``None``.
+        drawn_names, drawn_units, drawn_values: the fitted parameters of a replicate file and
+            their ``(R, k)`` values per replicate (row 0 the point estimate); empty otherwise.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -76,7 +84,31 @@ class Cohort:
                 tuple(outs), tuple(covs), tuple(pars))
             self._units = {k: _text(ds.attrs["units"]) for k, ds in f.items()
                            if isinstance(ds, h5py.Dataset) and "units" in ds.attrs}
+            self.n_replicates: int | None = n_replicates(f)
+            self.drawn_names, self.drawn_units, self.drawn_values = (
+                read_drawn(f) if self.n_replicates else ((), (), np.zeros((0, 0))))
         self.complete = bool(self.attrs.get("complete", 0))
+        self.replicate: int | None = None
+        self._lead: tuple = () if self.n_replicates is None else (slice(None),)
+
+    def select(self, replicate: int) -> Cohort:
+        """The view of one replicate of a replicate file: its outputs, status and parameters
+        read as those of a file without replicates (same shapes)."""
+        if self.n_replicates is None:
+            raise StoreError(f"{self.path}: has no parameter replicates")
+        if not 0 <= replicate < self.n_replicates:
+            raise StoreError(f"{self.path}: no replicate {replicate} (0..{self.n_replicates - 1})")
+        view = copy.copy(self)
+        view.n_replicates, view.replicate, view._lead = None, int(replicate), (int(replicate),)
+        return view
+
+    def record(self, name: str) -> str:
+        """A text stored for provenance (e.g. ``fit_record``, the fit record of a replicate
+        run)."""
+        with _open(self.path) as f:
+            if name not in f or f[name].ndim != 0:
+                raise StoreError(f"{self.path}: no record {name!r}")
+            return _text(f[name][()])
 
     def __enter__(self) -> Cohort:
         return self
@@ -96,7 +128,7 @@ class Cohort:
             return self._units[f"param_{name}"]
         raise StoreError(f"{self.path}: no variable {name!r}")
 
-    def _read(self, name: str, sel=Ellipsis) -> np.ndarray:
+    def _read(self, name: str, sel: object = Ellipsis) -> np.ndarray:
         with _open(self.path) as f:
             try:
                 return f[name][sel]
@@ -112,12 +144,21 @@ class Cohort:
         return arm
 
     def output(self, name: str, arm: int | str | slice = slice(None),
-               time: int | slice = slice(None)) -> np.ndarray:
+               time: int | slice = slice(None), replicate: int | None = None) -> np.ndarray:
         """An output, float32 ``(arm, patient, time)``; an integer (or name) ``arm`` and/or an
-        integer ``time`` index drop that axis. Unwritten values are NaN."""
+        integer ``time`` index drop that axis. Unwritten values are NaN. In a replicate file,
+        ``(replicate, arm, patient, time)``, or one ``replicate``'s."""
         if name not in self.output_names:
             raise StoreError(f"{self.path}: no output {name!r}")
-        return self._read(name, (self._arm_index(arm), slice(None), time))
+        return self._read(name, (*self._replicate(replicate), self._arm_index(arm),
+                                 slice(None), time))
+
+    def _replicate(self, replicate: int | None) -> tuple:
+        if replicate is None:
+            return self._lead
+        if self.n_replicates is None:
+            raise StoreError(f"{self.path}: has no parameter replicates")
+        return (int(replicate),)
 
     def covariate(self, name: str) -> np.ndarray:
         """A covariate, ``(patient,)``: float64 (NaN if unwritten), or for a category its labels
@@ -138,16 +179,18 @@ class Cohort:
             codes[(codes < 0) | (codes >= len(labels) - 1)] = len(labels) - 1
             return labels[codes]
 
-    def parameter(self, name: str) -> np.ndarray:
-        """A sampled parameter (name without ``param_``), float64 ``(patient,)``."""
+    def parameter(self, name: str, replicate: int | None = None) -> np.ndarray:
+        """A sampled parameter (name without ``param_``), float64 ``(patient,)`` (in a replicate
+        file ``(replicate, patient)``, or one ``replicate``'s)."""
         if name not in self.parameter_names:
             raise StoreError(f"{self.path}: no sampled parameter {name!r}")
-        return self._read(f"param_{name}")
+        return self._read(f"param_{name}", (*self._replicate(replicate), slice(None)))
 
     @property
     def status(self) -> np.ndarray:
-        """Status codes, int8 ``(arm, patient)``; -1 for patients not computed."""
-        return self._read("status")
+        """Status codes, int8 ``(arm, patient)`` (in a replicate file ``(replicate, arm,
+        patient)``); -1 for patients not computed."""
+        return self._read("status", (*self._lead, slice(None), slice(None)))
 
     @property
     def status_meanings(self) -> dict[int, str]:
