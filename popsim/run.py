@@ -7,12 +7,15 @@ keeps its finished chunks. Each chunk's write is all-or-nothing, even for a proc
 middle of it (:mod:`popsim.store`'s undo journal), so ``resume`` can trust the file's
 ``chunk_done`` marks. Solving is :mod:`popsim.devices` (and :mod:`popsim.batch` below it); this
 module owns the chunk loop, the file and resuming.
+
+With parameter uncertainty (a fit record and ``replicates``), the same patients are solved once
+per parameter replicate: the chunks run over lanes (replicate x patient, :mod:`popsim.lanes`)
+and the file has a ``replicate`` axis (:mod:`popsim.store.replicates`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,9 +30,11 @@ from popsim import devices as dev
 from popsim import store
 from popsim._version import MODEL_VERSION, __version__, library_versions
 from popsim.facts import STATUS_MEANINGS
+from popsim.lanes import ReplicateLanes, replicate_lanes
 from popsim.observables import OUTPUTS
 from popsim.parameters import parameter_specs
 from popsim.parameters.io import ParameterSet, default_parameters, fingerprint
+from popsim.parameters.uncertainty import UncertainFit, options_problem
 from popsim.population import COVARIATE_NAMES, sample_cohort, variability
 from popsim.protocols import Protocol, protocols_for
 from popsim.report import ArmSummary, summarize
@@ -42,6 +47,8 @@ it."""
 RESUME_KEYS = ("model_version", "config", "seed", "n_patients", "chunk_size", "params_fingerprint",
                "solver", "rtol", "atol", "precision")
 """What must match between an interrupted file and the run that finishes it."""
+REPLICATE_KEYS = ("n_replicates", "uncertainty_fingerprint")
+"""What must match too when the run has parameter replicates."""
 
 
 class RunError(RuntimeError):
@@ -67,6 +74,8 @@ class RunOptions:
             (:func:`popsim.store.shard_path`); process 0 then writes the output as a master
             file of HDF5 virtual datasets over the shards.
         progress: show progress (on stderr).
+        replicates: with a fit record (``uncertainty=`` of :func:`run_cohort`): the number of
+            parameter replicates, 2..:data:`popsim.parameters.uncertainty.MAX_REPLICATES`.
     """
 
     size: int | None = None
@@ -77,6 +86,7 @@ class RunOptions:
     devices: int | str | None = None
     distributed: bool = False
     progress: bool = True
+    replicates: int | None = None
 
 
 @dataclass
@@ -124,6 +134,12 @@ class _Job:
     ts: jax.Array
     dtype: type
     devices: list | None
+    lanes: ReplicateLanes | None = None
+
+    @property
+    def n_lanes(self) -> int:
+        """Patients times replicates (the patients of a run without replicates)."""
+        return self.n * (1 if self.lanes is None else self.lanes.count)
 
 
 def _check_output_path(out: Path, force: bool, resume: bool) -> None:
@@ -136,8 +152,8 @@ def _check_output_path(out: Path, force: bool, resume: bool) -> None:
         raise RunError(str(e)) from None
 
 
-def _layout(config: cfg.RunConfig, n: int, chunk_size: int,
-            varying: list[str]) -> store.CohortLayout:
+def _layout(config: cfg.RunConfig, n: int, chunk_size: int, varying: list[str],
+            lanes: ReplicateLanes | None = None) -> store.CohortLayout:
     specs = {s.name: s for s in parameter_specs()}
     covs, cats = {}, {}
     for name in COVARIATE_NAMES:
@@ -152,7 +168,27 @@ def _layout(config: cfg.RunConfig, n: int, chunk_size: int,
         times=np.asarray(config.simulation.output_times, np.float64),
         outputs={o.name: o.unit for o in OUTPUTS}, covariates=covs, categories=cats,
         parameters={k: specs[k].unit for k in varying}, chunk_size=chunk_size,
-        descriptions=descriptions)
+        descriptions=descriptions, replicates=None if lanes is None else _replicates(lanes))
+
+
+def _replicates(lanes: ReplicateLanes) -> store.Replicates:
+    """The replicate axis of the file: the drawn values, and the fit record's files."""
+    fit = lanes.fit
+    specs = {s.name: s for s in parameter_specs()}
+
+    def describe(name):
+        p = name.removeprefix("cv.")
+        what = specs[p].description
+        return what if p == name else f"between-patient CV of: {what}"
+
+    return store.Replicates(
+        fit.names, tuple(fit.units[n] for n in fit.names), lanes.values,
+        descriptions={n: describe(n) for n in fit.names},
+        records={"fit_record": (fit.text, f"fit record ({fit.path.name}) whose uncertainty the "
+                                          "replicates sample"),
+                 "fit_parameters": (fit.params_text, "the fit record's parameter file: the "
+                                    "point estimate (replicate 0) and the rest of every "
+                                    "replicate's parameters")})
 
 
 def _attributes(config: cfg.RunConfig, config_text: str, n: int, seed: int, chunk_size: int,
@@ -170,8 +206,30 @@ def _attributes(config: cfg.RunConfig, config_text: str, n: int, seed: int, chun
     }
 
 
+def _replicate_attributes(fit: UncertainFit, replicates: int) -> dict:
+    """The root attributes of a run with parameter replicates."""
+    return {"n_replicates": int(replicates), "uncertainty_fingerprint": fit.fingerprint(),
+            "uncertainty_source": str(fit.path),
+            "replicate_0": "the point estimate (the fit record's parameters.toml)",
+            "replicates_drawn": "multivariate normal in the fit record's transformed space, "
+                                "from the run's seed (popsim.parameters.uncertainty)"}
+
+
+def _check_options(opts: RunOptions, n: int, params, uncertainty) -> None:
+    """:class:`RunError` for options that cannot go together or are out of range."""
+    if n <= 0:
+        raise RunError(f"--size {n}: must be a positive number of patients")
+    if opts.chunk_size <= 0:
+        raise RunError(f"--chunk-size {opts.chunk_size}: must be a positive number of patients")
+    problem = options_problem(uncertainty=uncertainty is not None, replicates=opts.replicates,
+                              params=params is not None, processes=2 if opts.distributed else 1)
+    if problem:
+        raise RunError(problem)
+
+
 def run_cohort(config: cfg.RunConfig, config_text: str, out: str | Path,
-               params: ParameterSet | None = None, **options) -> RunResult:
+               params: ParameterSet | None = None, uncertainty: UncertainFit | None = None,
+               **options) -> RunResult:
     """Run the cohort of ``config`` and write it to ``out`` (HDF5). See the module docstring.
 
     Args:
@@ -179,19 +237,21 @@ def run_cohort(config: cfg.RunConfig, config_text: str, out: str | Path,
         params: typical values and between-patient CVs, e.g. from ``popsim calibrate``
             (default: the shipped set, :func:`default_parameters`); its ``source`` is recorded
             in the file (``params_source`` attribute).
+        uncertainty: a fit record (:func:`popsim.parameters.uncertainty.load_fit`, instead of
+            ``params``): the cohort is run once per parameter replicate (``replicates=``), each
+            replicate's parameters drawn from the record's uncertainty (replicate 0 its point
+            estimate), into a file with a ``replicate`` axis.
         options: the fields of :class:`RunOptions` (``size=``, ``seed=``, ``chunk_size=``,
-            ``force=``, ``resume=``, ``devices=``, ``distributed=``, ``progress=``).
+            ``force=``, ``resume=``, ``devices=``, ``distributed=``, ``progress=``,
+            ``replicates=``).
     """
     opts = RunOptions(**options)
     out = Path(out)
     n = config.population.size if opts.size is None else opts.size
     seed = config.population.seed if opts.seed is None else opts.seed
-    if n <= 0:
-        raise RunError(f"--size {n}: must be a positive number of patients")
-    if opts.chunk_size <= 0:
-        raise RunError(f"--chunk-size {opts.chunk_size}: must be a positive number of patients")
+    _check_options(opts, n, params, uncertainty)
     _check_output_path(out, opts.force, resume=opts.resume)
-    chunk_size = min(opts.chunk_size, n)
+    chunk_size = min(opts.chunk_size, n * (opts.replicates or 1))
     try:
         split = dev.patient_devices(opts.devices)
     except dev.DeviceError as e:
@@ -200,18 +260,22 @@ def run_cohort(config: cfg.RunConfig, config_text: str, out: str | Path,
     target = out if nproc == 1 else store.shard_path(out, pid, nproc)
     if nproc > 1:
         _check_output_path(target, opts.force, resume=opts.resume)
-    ps = default_parameters() if params is None else params
+    ps = uncertainty.base if uncertainty is not None else \
+        default_parameters() if params is None else params
     dtype = jnp.float64 if config.simulation.precision == "float64" else jnp.float32
     t_start = time.perf_counter()
     with jax.enable_x64(True):
         attrs = _attributes(config, config_text, n, seed, chunk_size, ps)
+        if uncertainty is not None:
+            attrs.update(_replicate_attributes(uncertainty, int(opts.replicates or 0)))
         if nproc > 1:
             attrs["process_id"], attrs["n_processes"] = int(pid), int(nproc)
-        done = _open_target(target, config, n, chunk_size, ps, attrs, opts)
+        done, lanes = _open_target(target, config, n, chunk_size, ps, attrs, opts, uncertainty,
+                                   seed)
         job = _Job(config, target, n, seed, chunk_size, ps,
                    protocols_for(config.arms, config.simulation.days, dtype),
                    SolverSettings.from_simulation(config.simulation),
-                   jnp.asarray(config.simulation.output_times, dtype), dtype, split)
+                   jnp.asarray(config.simulation.output_times, dtype), dtype, split, lanes)
         _run_chunks(job, done, pid, nproc, opts.progress)
         if nproc == 1:
             if not store.is_complete(out):
@@ -219,21 +283,36 @@ def run_cohort(config: cfg.RunConfig, config_text: str, out: str | Path,
         else:
             _stitch_when_all_done(out, nproc, pid)
     return RunResult(out, n, config.simulation.days, summarize(out),
-                     time.perf_counter() - t_start)
+                     time.perf_counter() - t_start,
+                     {} if uncertainty is None else {"replicates": opts.replicates})
 
 
 def _open_target(target: Path, config, n, chunk_size, ps: ParameterSet, attrs: dict,
-                 opts: RunOptions) -> np.ndarray:
-    """Create the cohort file (or check the one to resume); returns its finished chunks."""
-    if opts.resume and target.exists():
-        return _resumable(target, attrs)
-    varying = sorted(variability(config.population, ps.cvs))
+                 opts: RunOptions, fit: UncertainFit | None = None,
+                 seed: int = 0) -> tuple[np.ndarray, ReplicateLanes | None]:
+    """Create the cohort file (or check the one to resume); returns its finished chunks and
+    the replicates' lanes (drawn now, or those of the file being resumed)."""
+    resuming = opts.resume and target.exists()
+    done = _resumable(target, attrs) if resuming else None
+    lanes = None
+    if fit is not None:
+        try:
+            values = store.open_cohort(target).drawn_values if resuming else \
+                fit.draw(int(opts.replicates or 0), seed)
+        except store.StoreError as e:
+            raise RunError(f"--resume: {e}") from None
+        lanes = replicate_lanes(config.population, fit, values, n)
+    if done is not None:
+        return done, lanes
+    varying = lanes.varying if lanes is not None else \
+        sorted(variability(config.population, ps.cvs))
     try:
-        store.create(target, _layout(config, n, chunk_size, varying), attrs,
-                     status_meanings=STATUS_MEANINGS, force=opts.force or opts.resume)
+        layout = _layout(config, n, chunk_size, varying, lanes)
+        store.create(target, layout, attrs, status_meanings=STATUS_MEANINGS,
+                     force=opts.force or opts.resume)
     except store.StoreError as e:
         raise RunError(str(e)) from None
-    return np.zeros(math.ceil(n / chunk_size), bool)
+    return np.zeros(layout.n_chunks, bool), lanes
 
 
 def _run_chunks(job: _Job, done: np.ndarray, pid: int, nproc: int, progress: bool) -> None:
@@ -243,12 +322,13 @@ def _run_chunks(job: _Job, done: np.ndarray, pid: int, nproc: int, progress: boo
     from popsim.progress import Progress
 
     mine = [c for c in range(done.size) if c % nproc == pid]
-    n_mine = sum(min(job.chunk_size, job.n - c * job.chunk_size) for c in mine)
+    n_mine = sum(min(job.chunk_size, job.n_lanes - c * job.chunk_size) for c in mine)
     first = True
-    with Progress("simulating", n_mine, "patients", enabled=progress) as bar, \
+    unit = "patients" if job.lanes is None else "patient-replicates"
+    with Progress("simulating", n_mine, unit, enabled=progress) as bar, \
             _Writer(bar) as writer:
         for c in mine:
-            n_real = min(job.chunk_size, job.n - c * job.chunk_size)
+            n_real = min(job.chunk_size, job.n_lanes - c * job.chunk_size)
             if done[c]:
                 bar(n_real)
                 continue
@@ -281,7 +361,13 @@ def _resumable(out: Path, attrs: dict) -> np.ndarray:
         done = store.chunks_done(out)
     except store.StoreError as e:
         raise RunError(f"--resume: {e}") from None
-    for key in RESUME_KEYS + tuple(k for k in ("process_id", "n_processes") if k in attrs):
+    mine_rep, theirs_rep = "n_replicates" in attrs, "n_replicates" in old
+    if mine_rep != theirs_rep:
+        raise RunError(f"--resume {out}: the interrupted run " +
+                       ("had no" if mine_rep else "had") + " parameter replicates; use the "
+                       "same --uncertainty and --replicates, or start again with --force")
+    for key in RESUME_KEYS + tuple(k for k in ("process_id", "n_processes") if k in attrs) \
+            + (REPLICATE_KEYS if mine_rep else ()):
         if key not in old:
             raise RunError(f"--resume {out}: the file has no {key!r} attribute; it was not "
                            "written by this version of popsim run")
@@ -289,13 +375,13 @@ def _resumable(out: Path, attrs: dict) -> np.ndarray:
         same = (float(mine) == float(theirs) if isinstance(mine, float | int)
                 else str(mine) == str(theirs))
         if not same:
-            what = {"config": "the config text", "params_fingerprint": "the parameters"}.get(
-                key, key)
-            shown = "" if key in ("config", "params_fingerprint") else \
-                f" (file: {theirs}, now: {mine})"
+            what = {"config": "the config text", "params_fingerprint": "the parameters",
+                    "uncertainty_fingerprint": "the fit record"}.get(key, key)
+            shown = "" if key in ("config", "params_fingerprint", "uncertainty_fingerprint") \
+                else f" (file: {theirs}, now: {mine})"
             raise RunError(f"--resume {out}: {what} differs from the interrupted run's{shown}; "
-                           "use the same config, --size, --seed, --chunk-size and --params, or "
-                           "start again with --force")
+                           "use the same config, --size, --seed, --chunk-size, --params or "
+                           "--uncertainty and --replicates, or start again with --force")
     return done
 
 
@@ -306,13 +392,16 @@ def _run_chunk(job: _Job, c: int, writer=None, precompile=False, precompile_fall
     first chunk a run computes): compile its programs for every device in parallel first, the
     steady-state fallback too if ``precompile_fallback``; then call ``on_compiled``."""
     start = c * job.chunk_size
-    n_real = min(job.chunk_size, job.n - start)
+    n_real = min(job.chunk_size, job.n_lanes - start)
     # the compute batch is the chunk padded to a multiple of the device count; the padding
     # patients are real draws (indices past the chunk) and are discarded
     size = job.chunk_size if job.devices is None else \
         -(-job.chunk_size // len(job.devices)) * len(job.devices)
-    cohort = sample_cohort(job.config.population, job.seed, start, size, job.params.params,
-                           job.params.cvs)
+    if job.lanes is None:
+        cohort = sample_cohort(job.config.population, job.seed, start, size, job.params.params,
+                               job.params.cvs)
+    else:
+        cohort = job.lanes.cohort(job.config.population, job.seed, start, size)
     if precompile:
         dev.compile_ahead([part.inputs(job.dtype) for part in dev.place_parts(cohort,
                                                                               job.devices)],

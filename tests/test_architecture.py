@@ -21,10 +21,10 @@ STAGES = [
     ("popsim._schema", "popsim.covariates", "popsim.interventions", "popsim.parameters",
      "popsim.parameters.io", "popsim.config", "popsim.store"),
     # 2: readers of data and files (no JAX)
-    ("popsim.evidence", "popsim.evidence.statistics", "popsim.report"),
+    ("popsim.evidence", "popsim.evidence.statistics", "popsim.report", "popsim.bands"),
     # 3: the model of one patient
     ("popsim.physiology", "popsim.model", "popsim.observables", "popsim.protocols",
-     "popsim.population"),
+     "popsim.population", "popsim.lanes"),
     # 4: single-patient numerics
     ("popsim.linear", "popsim.rosenbrock", "popsim.solve"),
     # 5: batching and devices (the one vmap boundary)
