@@ -49,8 +49,7 @@ import numpy as np
 from popsim._version import MODEL_VERSION
 from popsim.config import _suggest
 from popsim.parameters import parameter_specs
-from popsim.parameters.io import ParameterSet, ParamsFileError, load_params_file, \
-    table_parameters
+from popsim.parameters.io import ParameterSet, ParamsFileError, load_params_file, table_parameters
 
 FIT_FILE = "fit.json"
 PARAMS_FILE = "parameters.toml"
