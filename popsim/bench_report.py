@@ -62,7 +62,7 @@ def markdown(result: dict) -> str:
 
 
 def _target_sentence(result: dict) -> str:
-    """popsim's best rate here against the project's speed targets (libRoadRunner ~170,000 patient-days/s
+    """popsim's best rate here against the speed targets (libRoadRunner ~170,000 patient-days/s
     per core; 10^6 patient-years in 30 min = ~203,000 patient-days/s)."""
     mine = [r for r in result["rows"] if r["method"] == "popsim"]
     if not mine:

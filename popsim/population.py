@@ -165,13 +165,19 @@ def individual_params(params: Params, z: dict, cvs: dict) -> Params:
     clipped to its physical bounds; the others broadcast. Differentiable in ``params`` and
     ``cvs`` (used by calibration)."""
     n = next(iter(z.values())).shape[0] if z else None
+    return _per_patient(params, z, {k: omega(v) for k, v in cvs.items() if k in z}, n)
+
+
+def _per_patient(params: Params, z: dict, omegas: dict, n: int | None) -> Params:
+    """:func:`individual_params` from the SDs ``omegas`` of log(theta_i) (scalars, or one per
+    patient); ``params`` fields are scalars or ``(n,)``."""
     specs = {s.name: s for s in parameter_specs()}
     fields = {}
     for f in dataclasses.fields(Params):
         typical = jnp.asarray(getattr(params, f.name), jnp.float64)
-        if f.name in z and f.name in cvs:
+        if f.name in omegas:
             s = specs[f.name]
-            fields[f.name] = jnp.clip(typical * jnp.exp(omega(cvs[f.name]) * z[f.name]),
+            fields[f.name] = jnp.clip(typical * jnp.exp(omegas[f.name] * z[f.name]),
                                       s.lower, s.upper)
         else:
             fields[f.name] = typical if n is None else jnp.broadcast_to(typical, (n,))
@@ -241,4 +247,28 @@ def sample_cohort(pop: cfg.Population, seed: int, start: int, n: int,
         per_patient = individual_params(params, z, cvs)
         patients = patients_from_covariates(per_patient, cov, pop.chronic_diuretic_dose)
     return Cohort(index=index, covariates=cov, params=per_patient, patients=patients,
+                  varying=names)
+
+
+def sample_lanes(pop: cfg.Population, seed: int, index, typical: Params,
+                 omegas: dict) -> Cohort:
+    """Patients ``index`` (any indices: the same patient may appear in several lanes, e.g. once
+    per parameter replicate), each lane with its own typical values and between-patient SDs.
+
+    Args:
+        index: ``(lanes,)`` patient indices; a lane's covariates and draws are those of its
+            patient (:func:`sample_cohort` draws the same).
+        typical: typical values, each field a scalar or ``(lanes,)``.
+        omegas: varying parameter -> ``(lanes,)`` SD of log(theta_i) (:func:`omega` of the
+            lane's CV, computed per CV as :func:`individual_params` does, so that a lane gets
+            the bits of the same patient in :func:`sample_cohort`; 0 in a lane where the
+            parameter does not vary).
+    """
+    names = tuple(sorted(omegas))
+    index = jnp.asarray(index, jnp.int64)
+    cov, z = _draws_fn(pop, names)(jax.random.key(seed), index)
+    with jax.enable_x64(True):
+        per_lane = _per_patient(typical, z, omegas, int(index.shape[0]))
+        patients = patients_from_covariates(per_lane, cov, pop.chronic_diuretic_dose)
+    return Cohort(index=index, covariates=cov, params=per_lane, patients=patients,
                   varying=names)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from popsim import store
+from popsim import bands, store
 from popsim.facts import DISORDERS, EGFR_STRATA, REFERENCE_RANGES, SUMMARY_MEDIANS, Status, title
 
 
@@ -22,19 +22,26 @@ def print_run_summary(result, console=None) -> None:
     from popsim.progress import console as make_console
 
     console = console or make_console()
-    t = Table(title=f"{result.path}: {result.n_patients:,} patients, day {result.days:g}, "
-                    f"{result.wall_seconds:.1f} s")
+    reps = result.arms[0].replicates if result.arms else 0
+    what = f" x {reps} parameter replicates" if reps else ""
+    t = Table(title=f"{result.path}: {result.n_patients:,} patients{what}, day "
+                    f"{result.days:g}, {result.wall_seconds:.1f} s")
     t.add_column("")
     for a in result.arms:
         t.add_column(a.name, justify="right")
-    rows = [("patients solved", lambda a: f"{a.n_ok:,}"),
-            ("patients failed", lambda a: f"{a.n_failed:,}")]
+    who = "patient-replicates" if reps else "patients"
+    rows = [(f"{who} solved", lambda a: f"{a.n_ok:,}"),
+            (f"{who} failed", lambda a: f"{a.n_failed:,}")]
     digits = {"serum_mg": 3, "serum_na": 1}
     first = result.arms[0] if result.arms else None
     for key in SUMMARY_MEDIANS:
         if first is not None and key in first.medians:  # outputs the run saved
-            rows.append((f"median {title(key)} (mmol/L)",
+            rows.append((f"median {title(key)} (mmol/L)" + (", point estimate" if reps else ""),
                          lambda a, k=key: f"{a.medians[k]:.{digits.get(k, 2)}f}"))
+            if reps:
+                rows.append(("  2.5-97.5% across replicates",
+                             lambda a, k=key: f"{a.bands[k][0]:.{digits.get(k, 2)}f}-"
+                                              f"{a.bands[k][2]:.{digits.get(k, 2)}f}"))
     for d in DISORDERS:
         if first is not None and d.name in first.prevalence:
             rows.append((d.label, lambda a, k=d.name: f"{100 * a.prevalence[k]:.1f}%"))
@@ -217,12 +224,20 @@ def report(path, out_dir, days=None, console=None, force: bool = False) -> dict:
     tidx = saved_day_indices(times, days)
     try:
         with atomic_directory(out_dir) as tmp:
-            summary = _write_report(coh, path, tmp, tidx)
+            # a file of parameter replicates: the patient tables of the point estimate, and
+            # the prediction bands across replicates
+            summary = _write_report(coh.select(0) if coh.n_replicates else coh, path, tmp, tidx)
+            if coh.n_replicates:
+                summary["prediction_bands"] = bands.band_summary(coh, tmp)
+                summary["figures"].append(str(bands.bands_figure(coh,
+                                                                 tmp / "prediction_bands.png")))
             summary["figures"] = [str(Path(out_dir) / Path(f).name) for f in summary["figures"]]
             (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
     except store.StoreError as e:
         raise ReportError(str(e)) from None
     _print_report_tables(summary, console)
+    if "prediction_bands" in summary:
+        bands.print_band_table(summary["prediction_bands"], console)
     return summary
 
 
@@ -292,8 +307,9 @@ def _print_report_tables(summary, console=None):
     from popsim.progress import console as make_console
 
     console = console or make_console()
+    point = ", point estimate (replicate 0)" if "prediction_bands" in summary else ""
     for day in (str(d) for d in summary["days"]):
-        t = Table(title=f"day {float(day):g}: median (5th-95th percentile)")
+        t = Table(title=f"day {float(day):g}: median (5th-95th percentile){point}")
         t.add_column("arm")
         for v in REPORT_VARIABLES:
             t.add_column(f"{title(v)}\n({summary['units'][v]})", justify="right")
@@ -448,12 +464,19 @@ class ArmSummary:
     medians: dict[str, float]  # output -> median, in the file's units
     prevalence: dict[str, float]  # disorder -> fraction of the patients solved
     failures: dict[str, int] = field(default_factory=dict)  # status meaning -> patients
+    replicates: int = 0  # parameter replicates (0: a file without them)
+    bands: dict[str, tuple] = field(default_factory=dict)  # output -> (2.5, 50, 97.5)%
 
 
 def summarize(path: str | Path, time_index: int = -1) -> list[ArmSummary]:
     """Per-arm medians and prevalences at one saved time (default: the last), from the file;
-    only for the outputs the file holds (a run may save a subset)."""
-    coh = store.open_cohort(path)
+    only for the outputs the file holds (a run may save a subset). For a file of parameter
+    replicates: those of the point estimate (replicate 0), each median's band across
+    replicates (:func:`popsim.bands.summary_bands`) and solved/failed counts over them all."""
+    full = store.open_cohort(path)
+    coh = full.select(0) if full.n_replicates else full
+    every = full.status.reshape(-1, len(full.arms), full.n_patients)  # (replicate, arm, patient)
+    band = bands.summary_bands(full, time_index) if full.n_replicates else {}
     status = coh.status
     meanings = coh.status_meanings
     result = []
@@ -467,8 +490,10 @@ def summarize(path: str | Path, time_index: int = -1) -> list[ArmSummary]:
         prev = {d.name: float(np.mean(d.present(vals[d.output]))) if n_ok else math.nan
                 for d in disorders}
         med = {k: float(np.median(vals[k])) if n_ok else math.nan for k in medians}
-        codes, counts = np.unique(status[a][~ok], return_counts=True)
+        codes, counts = np.unique(every[:, a][every[:, a] != Status.OK], return_counts=True)
         failures = {meanings.get(int(c), str(int(c))): int(k)
                     for c, k in zip(codes, counts, strict=True)}
-        result.append(ArmSummary(arm, n_ok, int((~ok).sum()), med, prev, failures))
+        result.append(ArmSummary(arm, int((every[:, a] == Status.OK).sum()), int(counts.sum()),
+                                 med, prev, failures, full.n_replicates or 0,
+                                 {k: v[a] for k, v in band.items()}))
     return result

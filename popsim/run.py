@@ -7,14 +7,16 @@ keeps its finished chunks. Each chunk's write is all-or-nothing, even for a proc
 middle of it (:mod:`popsim.store`'s undo journal), so ``resume`` can trust the file's
 ``chunk_done`` marks. Solving is :mod:`popsim.devices` (and :mod:`popsim.batch` below it); this
 module owns the chunk loop, the file and resuming.
+
+With parameter uncertainty (a fit record and ``replicates``), the same patients are solved once
+per parameter replicate: the chunks run over lanes (replicate x patient, :mod:`popsim.lanes`)
+and the file has a ``replicate`` axis (:mod:`popsim.store.replicates`).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +26,7 @@ import numpy as np
 
 from popsim import config as cfg
 from popsim import devices as dev
+from popsim import lanes as rl
 from popsim import store
 from popsim._version import MODEL_VERSION, __version__, library_versions
 from popsim.compilation import CompileCounter
@@ -33,6 +36,7 @@ from popsim.observables import OUTPUTS
 from popsim.options import Message, Option
 from popsim.parameters import parameter_specs
 from popsim.parameters.io import ParameterSet, default_parameters, fingerprint
+from popsim.parameters.uncertainty import UncertainFit, options_problem
 from popsim.population import COVARIATE_NAMES, sample_cohort, variability
 from popsim.progress import Phases
 from popsim.protocols import Protocol, protocols_for
@@ -72,6 +76,8 @@ class RunOptions:
             (:func:`popsim.store.shard_path`); process 0 then writes the output as a master
             file of HDF5 virtual datasets over the shards.
         progress: show progress (on stderr).
+        replicates: with a fit record (``uncertainty=`` of :func:`run_cohort`): the number of
+            parameter replicates, 2..:data:`popsim.parameters.uncertainty.MAX_REPLICATES`.
     """
 
     size: int | None = None
@@ -82,6 +88,7 @@ class RunOptions:
     devices: int | str | None = None
     distributed: bool = False
     progress: bool = True
+    replicates: int | None = None
 
 
 @dataclass
@@ -136,6 +143,12 @@ class _Job:
     devices: list | None
     phases: Phases = field(default_factory=Phases)
     candidates: np.ndarray | None = None  # a screened run: each patient's candidate index
+    lanes: rl.ReplicateLanes | None = None  # a run with parameter replicates
+
+    @property
+    def n_lanes(self) -> int:
+        """Patients times replicates (the patients of a run without replicates)."""
+        return self.n * (1 if self.lanes is None else self.lanes.count)
 
     @property
     def batch_size(self) -> int:
@@ -157,7 +170,8 @@ def _check_output_path(out: Path, force: bool, resume: bool) -> None:
 
 
 def _layout(config: cfg.RunConfig, n: int, chunk_size: int, varying: list[str],
-            candidates: np.ndarray | None = None) -> store.CohortLayout:
+            candidates: np.ndarray | None = None,
+            lanes: rl.ReplicateLanes | None = None) -> store.CohortLayout:
     specs = {s.name: s for s in parameter_specs()}
     covs, cats = {}, {}
     for name in COVARIATE_NAMES:
@@ -178,7 +192,8 @@ def _layout(config: cfg.RunConfig, n: int, chunk_size: int, varying: list[str],
         covariates=covs,
         categories=cats,
         parameters={k: specs[k].unit for k in varying}, chunk_size=chunk_size,
-        descriptions=descriptions, candidates=candidates)
+        descriptions=descriptions, candidates=candidates,
+        replicates=None if lanes is None else rl.file_replicates(lanes))
 
 
 def _attributes(config: cfg.RunConfig, config_text: str, n: int, seed: int, chunk_size: int,
@@ -197,7 +212,8 @@ def _attributes(config: cfg.RunConfig, config_text: str, n: int, seed: int, chun
 
 
 def run_cohort(config: cfg.RunConfig, config_text: str, out: str | Path,
-               params: ParameterSet | None = None, **options) -> RunResult:
+               params: ParameterSet | None = None, uncertainty: UncertainFit | None = None,
+               **options) -> RunResult:
     """Run the cohort of ``config`` and write it to ``out`` (HDF5). See the module docstring.
 
     Args:
@@ -205,8 +221,10 @@ def run_cohort(config: cfg.RunConfig, config_text: str, out: str | Path,
         params: typical values and between-patient CVs, e.g. from ``popsim calibrate``
             (default: the shipped set, :func:`default_parameters`); its ``source`` is recorded
             in the file (``params_source`` attribute).
-        options: the fields of :class:`RunOptions` (``size=``, ``seed=``, ``chunk_size=``,
-            ``force=``, ``resume=``, ``devices=``, ``distributed=``, ``progress=``).
+        uncertainty: a fit record (:func:`popsim.parameters.uncertainty.load_fit`, instead of
+            ``params``): the cohort once per parameter replicate (``replicates=``) drawn from
+            its uncertainty (replicate 0: the point estimate), in a file with a replicate axis.
+        options: the fields of :class:`RunOptions` (``size=``, ``seed=``, ``force=``, ...).
 
     The result's :attr:`RunResult.profile` has the wall seconds of each phase: ``setup``
     (checks, creating the file), ``sample`` (covariates and parameters), ``compile`` (every
@@ -217,14 +235,14 @@ def run_cohort(config: cfg.RunConfig, config_text: str, out: str | Path,
     """
     entered = time.perf_counter()
     with CompileCounter() as counter:
-        result = _run_cohort(config, config_text, Path(out), params, RunOptions(**options),
-                             entered)
+        result = _run_cohort(config, config_text, Path(out), params, uncertainty,
+                             RunOptions(**options), entered)
     result.profile["compile"] = counter.summary()
     return result
 
 
-def _run_cohort(config: cfg.RunConfig, config_text: str, out: Path, params, opts: RunOptions,
-                entered: float) -> RunResult:
+def _run_cohort(config: cfg.RunConfig, config_text: str, out: Path, params,
+                uncertainty: UncertainFit | None, opts: RunOptions, entered: float) -> RunResult:
     phases = Phases()
     out = Path(out)
     n = config.population.size if opts.size is None else opts.size
@@ -237,8 +255,9 @@ def _run_cohort(config: cfg.RunConfig, config_text: str, out: Path, params, opts
     if opts.force and opts.resume:
         raise RunError(Message(Option("force", True), " and ", Option("resume", True),
                                " exclude each other (overwrite, or finish the file?)"))
+    _check_uncertainty(config, opts, params, uncertainty)
     _check_output_path(out, opts.force, resume=opts.resume)
-    chunk_size = min(opts.chunk_size, n)
+    chunk_size = min(opts.chunk_size, n * (opts.replicates or 1))
     try:
         split = dev.patient_devices(opts.devices)
     except dev.DeviceError as e:
@@ -247,18 +266,21 @@ def _run_cohort(config: cfg.RunConfig, config_text: str, out: Path, params, opts
     target = out if nproc == 1 else store.shard_path(out, pid, nproc)
     if nproc > 1:
         _check_output_path(target, opts.force, resume=opts.resume)
-    ps = default_parameters() if params is None else params
+    ps = uncertainty.base if uncertainty is not None else \
+        default_parameters() if params is None else params
     dtype = jnp.float64 if config.simulation.precision == "float64" else jnp.float32
     t_start = time.perf_counter()
     with jax.enable_x64(True):
         attrs = _attributes(config, config_text, n, seed, chunk_size, ps)
+        if uncertainty is not None:
+            attrs.update(rl.replicate_attributes(uncertainty, int(opts.replicates or 0)))
         if nproc > 1:
             attrs["process_id"], attrs["n_processes"] = int(pid), int(nproc)
         job = _Job(config, target, n, seed, chunk_size, ps,
                    protocols_for(config.arms, config.simulation.days, dtype),
                    SolverSettings.from_simulation(config.simulation, config.extra_steps),
                    jnp.asarray(config.simulation.output_times, dtype), dtype, split, phases)
-        done, job, compiled = _open_target(job, attrs, opts)
+        done, job, compiled = _open_target(job, attrs, opts, uncertainty)
         phases.add("setup", time.perf_counter() - entered)
         _run_chunks(job, done, pid, nproc, opts.progress, compiled)
         with phases("finalize"):
@@ -269,22 +291,43 @@ def _run_cohort(config: cfg.RunConfig, config_text: str, out: Path, params, opts
                 _stitch_when_all_done(out, nproc, pid)
             arms = summarize(out)
     wall = time.perf_counter() - t_start
-    computed = sum(min(chunk_size, n - c * chunk_size) for c in range(done.size)
+    computed = sum(min(chunk_size, job.n_lanes - c * chunk_size) for c in range(done.size)
                    if c % nproc == pid and not done[c])
     profile = {"phases": phases.as_dict(), "wall_seconds": round(time.perf_counter() - entered, 3),
                "patients_computed": computed,
                "patient_days_per_s": computed * config.simulation.days / max(wall, 1e-9)}
-    return RunResult(out, n, config.simulation.days, arms, wall, profile=profile,
-                     screening=screening_summary(out))
+    return RunResult(out, n, config.simulation.days, arms, wall,
+                     {} if uncertainty is None else {"replicates": opts.replicates},
+                     profile=profile, screening=screening_summary(out))
 
 
-def _open_target(job: _Job, attrs: dict, opts: RunOptions) -> tuple[np.ndarray, _Job, bool]:
+def _check_uncertainty(config: cfg.RunConfig, opts: RunOptions, params, uncertainty) -> None:
+    """:class:`RunError` for parameter replicates combined with what they cannot go with."""
+    problem = options_problem(uncertainty=uncertainty is not None, replicates=opts.replicates,
+                              params=params is not None, processes=2 if opts.distributed else 1,
+                              screened=config.population.screened)
+    if problem:
+        raise RunError(problem)
+
+
+def _open_target(job: _Job, attrs: dict, opts: RunOptions,
+                 fit: UncertainFit | None = None) -> tuple[np.ndarray, _Job, bool]:
     """Check the file to resume, or screen the candidates (a population with enrolment
     criteria) and create the cohort file. Returns the finished chunks, the job (with the
-    enrolled candidates) and whether its programs are compiled already."""
+    enrolled candidates, or the replicates' lanes: drawn now, or those of the file being
+    resumed) and whether its programs are compiled already."""
     screened = job.config.population.screened
-    if opts.resume and job.target.exists():
-        done = _resumable(job.target, attrs)
+    resuming = opts.resume and job.target.exists()
+    done = _resumable(job.target, attrs) if resuming else None
+    if fit is not None:
+        try:
+            values = store.open_cohort(job.target).drawn_values if resuming else \
+                fit.draw(int(opts.replicates or 0), job.seed)
+        except store.StoreError as e:
+            raise RunError(Message(Option("resume", True), ": ", *e.args)) from None
+        job = replace(job, lanes=rl.replicate_lanes(job.config.population, fit, values,
+                                                    job.n))
+    if done is not None:
         if screened:
             job = replace(job, candidates=store.open_cohort(job.target).candidates)
         return done, job, False
@@ -293,14 +336,15 @@ def _open_target(job: _Job, attrs: dict, opts: RunOptions) -> tuple[np.ndarray, 
         screening, compiled = _screen(job, opts.progress)
         job = replace(job, candidates=screening.candidates)
         attrs = {**attrs, **screening.attributes()}
-    varying = sorted(variability(job.config.population, job.params.cvs))
+    varying = job.lanes.varying if job.lanes is not None else \
+        sorted(variability(job.config.population, job.params.cvs))
     try:
-        store.create(job.target, _layout(job.config, job.n, job.chunk_size, varying,
-                                         job.candidates), attrs,
-                     status_meanings=STATUS_MEANINGS, force=opts.force or opts.resume)
+        layout = _layout(job.config, job.n, job.chunk_size, varying, job.candidates, job.lanes)
+        store.create(job.target, layout, attrs, status_meanings=STATUS_MEANINGS,
+                     force=opts.force or opts.resume)
     except store.StoreError as e:
         raise RunError(*e.args) from None
-    return np.zeros(math.ceil(job.n / job.chunk_size), bool), job, compiled
+    return np.zeros(layout.n_chunks, bool), job, compiled
 
 
 def _screen(job: _Job, progress: bool):
@@ -342,12 +386,13 @@ def _run_chunks(job: _Job, done: np.ndarray, pid: int, nproc: int, progress: boo
     from popsim.progress import Progress
 
     mine = [c for c in range(done.size) if c % nproc == pid]
-    n_mine = sum(min(job.chunk_size, job.n - c * job.chunk_size) for c in mine)
+    n_mine = sum(min(job.chunk_size, job.n_lanes - c * job.chunk_size) for c in mine)
     first = not compiled
-    with Progress("simulating", n_mine, "patients", enabled=progress) as bar, \
-            _Writer(bar, job.phases) as writer:
+    unit = "patients" if job.lanes is None else "patient-replicates"
+    with Progress("simulating", n_mine, unit, enabled=progress) as bar, \
+            store.BackgroundWriter(bar, job.phases) as writer:
         for c in mine:
-            n_real = min(job.chunk_size, job.n - c * job.chunk_size)
+            n_real = min(job.chunk_size, job.n_lanes - c * job.chunk_size)
             if done[c]:
                 bar(n_real)
                 continue
@@ -381,7 +426,14 @@ def _resumable(out: Path, attrs: dict) -> np.ndarray:
     except store.StoreError as e:
         raise RunError(Message(Option("resume", True), ": ", *e.args)) from None
     resume = Option("resume", True)
-    for key in RESUME_KEYS + tuple(k for k in ("process_id", "n_processes") if k in attrs):
+    mine_rep, theirs_rep = "n_replicates" in attrs, "n_replicates" in old
+    if mine_rep != theirs_rep:
+        raise RunError(Message(resume, f": {out}: the interrupted run " + (
+            "had no" if mine_rep else "had") + " parameter replicates; use the same ",
+            Option("uncertainty"), " and ", Option("replicates"), ", or start again with ",
+            Option("force", True)))
+    for key in RESUME_KEYS + tuple(k for k in ("process_id", "n_processes") if k in attrs) \
+            + (rl.REPLICATE_KEYS if mine_rep else ()):
         if key not in old:
             raise RunError(Message(resume, f": {out} has no {key!r} attribute; it was not "
                                    "written by this version of popsim run"))
@@ -389,27 +441,31 @@ def _resumable(out: Path, attrs: dict) -> np.ndarray:
         same = (float(mine) == float(theirs) if isinstance(mine, float | int)
                 else str(mine) == str(theirs))
         if not same:
-            what = {"config": "the config text", "params_fingerprint": "the parameters"}.get(
-                key, key)
-            shown = "" if key in ("config", "params_fingerprint") else \
-                f" (file: {theirs}, now: {mine})"
+            what = {"config": "the config text", "params_fingerprint": "the parameters",
+                    "uncertainty_fingerprint": "the fit record"}.get(key, key)
+            shown = "" if key in ("config", "params_fingerprint", "uncertainty_fingerprint") \
+                else f" (file: {theirs}, now: {mine})"
             raise RunError(Message(
                 resume, f": {out}: {what} differs from the interrupted run's{shown}; use the "
                 "same config, ", Option("size"), ", ", Option("seed"), ", ", Option("chunk_size"),
-                " and ", Option("params"), ", or start again with ", Option("force", True)))
+                ", ", Option("params"), " or ", Option("uncertainty"), " and ",
+                Option("replicates"), ", or start again with ", Option("force", True)))
     return done
 
 
 def _run_chunk(job: _Job, c: int, writer=None, precompile=False, precompile_fallback=False,
                on_compiled=None) -> None:
-    """Compute chunk ``c`` and write it: at once, or through ``writer`` (a :class:`_Writer`,
-    which writes it in the background while the next chunk is computed). ``precompile`` (the
+    """Compute chunk ``c`` and write it: at once, or through ``writer`` (a
+    :class:`popsim.store.BackgroundWriter`: in the background while the next chunk is
+    computed). ``precompile`` (the
     first chunk a run computes): compile its programs for every device in parallel first, the
     steady-state fallback too if ``precompile_fallback``; then call ``on_compiled``."""
     start = c * job.chunk_size
-    n_real = min(job.chunk_size, job.n - start)
+    n_real = min(job.chunk_size, job.n_lanes - start)
     with job.phases("sample"):
-        if job.candidates is None:
+        if job.lanes is not None:
+            cohort = job.lanes.cohort(job.config.population, job.seed, start, job.batch_size)
+        elif job.candidates is None:
             cohort = sample_cohort(job.config.population, job.seed, start, job.batch_size,
                                    job.params.params, job.params.cvs)
         else:
@@ -442,43 +498,3 @@ def _run_chunk(job: _Job, c: int, writer=None, precompile=False, precompile_fall
         write()
     else:
         writer.submit(write, n_real)
-
-
-class _Writer:
-    """Writes finished chunks in one background thread while the next chunk is computed.
-
-    At most one write is pending: :meth:`submit` first waits for the previous one (so host memory
-    holds at most two chunks of outputs, and chunks reach the file in order), re-raises its error
-    if it failed, and reports its patients to ``done``. On leaving the ``with`` block, also after
-    an error or Ctrl-C in the main thread, the pending write is finished, so a chunk that was
-    computed is on disk and marked done (its write session is all-or-nothing either way). Writing
-    (gzip) in parallel with the solve hides its cost on a multi-core machine."""
-
-    def __init__(self, done, phases: Phases | None = None):
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="popsim-writer")
-        self._pending = None
-        self._done = done
-        self._phases = phases if phases is not None else Phases()
-
-    def submit(self, write, n: int) -> None:
-        self.wait()
-        self._pending = (self._pool.submit(write), n)
-
-    def wait(self) -> None:
-        if self._pending is not None:
-            future, n = self._pending
-            self._pending = None
-            with self._phases("write_wait"):
-                future.result()
-            self._done(n)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, *exc):
-        try:
-            if kind is None:
-                self.wait()
-        finally:
-            self._pool.shutdown(wait=True)
-        return False

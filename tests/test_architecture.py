@@ -22,10 +22,10 @@ STAGES = [
      "popsim.parameters", "popsim.parameters.io", "popsim.config", "popsim.store"),
     # 2: readers of data and files (no JAX)
     ("popsim.evidence", "popsim.evidence.statistics", "popsim.report", "popsim.dataset",
-     "popsim.trial_report"),
+     "popsim.trial_report", "popsim.bands"),
     # 3: the model of one patient
     ("popsim.physiology", "popsim.balance", "popsim.model", "popsim.observables",
-     "popsim.protocols", "popsim.population"),
+     "popsim.protocols", "popsim.population", "popsim.lanes"),
     # 4: single-patient numerics
     ("popsim.linear", "popsim.rosenbrock", "popsim.solve"),
     # 5: batching and devices (the one vmap boundary)

@@ -162,6 +162,13 @@ def _add_run(sub) -> None:
     run.add_argument("--params", type=Path, default=None,
                      help="parameter file from popsim calibrate (default: the shipped "
                           "calibrated set)")
+    run.add_argument("--uncertainty", type=Path, default=None, metavar="FIT",
+                     help="fit record (a directory, or its fit.json, with parameters.toml "
+                          "beside it): run the cohort once per parameter set drawn from the "
+                          "fit's uncertainty (instead of --params)")
+    run.add_argument("--replicates", type=_positive_int("--replicates", 2), default=None,
+                     help="number of parameter sets with --uncertainty, 2..1000 (replicate 0 is "
+                          "the point estimate, the others are draws)")
     run.add_argument("--resume", action="store_true",
                      help="finish an interrupted run in --out (same config, seed, size, chunk "
                           "size and parameters), keeping its finished chunks")

@@ -75,6 +75,9 @@ def cmd_run(args) -> int:
     params, err = _load_params(args.params)
     if err:
         return _fail(err)
+    fit, err = _load_fit(args.uncertainty)
+    if err:
+        return _fail(err)
     distributed = args.num_processes is not None and args.num_processes > 1
     if distributed:
         import jax
@@ -87,7 +90,8 @@ def cmd_run(args) -> int:
         result = run_cohort(config, text, out, size=args.size, seed=args.seed,
                             chunk_size=args.chunk_size, force=args.force, params=params,
                             progress=not args.quiet, resume=args.resume, devices=args.devices,
-                            distributed=distributed)
+                            distributed=distributed, uncertainty=fit,
+                            replicates=args.replicates)
     except (RunError, StoreError) as e:
         return _fail(e)
     if args.profile is not None:
@@ -134,12 +138,19 @@ def _run_arguments_problem(args, out) -> str | None:
             return f"--coordinator {args.coordinator!r}: expected HOST:PORT"
     if args.force and args.resume:
         return "--force and --resume exclude each other (overwrite, or finish the file?)"
+    problem = _replicates_problem(args)
+    if problem:
+        return problem
     if not 0.0 <= args.max_failed_fraction <= 1.0:
         return f"--max-failed-fraction {args.max_failed_fraction:g}: must be in 0..1"
     from popsim.files import OutputError, check_output
     from popsim.store import COHORT_SUFFIXES
 
     inputs = (args.config, args.params)
+    if args.uncertainty is not None:
+        from popsim.parameters.uncertainty import fit_files
+
+        inputs += fit_files(args.uncertainty)
     try:
         check_output(out, suffixes=COHORT_SUFFIXES, force=args.force or args.resume,
                      inputs=inputs, what="cohort file")
@@ -154,6 +165,27 @@ def _run_arguments_problem(args, out) -> str | None:
 
         return cli_text(e)
     return None
+
+
+def _replicates_problem(args) -> str | None:
+    """The first problem with ``--uncertainty``/``--replicates``, or ``None``."""
+    from popsim.parameters.uncertainty import options_problem
+
+    return options_problem(uncertainty=args.uncertainty is not None,
+                           replicates=args.replicates, params=args.params is not None,
+                           processes=args.num_processes or 1)
+
+
+def _load_fit(path):
+    """``(fit record, None)``, ``(None, None)`` without a path, or ``(None, error line)``."""
+    if path is None:
+        return None, None
+    from popsim.parameters.uncertainty import FitRecordError, load_fit
+
+    try:
+        return load_fit(path), None
+    except FitRecordError as e:
+        return None, str(e)
 
 
 def _failure_exit(result, max_fraction: float) -> int:

@@ -16,12 +16,16 @@ Modules:
     schema: the layout (:class:`CohortLayout`, :data:`FORMAT`), its checks, :func:`create`.
     journal: the undo journal, locking, :func:`recover`, the write session.
     writer: :func:`write_chunk`, :func:`finalize`.
+    background: :class:`BackgroundWriter`, chunks written while the next one is computed.
     reader: :func:`open_cohort` / :class:`Cohort`, :func:`chunks_done`, :func:`read_attrs`,
         :func:`is_complete`.
+    replicates: the parameter-replicate axis (:class:`Replicates`) of ``popsim run
+        --uncertainty`` files.
     shards: one shard file per process, stitched by virtual datasets (:func:`stitch`).
     errors: :class:`StoreError`.
 """
 
+from .background import BackgroundWriter as BackgroundWriter
 from .errors import StoreError as StoreError
 from .journal import JOURNAL_SUFFIX as JOURNAL_SUFFIX
 from .journal import _UndoFile as _UndoFile  # wrapped by tests/test_kill.py's driver
@@ -32,6 +36,7 @@ from .reader import chunks_done as chunks_done
 from .reader import is_complete as is_complete
 from .reader import open_cohort as open_cohort
 from .reader import read_attrs as read_attrs
+from .replicates import Replicates as Replicates
 from .schema import COHORT_SUFFIXES as COHORT_SUFFIXES
 from .schema import FORMAT as FORMAT
 from .schema import CohortLayout as CohortLayout

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 
 from .errors import StoreError
 from .journal import journal_path, recover
+from .replicates import n_replicates, read_drawn
 from .schema import _check_format, _inventory, _text
 
 
@@ -68,6 +70,12 @@ class Cohort:
         arms: arm names; ``times``: float64 days ``(time,)``; ``n_patients``: int.
         attrs: root attributes; ``complete``: whether the file was finalized (at opening).
         output_names, covariate_names, parameter_names: what the file holds.
+        n_replicates: ``R`` for a file of parameter replicates (``popsim run --uncertainty``),
+            whose outputs, status and sampled parameters have a leading ``replicate`` axis;
+            ``None`` otherwise, and in the view of one replicate (:meth:`select`).
+        replicate: the replicate a view of :meth:`select` shows, else ``None``.
+        drawn_names, drawn_units, drawn_values: the fitted parameters of a replicate file and
+            their ``(R, k)`` values per replicate (row 0 the point estimate); empty otherwise.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -88,7 +96,31 @@ class Cohort:
             self._categories = {k: tuple(_text(f[k].attrs["flag_meanings"]).split())
                                 for k in covs if "flag_meanings" in f[k].attrs}
             self.chunk_size = int(f["chunk_done"].attrs["chunk_size"])
+            self.n_replicates: int | None = n_replicates(f)
+            self.drawn_names, self.drawn_units, self.drawn_values = (
+                read_drawn(f) if self.n_replicates else ((), (), np.zeros((0, 0))))
         self.complete = bool(self.attrs.get("complete", 0))
+        self.replicate: int | None = None
+        self._lead: tuple = () if self.n_replicates is None else (slice(None),)
+
+    def select(self, replicate: int) -> Cohort:
+        """The view of one replicate of a replicate file: its outputs, status and parameters
+        read as those of a file without replicates (same shapes)."""
+        if self.n_replicates is None:
+            raise StoreError(f"{self.path}: has no parameter replicates")
+        if not 0 <= replicate < self.n_replicates:
+            raise StoreError(f"{self.path}: no replicate {replicate} (0..{self.n_replicates - 1})")
+        view = copy.copy(self)
+        view.n_replicates, view.replicate, view._lead = None, int(replicate), (int(replicate),)
+        return view
+
+    def record(self, name: str) -> str:
+        """A text stored for provenance (e.g. ``fit_record``, the fit record of a replicate
+        run)."""
+        with _open(self.path) as f:
+            if name not in f or f[name].ndim != 0:
+                raise StoreError(f"{self.path}: no record {name!r}")
+            return _text(f[name][()])
 
     def __enter__(self) -> Cohort:
         return self
@@ -123,6 +155,9 @@ class Cohort:
         """The stored values of a variable (an output, covariate codes, ``param_<p>``,
         ``status``) for the patients at positions ``patients`` (strictly increasing), patient
         axis as stored (outputs ``(arm, patient, time)``, ``status`` ``(arm, patient)``)."""
+        if self._lead:
+            raise StoreError(f"{self.path}: has parameter replicates; rows are read from files "
+                             "without them")
         index = np.asarray(patients, np.int64)
         if index.size and (np.any(np.diff(index) <= 0) or index[0] < 0
                            or index[-1] >= self.n_patients):
@@ -165,10 +200,12 @@ class Cohort:
         return i
 
     def output(self, name: str, arm: int | str | slice = slice(None),
-               time: int | slice = slice(None), *, day: float | None = None) -> np.ndarray:
+               time: int | slice = slice(None), *, day: float | None = None,
+               replicate: int | None = None) -> np.ndarray:
         """An output, float32 ``(arm, patient, time)``; an integer (or name) ``arm`` and/or an
         integer ``time`` index drop that axis; ``day`` (a saved day, in days) instead of
-        ``time`` selects by day and drops the axis. Unwritten values are NaN."""
+        ``time`` selects by day and drops the axis. Unwritten values are NaN. In a replicate
+        file ``(replicate, arm, patient, time)``, or one ``replicate``'s."""
         if name not in self.output_names:
             raise StoreError(f"{self.path}: no output {name!r}"
                              f"{_suggestion(name, self.output_names)}")
@@ -176,7 +213,15 @@ class Cohort:
             if time != slice(None):
                 raise StoreError("give time or day, not both")
             time = self.day_index(day)
-        return self._read(name, (self._arm_index(arm), slice(None), time))
+        return self._read(name, (*self._replicate(replicate), self._arm_index(arm),
+                                 slice(None), time))
+
+    def _replicate(self, replicate: int | None) -> tuple:
+        if replicate is None:
+            return self._lead
+        if self.n_replicates is None:
+            raise StoreError(f"{self.path}: has no parameter replicates")
+        return (int(replicate),)
 
     @property
     def patient_ids(self) -> np.ndarray:
@@ -203,11 +248,12 @@ class Cohort:
             codes[(codes < 0) | (codes >= len(labels) - 1)] = len(labels) - 1
             return labels[codes]
 
-    def parameter(self, name: str) -> np.ndarray:
-        """A sampled parameter (name without ``param_``), float64 ``(patient,)``."""
+    def parameter(self, name: str, replicate: int | None = None) -> np.ndarray:
+        """A sampled parameter (name without ``param_``), float64 ``(patient,)`` (in a replicate
+        file ``(replicate, patient)``, or one ``replicate``'s)."""
         if name not in self.parameter_names:
             raise StoreError(f"{self.path}: no sampled parameter {name!r}")
-        return self._read(f"param_{name}")
+        return self._read(f"param_{name}", (*self._replicate(replicate), slice(None)))
 
     @property
     def candidates(self) -> np.ndarray:
@@ -220,8 +266,9 @@ class Cohort:
 
     @property
     def status(self) -> np.ndarray:
-        """Status codes, int8 ``(arm, patient)``; -1 for patients not computed."""
-        return self._read("status")
+        """Status codes, int8 ``(arm, patient)`` (in a replicate file ``(replicate, arm,
+        patient)``); -1 for patients not computed."""
+        return self._read("status", (*self._lead, slice(None), slice(None)))
 
     @property
     def status_meanings(self) -> dict[int, str]:

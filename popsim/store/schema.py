@@ -31,6 +31,10 @@ Fletcher-32 on variable-length strings, so ``arm`` has gzip + shuffle only.
 as ``<path>.tmp``, fsync'd, then moved into place, so that a failure never leaves a half-written
 file at ``path`` nor loses the file that was there before. :func:`_check_format` and
 :func:`_inventory` read the layout back for the reader and the writer.
+
+A file of parameter replicates (``popsim run --uncertainty``) has one more leading axis,
+``replicate``, on the outputs, the sampled parameters and the status, and the replicates' drawn
+values: :mod:`popsim.store.replicates`.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from popsim.options import Message, Option
 
 from .errors import StoreError
 from .journal import _replace
+from .replicates import LANE_ORDER, Replicates
 
 #: value of the root attribute ``popsim_format`` of every cohort file
 FORMAT = "popsim-cohort/1"
@@ -55,7 +60,7 @@ COHORT_SUFFIXES = (".h5", ".hdf5", ".nc")
 
 _FILTERS = dict(compression="gzip", compression_opts=4, shuffle=True, fletcher32=True)
 _DIMS = ("arm", "patient", "time", "chunk")
-_RESERVED = frozenset(_DIMS + ("status", "chunk_done", "candidate"))
+_RESERVED = frozenset(_DIMS + ("status", "chunk_done", "candidate", "replicate"))
 _ROOT_RESERVED = frozenset({"popsim_format", "complete", "completed"})
 _FLOAT_FILL = np.nan
 _INT_FILL = -1
@@ -83,6 +88,8 @@ class CohortLayout:
             cohort keeps its patients' indices in that cohort).
         candidates: for a screened run, each patient's candidate index (int, ``(N,)``),
             stored whole at creation as ``candidate``; ``None``: no such variable.
+        replicates: the parameter-replicate axis (:mod:`popsim.store.replicates`), or
+            ``None`` for a file without one.
     """
 
     arms: tuple[str, ...]
@@ -96,11 +103,17 @@ class CohortLayout:
     descriptions: dict[str, str] = field(default_factory=dict)
     patient_ids: np.ndarray | None = None
     candidates: np.ndarray | None = None
+    replicates: Replicates | None = None
+
+    @property
+    def n_lanes(self) -> int:
+        """Patients times replicates (the patients without replicates)."""
+        return self.n_patients * (1 if self.replicates is None else self.replicates.count)
 
     @property
     def n_chunks(self) -> int:
-        """Number of computation chunks, ``ceil(n_patients / chunk_size)``."""
-        return -(-self.n_patients // self.chunk_size)
+        """Number of computation chunks, ``ceil(n_lanes / chunk_size)``."""
+        return -(-self.n_lanes // self.chunk_size)
 
 
 # --- creation -------------------------------------------------------------------------------
@@ -144,6 +157,9 @@ def _check_layout(layout: CohortLayout, status_meanings: dict[int, str]) -> None
                              "non-negative integers")
     names: list[str] = [*layout.outputs, *layout.covariates,
                         *(f"param_{p}" for p in layout.parameters)]
+    if layout.replicates is not None:
+        layout.replicates.check()
+        names += [n for n in layout.replicates.stored_names() if n != "replicate"]
     clash = sorted({n for n in names if names.count(n) > 1} | (set(names) & _RESERVED))
     if clash:
         raise StoreError(f"variable names clash with each other or with reserved names: {clash}")
@@ -228,6 +244,8 @@ def _build(tmp: Path, layout: CohortLayout, attrs: dict, status_meanings: dict[i
     n, nt, n_chunks = int(layout.n_patients), len(layout.times), layout.n_chunks
     pc = min(int(layout.chunk_size), n)
     desc = layout.descriptions
+    lead = () if layout.replicates is None else ("replicate",)
+    one = (1,) * len(lead)
     with h5py.File(tmp, "w") as f:
         f.attrs["popsim_format"] = FORMAT
         f.attrs["complete"] = np.int64(0)
@@ -243,9 +261,11 @@ def _build(tmp: Path, layout: CohortLayout, attrs: dict, status_meanings: dict[i
                     "time since the start of the simulation", _FILTERS)
         _coordinate(f, "chunk", np.arange(n_chunks, dtype=np.int64), "1",
                     "computation chunk index", _FILTERS)
+        if layout.replicates is not None:
+            layout.replicates.build(f, _FILTERS)
         for name, unit in layout.outputs.items():
-            _variable(f, name, ("arm", "patient", "time"), np.float32, (1, pc, nt), unit,
-                      desc.get(name, name))
+            _variable(f, name, (*lead, "arm", "patient", "time"), np.float32,
+                      (*one, 1, pc, nt), unit, desc.get(name, name))
         for name, (kind, unit) in layout.covariates.items():
             if kind == "category":
                 labels = tuple(layout.categories[name])
@@ -257,7 +277,7 @@ def _build(tmp: Path, layout: CohortLayout, attrs: dict, status_meanings: dict[i
                 _variable(f, name, ("patient",), np.float64, (pc,), unit, desc.get(name, name))
         for name, unit in layout.parameters.items():
             stored = f"param_{name}"
-            ds = _variable(f, stored, ("patient",), np.float64, (pc,), unit,
+            ds = _variable(f, stored, (*lead, "patient"), np.float64, (*one, pc), unit,
                            desc.get(stored, name))
             ds.attrs["parameter"] = name
         if layout.candidates is not None:
@@ -265,7 +285,7 @@ def _build(tmp: Path, layout: CohortLayout, attrs: dict, status_meanings: dict[i
                            "index of the patient among the screened candidates")
             ds[...] = np.asarray(layout.candidates, np.int64)
         codes = sorted(int(c) for c in status_meanings)
-        ds = _variable(f, "status", ("arm", "patient"), np.int8, (1, pc), "1",
+        ds = _variable(f, "status", (*lead, "arm", "patient"), np.int8, (*one, 1, pc), "1",
                        "outcome of the simulation per arm and patient (-1: not computed)")
         ds.attrs["flag_values"] = np.array(codes, dtype=np.int8)
         ds.attrs["flag_meanings"] = " ".join(status_meanings[c] for c in codes)
@@ -273,6 +293,8 @@ def _build(tmp: Path, layout: CohortLayout, attrs: dict, status_meanings: dict[i
                        "1 once the chunk's patients are written, else 0")
         ds[...] = 0
         ds.attrs["chunk_size"] = np.int64(layout.chunk_size)
+        if layout.replicates is not None:
+            ds.attrs["lanes"] = LANE_ORDER
     with open(tmp, "rb") as fh:  # on disk before it replaces anything
         os.fsync(fh.fileno())
 
@@ -348,12 +370,14 @@ def _check_format(f: h5py.File, path) -> None:
 def _inventory(f: h5py.File) -> tuple[list[str], list[str], list[str]]:
     """(outputs, covariates, parameter names without ``param_``) stored in ``f``."""
     outputs, covariates, parameters = [], [], []
+    lead = 1 if "replicate" in f else 0
     for name, obj in f.items():
-        if not isinstance(obj, h5py.Dataset) or name in _RESERVED:
+        if not isinstance(obj, h5py.Dataset) or name in _RESERVED \
+                or "drawn_parameter" in obj.attrs:
             continue
-        if obj.ndim == 3:
+        if obj.ndim == 3 + lead:
             outputs.append(name)
-        elif obj.ndim == 1 and "parameter" in obj.attrs:
+        elif obj.ndim == 1 + lead and "parameter" in obj.attrs:
             parameters.append(_text(obj.attrs["parameter"]))
         elif obj.ndim == 1:
             covariates.append(name)

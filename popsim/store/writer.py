@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import StoreError
 from .journal import _writing
+from .replicates import n_replicates, segments
 from .schema import _check_format, _inventory
 
 
@@ -64,7 +65,7 @@ def _chunk_length(path, f: h5py.File, chunk_index, start: int, status) -> int:
     """The number of patients ``n`` of chunk ``chunk_index``, once ``chunk_index``, ``start``
     and the shape of ``status`` are checked against the file."""
     done = f["chunk_done"]
-    csize, n_total = int(done.attrs["chunk_size"]), len(f["patient"])
+    csize, n_total = int(done.attrs["chunk_size"]), len(f["patient"]) * (n_replicates(f) or 1)
     if isinstance(chunk_index, bool) or not isinstance(chunk_index, numbers.Integral) \
             or not 0 <= chunk_index < done.shape[0]:
         raise StoreError(f"{path}: chunk index {chunk_index!r} is outside "
@@ -76,8 +77,9 @@ def _chunk_length(path, f: h5py.File, chunk_index, start: int, status) -> int:
     expected_start = int(chunk_index) * csize
     expected_n = min(csize, n_total - expected_start)
     if start != expected_start or n != expected_n:
-        raise StoreError(f"{path}: chunk {chunk_index} holds patients {expected_start}.."
-                         f"{expected_start + expected_n - 1}, got {n} patients from {start}")
+        what = "lanes" if "replicate" in f else "patients"
+        raise StoreError(f"{path}: chunk {chunk_index} holds {what} {expected_start}.."
+                         f"{expected_start + expected_n - 1}, got {n} {what} from {start}")
     return n
 
 
@@ -109,6 +111,11 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, start: int,
                 outputs: dict[str, np.ndarray], status: np.ndarray) -> None:
     """Write patients ``start .. start+n-1`` (chunk ``chunk_index``), then mark it done and flush.
 
+    In a file of parameter replicates, ``start`` and ``n`` count lanes (patient ``p`` of
+    replicate ``r`` is lane ``r * n_patients + p``, :mod:`popsim.store.replicates`), every
+    array's patient axis holds the chunk's lanes, and the covariates are stored from the lanes
+    of replicate 0 (they are the same patients in every replicate).
+
     Args:
         chunk_index: which chunk; ``start`` must be ``chunk_index * chunk_size`` and ``n``
             (from ``status``) the chunk's size (``chunk_size``, or fewer for the last chunk).
@@ -127,18 +134,35 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, start: int,
         status = _codes(path, "status", status, (len(f["arm"]), n),
                         f["status"].attrs["flag_values"])
         data = _chunk_arrays(path, f, n, covariates, parameters, outputs)
-        stop = start + n
         try:
-            for name, a in data.items():
-                if a.ndim == 3:
-                    f[name][:, start:stop, :] = a
-                else:
-                    f[name][start:stop] = a
-            f["status"][:, start:stop] = status
+            if "replicate" in f:
+                _write_lanes(f, start, n, data, status, set(covariates))
+            else:
+                stop = start + n
+                for name, a in data.items():
+                    if a.ndim == 3:
+                        f[name][:, start:stop, :] = a
+                    else:
+                        f[name][start:stop] = a
+                f["status"][:, start:stop] = status
             f["chunk_done"][chunk_index] = 1
         except OSError as e:
             raise StoreError(f"{path}: cannot write chunk {chunk_index} "
                              f"({str(e).splitlines()[0]})") from None
+
+
+def _write_lanes(f: h5py.File, start: int, n: int, data: dict, status: np.ndarray,
+                 covariates: set[str]) -> None:
+    """Write lanes ``start .. start+n-1`` of a replicate file, one piece per replicate."""
+    for r, i0, i1, p0, p1 in segments(start, n, len(f["patient"])):
+        for name, a in data.items():
+            if a.ndim == 3:
+                f[name][r, :, p0:p1, :] = a[:, i0:i1, :]
+            elif name not in covariates:
+                f[name][r, p0:p1] = a[i0:i1]
+            elif r == 0:
+                f[name][p0:p1] = a[i0:i1]
+        f["status"][r, :, p0:p1] = status[:, i0:i1]
 
 
 def finalize(path: str | os.PathLike) -> None:
