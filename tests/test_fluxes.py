@@ -67,14 +67,15 @@ def test_romk_opens_as_cell_mg_falls(mg_low, dm):
 
 def test_romk_mg_block_doubles_conductance_at_a_third_less_free_mg():
     """ROMK is mostly Mg-blocked at normal free cell Mg, so the fall of free Mg in deficiency
-    (0.6 -> ~0.42 mmol/L) opens it steeply; with the Mg dependence off it stays at 1."""
+    (0.6 -> ~0.42 mmol/L) opens it steeply; extra Mg cannot shut it below the floor; with the
+    Mg dependence off it stays at 1."""
     def romk(mg, dependence=1.0):
         return float(potassium.romk_mg_effect(jnp.float64(mg), P.mg_free_ref, P.romk_mg_kd,
-                                              P.romk_mg_hill, dependence))
+                                              P.romk_mg_hill, dependence, P.romk_floor))
 
     assert romk(P.mg_free_ref) == pytest.approx(1.0)
     assert 1.6 < romk(0.42) < 2.1  # bounded by (0.6/0.42)^2 = 2.04
-    assert romk(0.8) < 0.7
+    assert 0.59 < romk(0.8) < 0.7 and romk(3.0) > 0.59
     assert romk(0.42, dependence=0.0) == pytest.approx(1.0)
 
 
