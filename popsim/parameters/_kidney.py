@@ -101,9 +101,9 @@ class KidneyParams:
                                   "(relative to the reference)", "IV MgSO4 in 6 men raised serum "
                                   "Mg 1.58 -> 2.32 mEq/L and lowered plasma aldosterone 60 +- 12 "
                                   "-> 40 +- 8 pg/mL at 180 min: ln(60/40)/ln(2.32/1.58) = 1.05 "
-                                  "(Ichihara 1993, J Lab Clin Med 122:432, PMID 8228558); Mg2+ "
-                                  "inhibits aldosterone production by glomerulosa cells "
-                                  "(Atarashi 1989)", upper=3)
+                                  "(Ichihara 1993, J Lab Clin Med 122:432, PMID 8228558); "
+                                  "diltiazem prevented the fall (a Ca-mediated adrenal action)",
+                                  upper=3)
     aldo_maximum: float = lit(15.0, "1", "largest aldosterone relative to 85 ng/L",
                               "Na-depleted upright adults ~810 ng/L (Williams 1972); ~1300 "
                               "ng/L ceiling", lower=2, upper=100)

@@ -32,9 +32,9 @@ def aldosterone_target(angiotensin, k_p, k_setpoint, angiotensin_exponent, k_sen
 
     ``z = A**s_A * exp(s_K (K_p - K_set)) * r**(-s_Mg)``: angiotensin II (elasticity ~0.83,
     Hallow 2017) and plasma K (x2.6 per mmol/L: Maddah/Stadt, m_K 0.95) multiply; ionized Mg
-    restrains the zona glomerulosa (``r``, ionized Mg relative to the reference; Atarashi 1989:
-    Mg2+ inhibits aldosterone production; Ichihara 1993: IV Mg raising serum Mg 0.79 -> 1.16
-    mmol/L lowered plasma aldosterone 60 -> 40 ng/L, ``s_Mg`` ~1.05), with ``ln r`` smoothly
+    restrains the zona glomerulosa (``r``, ionized Mg relative to the reference; Ichihara 1993:
+    IV Mg raising serum Mg 0.79 -> 1.16 mmol/L lowered plasma aldosterone 60 -> 40 ng/L, which
+    diltiazem prevented, ``s_Mg`` ~1.05), with ``ln r`` smoothly
     held within ``+-mg_bound`` (the data span a ratio of ~1.5). Saturating at ``maximum``
     (``N_max z / (N_max - 1 + z)``, 1 at the reference), as the zona glomerulosa's capacity is
     finite (Na-depleted upright adults ~810 ng/L: Williams 1972).
