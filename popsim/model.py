@@ -258,7 +258,8 @@ def fluxes(y, p: Params, pt: Patient, u: Inputs, c: Concentrations | None = None
             p.renin_volume_gain, p.renin_cap),
         aldosterone_target=raas.aldosterone_target(
             y[ANGIOTENSIN], c.k_o, p.k_setpoint, p.aldo_angiotensin_exponent,
-            p.aldo_k_sensitivity, p.aldo_maximum),
+            p.aldo_k_sensitivity, p.aldo_maximum,
+            c.mg_ionized / (p.mg_ionized_fraction * p.serum_mg_ref), p.aldo_mg_exponent),
         k_adaptation_target=potassium.k_adaptation_target(
             c.k_o, p.k_setpoint, p.k_adaptation_gain_low, p.k_adaptation_gain_high, 0.03,
             p.k_adaptation_cap),

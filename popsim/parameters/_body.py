@@ -147,9 +147,13 @@ class BodyParams:
                                       "adult", "soft-tissue Mg exchanges over days: 28Mg "
                                       "half-times of 14-35 h and a slow cell pool (Avioli & "
                                       "Berman 1966)", lower=1, upper=500)
-    mg_cell_brake_k: float = lit(0.51, "mmol/L", "free cell Mg half-inhibiting Mg entry",
-                                 "TRPM6 Ki 0.51 mM, Hill 2 (Dutta et al. 2024 TRPM6.py)",
-                                 lower=0.05, upper=5)
+    mg_cell_brake_k: float = assumed(1.0, "mmol/L", "free cell Mg half-inhibiting Mg entry",
+                                     "the DCT's TRPM6 Ki of 0.51 mM (Hill 2; Dutta et al. 2024 "
+                                     "TRPM6.py) holds free cell Mg at -8% after 3 weeks of a "
+                                     "Mg-free diet, against -21% in red cells (205 -> 162 uM, "
+                                     "Fatemi 1991); set by hand to a weaker brake for the "
+                                     "cells' (TRPM7) Mg entry, still enough that cells do not "
+                                     "fill with Mg in hypermagnesaemia", lower=0.05, upper=10)
     namgx_km_mg: float = lit(0.7, "mmol/L", "Na/Mg exchanger half-saturation, cell Mg",
                              "Dutta 2024 NaMgX.py, 0.7 mM", lower=0.05, upper=5)
     namgx_km_na: float = lit(62.0, "mmol/L", "Na/Mg exchanger half-saturation, ECF Na",

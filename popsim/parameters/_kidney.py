@@ -97,6 +97,13 @@ class KidneyParams:
                                            "Hallow 2017 (0.83)", upper=3)
     aldo_k_sensitivity: float = lit(0.95, "1/(mmol/L)", "aldosterone log-gain on plasma K",
                                     "Maddah m_K = 951.2 per mol/L; Guyton 0.909", upper=5)
+    aldo_mg_exponent: float = lit(1.05, "1", "fall of ln(aldosterone) per ln(ionized Mg) "
+                                  "(relative to the reference)", "IV MgSO4 in 6 men raised serum "
+                                  "Mg 1.58 -> 2.32 mEq/L and lowered plasma aldosterone 60 +- 12 "
+                                  "-> 40 +- 8 pg/mL at 180 min: ln(60/40)/ln(2.32/1.58) = 1.05 "
+                                  "(Ichihara 1993, J Lab Clin Med 122:432, PMID 8228558); "
+                                  "diltiazem prevented the fall (a Ca-mediated adrenal action)",
+                                  upper=3)
     aldo_maximum: float = lit(15.0, "1", "largest aldosterone relative to 85 ng/L",
                               "Na-depleted upright adults ~810 ng/L (Williams 1972); ~1300 "
                               "ng/L ceiling", lower=2, upper=100)
@@ -157,10 +164,14 @@ class KidneyParams:
     k_adaptation_time: float = assumed(2.0, "day", "time constant of K secretory adaptation",
                                        "K adaptation develops over days [M]", lower=0.05,
                                        upper=60)
-    romk_mg_kd: float = assumed(0.6, "mmol/L", "free cell Mg half-blocking ROMK",
-                                "block of order 1 mM (Yang, Frindt & Palmer 2010); PHYSIOLOGY "
-                                "§3.3 suggests Kd near normal free Mg (0.5-1)", lower=0.05,
-                                upper=5)
+    romk_mg_kd: float = assumed(0.2, "mmol/L", "free cell Mg half-blocking ROMK in vivo",
+                                "internal Mg2+ blocks ROMK with an affinity that rises as "
+                                "external K falls (Lu & MacKinnon 1994; Yang, Frindt & Palmer "
+                                "2010), and luminal K in the distal nephron is far lower than in "
+                                "excised patches; set by hand so that ROMK is mostly blocked at "
+                                "normal free Mg (0.6 mmol/L) and a third less free Mg roughly "
+                                "doubles its conductance, the renal K wasting of Mg deficiency "
+                                "(Huang & Kuo 2007)", lower=0.05, upper=5)
     romk_mg_hill: float = assumed(2.0, "1", "Hill coefficient of ROMK Mg block",
                                   "PHYSIOLOGY §3.3 suggests 1-2", lower=0.5, upper=4)
     romk_floor: float = assumed(0.6, "1", "lowest ROMK conductance relative to the reference",

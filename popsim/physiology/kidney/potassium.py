@@ -16,18 +16,24 @@ class PotassiumHandling(NamedTuple):
 
 
 def romk_mg_effect(mg_free, mg_free_ref, kd, hill_n, dependence, floor):
-    """ROMK conductance relative to its value at the reference free cell Mg.
+    """ROMK outward conductance relative to its value at the reference free cell Mg.
 
-    Cytosolic Mg2+ binds ROMK (Kir1.1) and limits outward K current (Yang, Frindt & Palmer
-    2010): ``(1 + (Mg_ref/Kd)^n) / (1 + (Mg_f/Kd)^n)``, so low cell Mg releases the block and the
-    kidney wastes K (Huang & Kuo 2007). Kept above ``floor`` (smoothly), because ROMK is a weak
-    rectifier whose Mg block saturates; raised to ``dependence`` (0 removes the effect, which is
-    how ``popsim validate`` measures what ROMK contributes to the Mg-K link).
+    Cytosolic Mg2+ binds ROMK (Kir1.1) and limits outward K current (Yang, Frindt & Palmer 2010,
+    JASN 21:2109): ``(1 + (Mg_ref/Kd)^n) / (1 + (Mg/Kd)^n)``, so low cell Mg releases the block
+    and the kidney wastes K (Huang & Kuo 2007, JASN 18:2649). The block's affinity rises as
+    external K falls (Lu & MacKinnon 1994; Yang 2010), and luminal K in the connecting tubule
+    and collecting duct is far below the ~100 mmol/L of excised-patch work, so ``Kd`` is set
+    below the free Mg of normal cells: most of ROMK's outward conductance is Mg-blocked at the
+    reference and a fall of free Mg opens it steeply. Kept above ``floor`` (smoothly): ROMK is a
+    weak rectifier, so extra Mg cannot shut it (hypermagnesaemia does not cause hyperkalaemia).
+    ``dependence`` scales the Mg deviation, ``Mg = Mg_ref (Mg_f/Mg_ref)^dependence`` (0 removes
+    the effect, which is how ``popsim validate`` measures what ROMK contributes to the Mg-K
+    link).
     """
-    relative = (1.0 + (mg_free_ref / kd) ** hill_n) / (1.0 + (mg_free / kd) ** hill_n)
+    mg = mg_free_ref * (mg_free / mg_free_ref) ** dependence
+    relative = (1.0 + (mg_free_ref / kd) ** hill_n) / (1.0 + (mg / kd) ** hill_n)
     at_ref = floor + softplus(1.0 - floor, 0.05)
-    bounded = (floor + softplus(relative - floor, 0.05)) / at_ref
-    return bounded**dependence
+    return (floor + softplus(relative - floor, 0.05)) / at_ref
 
 
 def k_adaptation_target(k_p, k_setpoint, gain_low, gain_high, width, cap):
