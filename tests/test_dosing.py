@@ -119,12 +119,15 @@ def test_weight_based_doses_follow_each_patients_weight():
         _, pt = patients(n=3, body_weight=[50.0, 70.0, 110.0], mg_intake_mg=300.0)
         for i, w in enumerate((50.0, 70.0, 110.0)):
             u = mg_arm.inputs(jnp.float64(3.0), _one(pt, i))
-            assert float(u.mg_oral) == pytest.approx(mg_to_mmol_mg(300.0 + 5 * w), rel=1e-12)
+            assert float(u.mg_oral) == pytest.approx(mg_to_mmol_mg(300.0), rel=1e-12)  # food
+            # the supplement (citrate by default) on its salt's channel
+            assert float(u.mg_organic) == pytest.approx(mg_to_mmol_mg(5 * w), rel=1e-12)
             assert float(mg_arm.doses(jnp.float64(3.0), _one(pt, i))["dose_oral_magnesium"]) \
                 == pytest.approx(5 * w)
             # the other arm shares the program: per-kg additions of zero, no Mg dose
-            assert float(k_arm.inputs(jnp.float64(3.0), _one(pt, i)).mg_oral) == \
-                pytest.approx(mg_to_mmol_mg(300.0), rel=1e-12)
+            other = k_arm.inputs(jnp.float64(3.0), _one(pt, i))
+            assert float(other.mg_oral) == pytest.approx(mg_to_mmol_mg(300.0), rel=1e-12)
+            assert float(other.mg_organic) == 0.0
     assert mg_arm.added_per_kg is not None and k_arm.added_per_kg is not None
     assert mg_arm.dose_names == k_arm.dose_names == ("dose_oral_magnesium",)
 
@@ -195,7 +198,8 @@ def test_the_dose_each_patient_received(hypokalaemia_trial):
                 k = _daily_integrals(prot, one, "k_oral", 27, dose[i])
                 np.testing.assert_allclose(k, coh.covariate("k_intake")[i] + dose[i, :27],
                                            rtol=1e-9)
-                mg_in = _daily_integrals(prot, one, "mg_oral", 27, dose[i])
+                mg_in = (_daily_integrals(prot, one, "mg_oral", 27, dose[i])  # food
+                         + _daily_integrals(prot, one, "mg_organic", 27, dose[i]))  # citrate
                 np.testing.assert_allclose(
                     mg_in, mg_to_mmol_mg(coh.covariate("mg_intake")[i] + mg[a, i, :27]),
                     rtol=1e-6)

@@ -212,7 +212,7 @@ def test_failure_fraction_threshold(small_trial):
 # --- 3. fluxes at interventions' start, middle and end -----------------------------------------
 
 ALL_KINDS = [
-    ({"kind": "oral_magnesium", "dose": 400}, "mg_oral"),
+    ({"kind": "oral_magnesium", "dose": 400}, "mg_organic"),  # citrate
     ({"kind": "oral_potassium", "dose": 40}, "k_oral"),
     ({"kind": "iv_magnesium", "dose": 12}, "mg_iv"),
     ({"kind": "diet", "mg_intake": 50, "k_intake": 20, "na_intake": 60}, "na_oral"),

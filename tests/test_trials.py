@@ -35,7 +35,9 @@ def test_protocol_inputs_follow_the_schedule():
     prot = arm_protocol(conf.arms[1].intervention, 60.0, 16, jnp.float64)
     at = lambda t: prot.inputs(jnp.float64(t), one)  # noqa: E731
     assert float(at(5).mg_oral) == pytest.approx(300 / 24.305)
-    assert float(at(12).mg_oral) == pytest.approx((300 + 486.1) / 24.305)
+    assert float(at(12).mg_oral) == pytest.approx(300 / 24.305)  # food
+    assert float(at(12).mg_organic) == pytest.approx(486.1 / 24.305)  # the citrate supplement
+    assert float(at(5).mg_organic) == float(at(20).mg_organic) == 0.0
     assert float(at(20).mg_oral) == pytest.approx(300 / 24.305)  # end_day is exclusive
     assert float(at(16).k_oral) == pytest.approx(20.0)  # the diet replaces the intake
     assert float(at(31).k_oral) == pytest.approx(80.0)  # and the baseline returns

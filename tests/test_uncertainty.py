@@ -8,6 +8,7 @@ cohort tests (batches of 7 and 14)."""
 import csv
 import json
 import math
+import re
 import shutil
 import tomllib
 
@@ -20,6 +21,7 @@ from conftest import SMALL_TRIAL
 from popsim import config as cfg
 from popsim import run as run_mod
 from popsim import store
+from popsim._version import MODEL_VERSION
 from popsim.cli import main
 from popsim.facts import Status
 from popsim.observables import OUTPUTS
@@ -134,7 +136,7 @@ def _toml_value(value):
     (lambda d, _: _rename(d, "cv.mg_dct_half_load", "cv.nonsense"),
      r"names\[2\] = 'cv.nonsense' is not a parameter of the model"),
     (_set(["versions", "model"], "0.9"),
-     r"a fit of model version '0.9'; this popsim runs model version '1.0'"),
+     rf"a fit of model version '0.9'; this popsim runs model version '{re.escape(MODEL_VERSION)}'"),
     (_set(["popsim_fit_record"], 2), "popsim_fit_record = 2; this popsim reads format 1"),
     (_set(["transform_definitions", "log"], "v = exp(u)"),
      r"transform_definitions.log = 'v = exp\(u\)'; this popsim reads log as"),
@@ -440,6 +442,18 @@ def test_bad_replicate_options_exit_2_with_one_line(tmp_path, capsys, args, mess
     assert main(["run", str(config), "--out", str(out), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+def test_replicates_with_enrolment_criteria_are_refused(tmp_path, capsys):
+    """Each replicate would enrol other patients: refused before anything is written."""
+    config = tmp_path / "trial.toml"
+    config.write_text(SMALL_TRIAL + "\n[population.inclusion]\negfr = { min = 30 }\n")
+    out = tmp_path / "out.h5"
+    assert main(["run", str(config), "--out", str(out), "--uncertainty", FIT,
+                 "--replicates", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be run with parameter replicates" in err and err.count("\n") == 1, err
     assert not out.exists()
 
 
