@@ -86,7 +86,8 @@ def test_mass_balance_during_simulation(mixed_batch):
         cumulative = ys[..., model.N_STATES + j]
         err = np.max(np.abs(change - cumulative) / body[name])
         assert err < 1e-6, f"{name}: relative mass-balance error {err:.2e}"
-        assert np.max(np.abs(change)) > 1.0  # the protocol really moved mmol in and out
+        # the protocol really moved mmol in and out (phosphate follows Mg and Ca only a little)
+        assert np.max(np.abs(change)) > (0.1 if name == "ECF phosphate" else 1.0)
 
 
 def test_depletion_protocol_really_depletes(mixed_batch):
@@ -123,9 +124,10 @@ def test_steady_state_fallback_rescues_newton_failures():
     assert bool(ok_fb.all())
     both = np.asarray(ok_newton & ok_fb)
     np.testing.assert_allclose(np.asarray(y_newton)[both], np.asarray(y_fb)[both], rtol=1e-8)
+    # d/dt in the solver's normalised coordinates (the adaptation log-gain may be 0)
     resid = jax.vmap(lambda y, p, q: jnp.stack(model.derivatives(y, p, q,
-                                                                 model.baseline_inputs(q))) / y)(
-        y_fb, pb, pt)
+                                                                 model.baseline_inputs(q)))
+                     / model.state_scale(p, q))(y_fb, pb, pt)
     assert float(jnp.max(jnp.abs(resid))) < 1e-8
 
 
