@@ -354,7 +354,7 @@ def _report_figures(coh, out_dir: Path, status) -> list[Path]:
 
     return [_time_courses_png(coh, out_dir, status), _distributions_png(coh, out_dir, status),
             *_prevalence_pngs(coh, out_dir, status),
-            write_trial_figure(coh.path, out_dir / "trial.png")]
+            write_trial_figure(coh, out_dir / "trial.png")]
 
 
 def _time_courses_png(coh, out_dir: Path, status) -> Path:

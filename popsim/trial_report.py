@@ -116,15 +116,16 @@ def _panel_variables(coh, variables) -> tuple[list[str], list[str]]:
     return variables, doses
 
 
-def trial_figure(path: str | Path, variables=None):
-    """The trial figure of a cohort file (see the module docstring); returns the matplotlib
-    ``Figure`` (not saved: :func:`write_trial_figure`)."""
+def trial_figure(path, variables=None):
+    """The trial figure of a cohort file, or of an open :class:`popsim.store.Cohort` (e.g. one
+    replicate of a replicate file); see the module docstring. Returns the matplotlib ``Figure``
+    (not saved: :func:`write_trial_figure`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    coh = store.open_cohort(path)
+    coh = path if isinstance(path, store.Cohort) else store.open_cohort(path)
     variables, doses = _panel_variables(coh, variables)
     ncol = len(variables) + (1 if doses else 0)
     fig, axes = plt.subplots(3, ncol, figsize=(5.2 * ncol, 9.5), squeeze=False, sharex=True,
@@ -176,13 +177,13 @@ def _dose_column(coh, axes, doses: list[str], colors) -> None:
         ax.set_visible(False)
 
 
-def write_trial_figure(path: str | Path, png: str | Path, variables=None) -> Path:
-    """Draw :func:`trial_figure` and save it to ``png``."""
+def write_trial_figure(path, png: str | Path, variables=None) -> Path:
+    """Draw :func:`trial_figure` (of a file or an open cohort) and save it to ``png``."""
     import matplotlib.pyplot as plt
 
     fig = trial_figure(path, variables)
-    n = store.open_cohort(path).n_patients
-    fig.suptitle(f"{Path(path).name}: {n:,} patients", fontsize=11)
+    coh = path if isinstance(path, store.Cohort) else store.open_cohort(path)
+    fig.suptitle(f"{Path(coh.path).name}: {coh.n_patients:,} patients", fontsize=11)
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return Path(png)

@@ -9,6 +9,7 @@ import sys
 import time
 
 from popsim.cli.args import EXIT_BAD_INPUT, EXIT_FAILED_PATIENTS
+from popsim.cli.run_args import load_fit_record, run_arguments_problem
 
 
 def _fail(problem) -> int:
@@ -69,13 +70,13 @@ def cmd_run(args) -> int:
     except ConfigError as e:
         return _fail(e)
     out = args.out if args.out is not None else args.config.with_suffix(".h5")
-    problem = _run_arguments_problem(args, out)
+    problem = run_arguments_problem(args, out)
     if problem:
         return _fail(problem)
     params, err = _load_params(args.params)
     if err:
         return _fail(err)
-    fit, err = _load_fit(args.uncertainty)
+    fit, err = load_fit_record(args.uncertainty)
     if err:
         return _fail(err)
     distributed = args.num_processes is not None and args.num_processes > 1
@@ -123,69 +124,6 @@ def _write_profile(path, result, entered: float) -> None:
     profile = {"startup_seconds": round(entered - STARTED, 3), **result.profile,
                "patients": result.n_patients, "days": result.days, "output": str(result.path)}
     write_text(path, json.dumps(profile, indent=2) + "\n")
-
-
-def _run_arguments_problem(args, out) -> str | None:
-    """The first problem with ``popsim run``'s arguments and output paths, or ``None``."""
-    multi = (args.coordinator, args.num_processes, args.process_id)
-    if any(x is not None for x in multi):
-        if any(x is None for x in multi):
-            return "--coordinator, --num-processes and --process-id go together"
-        if args.process_id >= args.num_processes:
-            return f"--process-id {args.process_id}: must be 0..{args.num_processes - 1}"
-        host, _, port = args.coordinator.rpartition(":")
-        if not host or not port.isdigit():
-            return f"--coordinator {args.coordinator!r}: expected HOST:PORT"
-    if args.force and args.resume:
-        return "--force and --resume exclude each other (overwrite, or finish the file?)"
-    problem = _replicates_problem(args)
-    if problem:
-        return problem
-    if not 0.0 <= args.max_failed_fraction <= 1.0:
-        return f"--max-failed-fraction {args.max_failed_fraction:g}: must be in 0..1"
-    from popsim.files import OutputError, check_output
-    from popsim.store import COHORT_SUFFIXES
-
-    inputs = (args.config, args.params)
-    if args.uncertainty is not None:
-        from popsim.parameters.uncertainty import fit_files
-
-        inputs += fit_files(args.uncertainty)
-    try:
-        check_output(out, suffixes=COHORT_SUFFIXES, force=args.force or args.resume,
-                     inputs=inputs, what="cohort file")
-        if args.figure is not None:
-            check_output(args.figure, flag="figure", suffixes=(".png",), force=args.force,
-                         inputs=(*inputs, out), what="figure")
-        if args.profile is not None:
-            check_output(args.profile, flag="--profile", suffixes=(".json",), force=args.force,
-                         inputs=(*inputs, out, args.figure), what="profile")
-    except OutputError as e:
-        from popsim.options import cli_text
-
-        return cli_text(e)
-    return None
-
-
-def _replicates_problem(args) -> str | None:
-    """The first problem with ``--uncertainty``/``--replicates``, or ``None``."""
-    from popsim.parameters.uncertainty import options_problem
-
-    return options_problem(uncertainty=args.uncertainty is not None,
-                           replicates=args.replicates, params=args.params is not None,
-                           processes=args.num_processes or 1)
-
-
-def _load_fit(path):
-    """``(fit record, None)``, ``(None, None)`` without a path, or ``(None, error line)``."""
-    if path is None:
-        return None, None
-    from popsim.parameters.uncertainty import FitRecordError, load_fit
-
-    try:
-        return load_fit(path), None
-    except FitRecordError as e:
-        return None, str(e)
 
 
 def _failure_exit(result, max_fraction: float) -> int:

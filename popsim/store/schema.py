@@ -134,13 +134,14 @@ def _check_words(what: str, words) -> None:
         raise StoreError(f"{what}: duplicate labels in {list(words)}")
 
 
+def _check_positive_integer(what: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise StoreError(f"{what} must be a positive integer, got {value!r}")
+
+
 def _check_layout(layout: CohortLayout, status_meanings: dict[int, str]) -> None:
-    if isinstance(layout.n_patients, bool) or not isinstance(layout.n_patients, numbers.Integral) \
-            or layout.n_patients <= 0:
-        raise StoreError(f"n_patients must be a positive integer, got {layout.n_patients!r}")
-    if isinstance(layout.chunk_size, bool) or not isinstance(layout.chunk_size, numbers.Integral) \
-            or layout.chunk_size <= 0:
-        raise StoreError(f"chunk_size must be a positive integer, got {layout.chunk_size!r}")
+    _check_positive_integer("n_patients", layout.n_patients)
+    _check_positive_integer("chunk_size", layout.chunk_size)
     if not layout.arms or len(set(layout.arms)) != len(layout.arms) \
             or not all(isinstance(a, str) and a for a in layout.arms):
         raise StoreError(f"arms must be distinct non-empty names, got {layout.arms!r}")
