@@ -181,8 +181,8 @@ def write_trial_figure(path, png: str | Path, variables=None) -> Path:
     """Draw :func:`trial_figure` (of a file or an open cohort) and save it to ``png``."""
     import matplotlib.pyplot as plt
 
-    fig = trial_figure(path, variables)
     coh = path if isinstance(path, store.Cohort) else store.open_cohort(path)
+    fig = trial_figure(coh, variables)
     fig.suptitle(f"{Path(coh.path).name}: {coh.n_patients:,} patients", fontsize=11)
     fig.savefig(png, dpi=110)
     plt.close(fig)
