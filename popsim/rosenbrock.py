@@ -259,6 +259,15 @@ def _combine(weights, vectors):
     return jnp.zeros_like(vectors[0]) if acc is None else acc
 
 
+def _combine_rows(weights, rows):
+    """``sum_j weights[j] * rows[j]`` for traced ``weights`` ``(s,)`` and ``rows`` ``(s, n)``,
+    term by term in ``j`` order (as :func:`_combine`; a zero weight adds an exact zero)."""
+    acc = weights[0] * rows[0]
+    for j in range(1, rows.shape[0]):
+        acc = acc + weights[j] * rows[j]
+    return acc
+
+
 
 class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
     """A Rosenbrock method with the tableau ``tableau`` (see the module docstring), for ODEs
@@ -331,26 +340,34 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
         # operations, elementwise per patient like the rest of the step
         operator = lx.MatrixLinearOperator(eye - hg * J)
         lin_state = self.linear_solver.init(operator, {})
-        lin_ok = True
         if self.time_derivative and np.any(tab.d != 0):
             ft = jax.jvp(lambda t: f(t, x0), (t0,), (jnp.ones_like(t0),))[1]
         else:
             ft = None
 
-        ks = []
-        for i in range(tab.num_stages):
-            if i == 0:
-                fi = f0
-            else:
-                fi = f(t0 + tab.c[i] * (t1 - t0), x0 + _combine(tab.a[i, :i], ks))
-            r = hg * fi
-            if i:
-                r = r + _combine(tab.gamma * tab.C[i, :i], ks)
-            if ft is not None and tab.d[i] != 0:
-                r = r + (hg * h * tab.d[i]) * ft
-            k, lin_result, _ = self.linear_solver.compute(lin_state, r, {})
-            lin_ok = lin_ok & (lin_result == lx.RESULTS.successful)
-            ks.append(k)
+        # stage 1 here, stages 2..s in one loop body (traced once: the program holds one copy
+        # of the vector field and the solve, not s); each stage's arguments sum over every
+        # earlier stage in the order of _combine, the later (still zero) rows adding exact zeros
+        r0 = hg * f0 if ft is None else hg * f0 + (hg * h * tab.d[0]) * ft
+        k0, lin_result, _ = self.linear_solver.compute(lin_state, r0, {})
+        ks0 = jnp.zeros((tab.num_stages, n), dtype).at[0].set(k0)
+        a = jnp.asarray(tab.a, dtype)
+        gc = jnp.asarray(tab.gamma * tab.C, dtype)
+        c = jnp.asarray(tab.c, dtype)
+        dh = jnp.asarray(tab.d, dtype)
+
+        def stage(i, carry):
+            ks, ok = carry
+            fi = f(t0 + c[i] * (t1 - t0), x0 + _combine_rows(a[i], ks))
+            r = hg * fi + _combine_rows(gc[i], ks)
+            if ft is not None:
+                r = r + (hg * h * dh[i]) * ft
+            k, result, _ = self.linear_solver.compute(lin_state, r, {})
+            return ks.at[i].set(k), ok & (result == lx.RESULTS.successful)
+
+        ks_arr, lin_ok = jax.lax.fori_loop(1, tab.num_stages, stage,
+                                           (ks0, lin_result == lx.RESULTS.successful))
+        ks = [ks_arr[i] for i in range(tab.num_stages)]
 
         x1 = jnp.where(forward, x0 + _combine(tab.b_sol, ks), jnp.nan)
         err = _combine(tab.b_error, ks)

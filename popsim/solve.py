@@ -8,8 +8,8 @@ Numerics:
 
 * Steady state: Newton (``optimistix.Newton``) on the state normalised by the patient's
   reference pools, from a textbook-normal state scaled to the patient. Patients where Newton
-  fails (~1%) are retried, per chunk, by pseudo-transient continuation: an implicit (L-stable)
-  diffrax solve with loose tolerances until a steady-state event, then the same Newton polish.
+  fails (~1%) are retried, per chunk, by pseudo-transient continuation: a Rodas5P solve with
+  loose tolerances until a steady-state event, then the same Newton polish.
   Converged to ``|dy/dt| / y_ref < ss_atol`` per day.
 * Time courses: Rodas5P (:mod:`popsim.rosenbrock`, a Rosenbrock method written as a diffrax
   solver: one Jacobian and one factorisation per step, no Newton iterations) with a PID
@@ -171,8 +171,9 @@ def steady_state(p: Params, pt: Patient, s: SolverSettings = SolverSettings(), u
 
 
 def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSettings(), u=None):
-    """Pseudo-transient continuation: relax towards the steady state with an L-stable implicit
-    solver (loose tolerances, steps growing to years) until a steady-state event, then Newton."""
+    """Pseudo-transient continuation: relax towards the steady state with the Rosenbrock solver
+    of the time courses (Rodas5P: stiffly accurate, so its steps can grow to years; loose
+    tolerances) until a steady-state event, then Newton."""
     u = model.baseline_inputs(pt) if u is None else u
     scale = model.state_scale(p, pt)
 
@@ -181,13 +182,9 @@ def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSett
     def vf(t, x, args):
         return jnp.stack(model.derivatives(x * scale, p, pt, u, d)) / scale
 
-    # the stage equations' chord iterations factorise with SmallLU, not lineax's LU: jaxlib's
-    # batched LAPACK kernels wait on XLA's thread pool for their own tasks, and two at once
-    # (two fallback batches, or two devices) left every pool thread waiting: a deadlock
-    chord = dfx.with_stepsize_controller_tols(dfx.VeryChord)(linear_solver=SmallLU())
     sol = dfx.diffeqsolve(
-        dfx.ODETerm(vf), dfx.Kvaerno3(root_finder=chord), 0.0, 1e6, 1e-4,
-        model.reference_state(p, pt) / scale,
+        dfx.ODETerm(vf), rosenbrock.Rodas5P(time_derivative=False, linear_solver=SmallLU()),
+        0.0, 1e6, 1e-4, model.reference_state(p, pt) / scale,
         stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-6),
         event=dfx.Event(dfx.steady_state_event(rtol=1e-7, atol=1e-9)),
         max_steps=s.fallback_max_steps, throw=False)

@@ -180,7 +180,10 @@ def test_a_second_identical_run_compiles_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_a_second_identical_validate_compiles_nothing(tmp_path):
-    cache = tmp_path / "cache"
+    """In the suite's shared cache (``POPSIM_CACHE_DIR``, set by conftest, unless off): whatever
+    the first validate compiles, or finds there from other tests, the second compiles nothing."""
+    shared = os.environ.get(cc.ENV_DIR, "").strip()
+    cache = tmp_path / "cache" if shared.lower() in ("", "off") else Path(shared)
     args = ["validate", "--size", "2", "--scenario", "reference", "--quiet", "--force"]
     _counted([*args, "--out", str(tmp_path / "v1")], cache)
     second = _counted([*args, "--out", str(tmp_path / "v2")], cache)
