@@ -213,7 +213,7 @@ def scipy_rate(method: str, n: int = 4, rtol: float = 1e-6, atol: float = 1e-8) 
                                                                  cohort.patients)))[0]
         theta = np.asarray(theta)
         y = np.asarray(y0s[i])
-        scale = np.asarray(model.reference_state(*unravel(theta)))
+        scale = np.asarray(model.state_scale(*unravel(theta)))
         f = lambda t, y, th=theta: np.asarray(rhs(t, y, th))  # noqa: E731
         J = lambda t, y, th=theta: np.asarray(jac(t, y, th))  # noqa: E731
         f(0.0, y), J(0.0, y)  # compile outside the timing

@@ -178,12 +178,6 @@ def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance:
     (default: one per core) while the next one is traced. The later calls find these executables
     in JAX's cache and do not compile again; they are the programs a call would have compiled,
     so results do not change.
-
-    Measured (``configs/scale_year.toml``, 2 host devices, 2 cores): time to the first chunk on
-    disk 78-85 s when each device compiled its programs as its calls came, with a second trace
-    per device; 53-59 s with one trace, this, and the fallback compiled for one device only
-    (XLA's CPU compiler already keeps ~1.5 cores busy per compilation, so the threads mostly
-    overlap compilations with tracing, not with each other).
     """
     shapes, prots = set(), []
     for prot in protocols:  # arms with the same number of segments share one program

@@ -269,6 +269,36 @@ def _combine_rows(weights, rows):
 
 
 
+def _stages(tab: RosenbrockTableau, f, linear_solver, lin_state, x0, t0, t1, h, f0, ft):
+    """The stage vectors ``k_1..k_s`` of one step (a list) and whether every linear solve
+    succeeded. Stage 1 is computed here, stages 2..s in one ``fori_loop`` body (traced once: the
+    program holds one copy of the vector field and the solve, not ``s``); each stage's arguments
+    sum over every earlier stage in the order of :func:`_combine`, the later (still zero) rows
+    adding exact zeros, so the arithmetic is that of the stages written out one by one."""
+    dtype, n = x0.dtype, x0.shape[0]
+    hg = h * tab.gamma
+    r0 = hg * f0 if ft is None else hg * f0 + (hg * h * tab.d[0]) * ft
+    k0, result0, _ = linear_solver.compute(lin_state, r0, {})
+    a = jnp.asarray(tab.a, dtype)
+    gc = jnp.asarray(tab.gamma * tab.C, dtype)
+    c = jnp.asarray(tab.c, dtype)
+    dh = jnp.asarray(tab.d, dtype)
+
+    def stage(i, carry):
+        ks, ok = carry
+        fi = f(t0 + c[i] * (t1 - t0), x0 + _combine_rows(a[i], ks))
+        r = hg * fi + _combine_rows(gc[i], ks)
+        if ft is not None:
+            r = r + (hg * h * dh[i]) * ft
+        k, result, _ = linear_solver.compute(lin_state, r, {})
+        return ks.at[i].set(k), ok & (result == lx.RESULTS.successful)
+
+    ks0 = jnp.zeros((tab.num_stages, n), dtype).at[0].set(k0)
+    ks, ok = jax.lax.fori_loop(1, tab.num_stages, stage,
+                               (ks0, result0 == lx.RESULTS.successful))
+    return [ks[i] for i in range(tab.num_stages)], ok
+
+
 class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
     """A Rosenbrock method with the tableau ``tableau`` (see the module docstring), for ODEs
     (``diffrax.ODETerm``; diffeqsolve rejects other terms) solved forward in time (a backwards
@@ -345,29 +375,7 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
         else:
             ft = None
 
-        # stage 1 here, stages 2..s in one loop body (traced once: the program holds one copy
-        # of the vector field and the solve, not s); each stage's arguments sum over every
-        # earlier stage in the order of _combine, the later (still zero) rows adding exact zeros
-        r0 = hg * f0 if ft is None else hg * f0 + (hg * h * tab.d[0]) * ft
-        k0, lin_result, _ = self.linear_solver.compute(lin_state, r0, {})
-        ks0 = jnp.zeros((tab.num_stages, n), dtype).at[0].set(k0)
-        a = jnp.asarray(tab.a, dtype)
-        gc = jnp.asarray(tab.gamma * tab.C, dtype)
-        c = jnp.asarray(tab.c, dtype)
-        dh = jnp.asarray(tab.d, dtype)
-
-        def stage(i, carry):
-            ks, ok = carry
-            fi = f(t0 + c[i] * (t1 - t0), x0 + _combine_rows(a[i], ks))
-            r = hg * fi + _combine_rows(gc[i], ks)
-            if ft is not None:
-                r = r + (hg * h * dh[i]) * ft
-            k, result, _ = self.linear_solver.compute(lin_state, r, {})
-            return ks.at[i].set(k), ok & (result == lx.RESULTS.successful)
-
-        ks_arr, lin_ok = jax.lax.fori_loop(1, tab.num_stages, stage,
-                                           (ks0, lin_result == lx.RESULTS.successful))
-        ks = [ks_arr[i] for i in range(tab.num_stages)]
+        ks, lin_ok = _stages(tab, f, self.linear_solver, lin_state, x0, t0, t1, h, f0, ft)
 
         x1 = jnp.where(forward, x0 + _combine(tab.b_sol, ks), jnp.nan)
         err = _combine(tab.b_error, ks)

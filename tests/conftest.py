@@ -40,13 +40,15 @@ from popsim.units import mg_to_mmol_mg  # noqa: E402
 SCENARIO_BATCH = 8  # every scenario batch is padded to this size: one compilation for all
 
 
-MAX_MAPPINGS_KEPT = 30_000
-"""After a test module, JAX's compiled programs are dropped if the process has more memory
-mappings than this. Every compiled XLA:CPU program keeps its own mappings of JIT-compiled code;
-the whole suite in one process reached the kernel's limit (vm.max_map_count, 65,530 by default)
-and the next compilation aborted the process. One module adds at most ~24,000 (the calibration
-tests), so clearing above 30,000 keeps the suite below the limit, while modules that use the
-same shapes (the scenario batches, the small trial) share their compiled programs."""
+MAX_MAPPINGS_KEPT = 15_000
+"""Before and after a test module, JAX's compiled programs are dropped if the process has more
+memory mappings than this. Every compiled XLA:CPU program keeps its own mappings of JIT-compiled
+code; the whole suite in one process reached the kernel's limit (vm.max_map_count, 65,530 by
+default) and the next compilation aborted the process (in the calibration module, whose gradient
+programs are the largest). Dropping above 15,000 keeps a worker far below the limit; modules
+that use the same shapes (the scenario batches, the small trial) still share their compiled
+programs when they run one after the other, and a dropped program comes back from the on-disk
+cache (traced again, not compiled)."""
 
 
 def _memory_mappings() -> int:
@@ -59,6 +61,8 @@ def _memory_mappings() -> int:
 
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
+    if _memory_mappings() > MAX_MAPPINGS_KEPT:
+        jax.clear_caches()
     yield
     if _memory_mappings() > MAX_MAPPINGS_KEPT:
         jax.clear_caches()

@@ -11,6 +11,10 @@ import time
 from popsim.cli.args import EXIT_BAD_INPUT, EXIT_FAILED_PATIENTS
 from popsim.cli.run_args import load_fit_record, run_arguments_problem
 
+SHUTDOWN_TIMEOUT_SECONDS = 30 * 24 * 3600
+"""How long (s) a process of a multi-process run waits at exit for the others: 30 days, longer
+than any run, so that processes finishing minutes or hours apart never abort."""
+
 
 def _fail(problem) -> int:
     """Print a one-line error (a string, or an exception in the command line's wording, see
@@ -83,9 +87,13 @@ def cmd_run(args) -> int:
     if distributed:
         import jax
 
+        # a process that finishes its chunks early waits at JAX's shutdown barrier for the
+        # others (process 0 also stitches the master file): as long as the run takes, not the
+        # default 5 minutes, after which the waiting process aborts
         jax.distributed.initialize(coordinator_address=args.coordinator,
                                    num_processes=args.num_processes,
-                                   process_id=args.process_id)
+                                   process_id=args.process_id,
+                                   shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_SECONDS)
     entered = time.perf_counter()
     try:
         result = run_cohort(config, text, out, size=args.size, seed=args.seed,
