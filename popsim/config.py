@@ -409,19 +409,23 @@ def parse_config(data: dict) -> RunConfig:
     return validate_model(RunConfig, data)
 
 
-def read_toml(path: str | Path) -> tuple[dict, str]:
-    """A TOML file's contents and text, or :class:`ConfigError` in one line."""
+def read_toml(path: str | Path, what: str = "config file",
+              error: type[Exception] = ConfigError) -> tuple[dict, str]:
+    """A TOML file's contents and text, or ``error`` in one line naming the file (``what`` it
+    should be when it is missing)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
+        raise error(f"{path}: no such {what}") from None
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+        raise error(f"{path}: cannot read ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: cannot read ({e})") from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+        raise error(f"{path}: not valid TOML ({e})") from None
 
 
 def load_config(path: str | Path) -> tuple[RunConfig, str]:

@@ -17,12 +17,11 @@ Bounds default to the base value / 4 .. x 4 inside the parameter's physical boun
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from popsim.config import ConfigError, _suggest
+from popsim.config import ConfigError, _suggest, read_toml
 from popsim.parameters import parameter_specs
 
 CV_PREFIX = "cv."
@@ -199,14 +198,7 @@ def read_config(path: str | Path) -> dict:
     """A calibration config file (``[fit]`` table: the command line's options as keys; ``fit``
     and ``profile`` lists of names, bounds written ``name=lo:hi``)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise CalibrationError(f"{path}: no such calibration config") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise CalibrationError(f"{path}: cannot read ({e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CalibrationError(f"{path}: not valid TOML ({e})") from None
+    data, _ = read_toml(path, "calibration config", CalibrationError)
     table = data.get("fit")
     if not isinstance(table, dict):
         raise CalibrationError(f"{path}: no [fit] table (an evidence calibration config)")

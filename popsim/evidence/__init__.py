@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from popsim.config import ConfigError, RunConfig, _Strict, parse_config, validate_model
+from popsim.config import ConfigError, RunConfig, _Strict, parse_config, read_toml, validate_model
 from popsim.outputs import OUTPUT_UNITS
 from popsim.parameters import Params
 
@@ -404,12 +403,7 @@ def parse_study(data: dict, path: str = "") -> Study:
 def load_study(path: str | Path) -> Study:
     """Read and validate one study file."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise StudyError(f"{path}: no such study file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise StudyError(f"{path}: not valid TOML ({e})") from None
+    data, _ = read_toml(path, "study file", StudyError)
     study = parse_study(data, str(path))
     folder = path.parent.name
     if folder == "reserved" and not study.study.reserved:

@@ -16,13 +16,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import tomllib
 from pathlib import Path
 
 import tomli_w
 
 from popsim._version import MODEL_VERSION
-from popsim.config import _suggest
+from popsim.config import _suggest, read_toml
 from popsim.parameters import Params, parameter_specs
 
 SHIPPED = Path(__file__).with_name("reference_calibration.toml")
@@ -43,14 +42,7 @@ class ParameterSet:
 def load_params_file(path: str | Path) -> ParameterSet:
     """Read and validate a parameter file."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ParamsFileError(f"{path}: no such parameter file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ParamsFileError(f"{path}: cannot read ({e})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ParamsFileError(f"{path}: not valid TOML ({e})") from None
+    data, _ = read_toml(path, "parameter file", ParamsFileError)
     specs = {s.name: s for s in parameter_specs()}
     unknown = set(data) - {"meta", "parameters", "variability", "target"}
     if unknown:
