@@ -65,8 +65,10 @@ class BodyParams:
 
     # --- gut ----------------------------------------------------------------------------------
     mg_gut_km: float = assumed(8.0, "mmol/day", "daily soluble Mg load at half-maximal "
-                               "transcellular absorption", "the saturable route of Fine 1991's "
-                               "form saturates around usual intakes (~300 mg/day = 12 mmol)",
+                               "transcellular absorption", "the saturable (transcellular) route is "
+                               "half-saturated below usual intakes (~300 mg/day = 12 mmol); "
+                               "absorption-vs-intake data (Fine 1991) are reserved for "
+                               "validation and were not used to set it",
                                lower=0.5, upper=100)
     mg_gut_paracellular_fraction: float = assumed(
         0.12, "1", "fraction of the soluble Mg load absorbed paracellularly",
