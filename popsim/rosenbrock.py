@@ -269,14 +269,13 @@ def _combine_rows(weights, rows):
 
 
 
-def _stages(tab: RosenbrockTableau, f, linear_solver, lin_state, x0, t0, t1, h, f0, ft):
+def _stages(tab: RosenbrockTableau, f, linear_solver, lin_state, x0, t0, t1, h, hg, f0, ft):
     """The stage vectors ``k_1..k_s`` of one step (a list) and whether every linear solve
     succeeded. Stage 1 is computed here, stages 2..s in one ``fori_loop`` body (traced once: the
     program holds one copy of the vector field and the solve, not ``s``); each stage's arguments
     sum over every earlier stage in the order of :func:`_combine`, the later (still zero) rows
     adding exact zeros, so the arithmetic is that of the stages written out one by one."""
     dtype, n = x0.dtype, x0.shape[0]
-    hg = h * tab.gamma
     r0 = hg * f0 if ft is None else hg * f0 + (hg * h * tab.d[0]) * ft
     k0, result0, _ = linear_solver.compute(lin_state, r0, {})
     a = jnp.asarray(tab.a, dtype)
@@ -375,7 +374,8 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
         else:
             ft = None
 
-        ks, lin_ok = _stages(tab, f, self.linear_solver, lin_state, x0, t0, t1, h, f0, ft)
+        ks, lin_ok = _stages(tab, f, self.linear_solver, lin_state, x0, t0, t1, h, hg, f0,
+                             ft)
 
         x1 = jnp.where(forward, x0 + _combine(tab.b_sol, ks), jnp.nan)
         err = _combine(tab.b_error, ks)
