@@ -27,7 +27,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=25
 
-# unit tests and small physiology tests (< 3 min on 2 cores); `make test` runs everything
+# the tests that compile no ODE solve of their own (tests/conftest.py marks the others slow:
+# those using a solving fixture, and those marked by hand); `make test` runs everything
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow"
 

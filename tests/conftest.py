@@ -68,6 +68,23 @@ def _release_compiled_programs():
         jax.clear_caches()
 
 
+SOLVING_FIXTURES = frozenset({
+    "small_trial", "reference_cohort", "api_cohort", "hypokalaemia_trial", "small_runs",
+    "validation_report", "recovery", "truth_targets", "grad_problem", "central_differences",
+    "mixed_batch", "mixed_cohort", "deficiency", "replicate_run", "model_result", "plausible",
+    "exported", "popsim_courses",
+})
+"""Fixtures that compile and run ODE solves (steady states, time courses, whole runs). A test
+that uses one is marked ``slow`` (:func:`pytest_collection_modifyitems`): `make test-fast` runs
+the tests that compile no solve of their own, in a few minutes; `make test` runs everything."""
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SOLVING_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def patients(params: Params = None, n: int = SCENARIO_BATCH, *, body_weight=70.0, female=False,
              egfr=100.0, mg_intake_mg=300.0, k_intake=75.0, na_intake=150.0, loop=0.0,
              thiazide=0.0, hypertensive=False):

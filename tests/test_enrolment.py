@@ -65,6 +65,7 @@ def _covariate_screen(pop, block, size=12, devices=None, settings=SolverSettings
         return screen(pop, 7, size, ps, settings, jax.numpy.float64, block, devices)
 
 
+@pytest.mark.slow
 def test_covariate_screening_is_the_same_whatever_the_block_and_enrols_exactly_the_passes():
     pop = _pop(inclusion={"sex": "female", "egfr": {"min": 90}},
                exclusion={"diuretic": ["loop", "thiazide"]})
@@ -84,6 +85,7 @@ def test_covariate_screening_is_the_same_whatever_the_block_and_enrols_exactly_t
     assert a.screen_failure_fraction == pytest.approx(1 - 12 / a.n_screened)
 
 
+@pytest.mark.slow
 def test_criteria_that_enrol_almost_no_one_stop_early_with_the_observed_fraction(tmp_path):
     pop = _pop(inclusion={"egfr": {"min": 149}})  # eGFR is drawn below 150 mL/min/1.73 m2
     with pytest.raises(ScreeningError, match=r"of the first 1,000 candidates meet the criteria "

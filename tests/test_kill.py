@@ -25,6 +25,8 @@ from popsim import config as cfg
 from popsim import run as run_mod
 from popsim import store
 
+pytestmark = pytest.mark.slow  # a whole run (and its compile) in every test
+
 # Runs `popsim run` (sys.argv[3:]) after wrapping three functions: chunk computations are
 # printed, and in the write session named by sys.argv[1] ("chunk1" or "finalize") the process
 # stops right after HDF5's second overwrite of existing bytes of the file (its metadata),

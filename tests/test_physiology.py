@@ -60,6 +60,7 @@ def test_mass_balance_at_steady_state(reference_cohort):
     np.testing.assert_allclose(np.asarray(f.na_urine), np.asarray(f.na_absorbed), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_urinary_mg_at_usual_intake():
     pb, pt = patients(mg_intake_mg=300.0, egfr=[60, 75, 90, 100, 110, 120, 90, 100],
                       female=[0, 0, 0, 0, 1, 1, 1, 1])
@@ -105,6 +106,7 @@ def test_severe_deficiency_lowers_serum_ca(deficiency):
         assert deficiency["serum_ca"][i] < deficiency["serum_ca"][0] - 0.05
 
 
+@pytest.mark.slow
 def test_ckd_with_high_mg_intake_gives_hypermagnesemia():
     pb, pt = patients(egfr=[15, 90, 15, 90, 30, 60, 100, 120],
                       mg_intake_mg=[2500, 2500, 300, 300, 300, 300, 300, 300])
@@ -121,6 +123,7 @@ def test_ckd_with_high_mg_intake_gives_hypermagnesemia():
     assert fe[4] > fe[5] > fe[6] > fe[7]
 
 
+@pytest.mark.slow
 def test_diuretics_lower_serum_mg_and_k():
     pb, pt = patients(loop=[0, 0.5, 0, 1.0, 0, 0, 0, 0], thiazide=[0, 0, 0.5, 0, 1.0, 0, 0, 0])
     _, ok, obs = steady_observe(pb, pt)
@@ -133,6 +136,7 @@ def test_diuretics_lower_serum_mg_and_k():
     assert obs["urine_ca"][2] < obs["urine_ca"][0] < obs["urine_ca"][1]
 
 
+@pytest.mark.slow
 def test_serum_mg_rises_monotonically_with_intake():
     intakes = [25, 75, 150, 250, 350, 500, 800, 1500]
     pb, pt = patients(mg_intake_mg=intakes)
@@ -142,6 +146,7 @@ def test_serum_mg_rises_monotonically_with_intake():
     assert np.all(np.diff(obs["urine_mg"]) > 0)
 
 
+@pytest.mark.slow
 def test_k_supplement_alone_corrects_less_than_mg_plus_k():
     """Steady-state version of refractory hypokalaemia: in Mg deficiency, extra K raises serum K
     by less than Mg repletion plus the same K does. SPEC §1 asks for less than half, from a
@@ -156,6 +161,7 @@ def test_k_supplement_alone_corrects_less_than_mg_plus_k():
     assert 3.5 <= k[3] <= 5.0  # Mg repleted: K normal
 
 
+@pytest.mark.slow
 def test_body_size_does_not_change_concentrations_much():
     pb, pt = patients(body_weight=[50, 70, 90, 120, 50, 70, 90, 120],
                       female=[1, 1, 1, 1, 0, 0, 0, 0])

@@ -4,10 +4,13 @@ again and must agree bit for bit, every output, covariate, parameter and status.
 or the solver changes results on purpose, the file is written again in the same commit."""
 
 import numpy as np
+import pytest
 
 from popsim import store
 from popsim.config import load_config
 from popsim.run import run_cohort
+
+pytestmark = pytest.mark.slow  # a whole run (and its compile) in every test
 
 DATA = "tests/data"
 

@@ -161,6 +161,7 @@ max_steps = 3
 """
 
 
+@pytest.mark.slow
 def test_a_run_where_every_patient_fails_exits_3_with_nan_outputs(tmp_path, capsys):
     config = tmp_path / "fail.toml"
     config.write_text(FAILING)

@@ -80,6 +80,7 @@ def test_resume_finishes_interrupted_run_identically(small_trial, conf, tmp_path
     (dict(text=SMALL_TRIAL.replace("days = 10", "days = 11")), "config text differs"),
     (dict(params=True), "parameters differs"),
 ])
+@pytest.mark.slow
 def test_resume_refuses_a_different_job(conf, tmp_path, monkeypatch, kw, message):
     out = tmp_path / "trial.h5"
     real = run_mod._run_chunk
@@ -140,6 +141,7 @@ def test_sharded_over_4_devices_same_numbers(small_trial, conf, tmp_path):
     assert _COMPILED.count("jit(steady_states_fallback)") <= 1
 
 
+@pytest.mark.slow
 def test_devices_out_of_range(conf, tmp_path):
     with pytest.raises(RunError, match=r"^devices=64: must be 1\.\."):
         run_cohort(conf, SMALL_TRIAL, tmp_path / "x.h5", devices=64, progress=False)
@@ -296,6 +298,7 @@ def _custom_calls(lowered_text):
     return set(re.findall(r"custom_call @([A-Za-z0-9_]+)", lowered_text))
 
 
+@pytest.mark.slow
 def test_chunk_programs_have_no_host_callback_or_lapack_call(conf):
     """What keeps several devices computing at once: a host callback makes JAX's CPU client run
     a program synchronously (diffeqsolve's eqx.error_if checks compile to one unless

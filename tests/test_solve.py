@@ -114,6 +114,7 @@ def _hard_patients():
                     egfr=[100, 10, 100, 15, 100, 10, 100, 15])
 
 
+@pytest.mark.slow
 def test_steady_state_fallback_rescues_newton_failures():
     """Extreme patients where plain Newton from the textbook state fails are still solved,
     and agree with the Newton solution where both converge."""
@@ -131,6 +132,7 @@ def test_steady_state_fallback_rescues_newton_failures():
     assert float(jnp.max(jnp.abs(resid))) < 1e-8
 
 
+@pytest.mark.slow
 def test_fallback_runs_on_gathered_failures_only(monkeypatch):
     """steady_states_with_fallback retries only Newton's failures, in fixed-size buckets, and
     puts each answer back at its patient: same states as the fallback run on the whole batch."""
@@ -144,6 +146,7 @@ def test_fallback_runs_on_gathered_failures_only(monkeypatch):
     np.testing.assert_allclose(np.asarray(y)[failed], np.asarray(y_all)[failed], rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_fallback_of_device_parts_runs_once_and_gives_the_same_bits(monkeypatch):
     """Cut over two devices, the Newton failures of both parts are retried together on the first
     part's device and put back on their own: the same bits as the batch solved whole."""
@@ -284,6 +287,7 @@ def _small_lu_solves(A, b):
     return x, SmallLU().compute(state, b, {})[0]
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(st.integers(1, 10), st.integers(0, 2**32 - 1))
 def test_small_lu_solves_and_transposed_solves(n, seed):
