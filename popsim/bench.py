@@ -183,6 +183,26 @@ def max_relative_error(outputs: dict) -> float:
                for k in ACCURACY_OUTPUTS)
 
 
+def relative_errors(a, b, floor: float = 1e-2) -> dict[str, float]:
+    """Per output of two cohort datasets (:func:`popsim.open_dataset`) of the same patients:
+    the largest ``|a - b| / scale`` over patients, arms and days, with ``scale`` = ``|b|``, or
+    ``floor`` times the largest ``|b|`` of that patient's time course where that is larger
+    (outputs that pass through zero, such as net Mg absorption on a Mg-poor diet). Patient-days
+    unsolved in either are left out."""
+    out = {}
+    for name in b.data_vars:
+        if "day" not in b[name].dims or b[name].dtype.kind != "f":
+            continue
+        x, ref = np.asarray(a[name], float), np.asarray(b[name], float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            peak = np.nanmax(np.abs(ref), axis=-1, keepdims=True)
+            scale = np.maximum(np.abs(ref), floor * peak)
+            err = np.abs(x - ref) / scale
+        ok = np.isfinite(ref) & np.isfinite(x) & (scale > 0)
+        out[name] = float(np.max(err[ok])) if ok.any() else float("nan")
+    return out
+
+
 def scipy_rate(method: str, n: int = 4, rtol: float = 1e-6, atol: float = 1e-8) -> dict:
     """Patient-days per second of SciPy ``solve_ivp`` one patient after another."""
     from jax.flatten_util import ravel_pytree

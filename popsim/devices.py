@@ -159,6 +159,7 @@ def _fallback_device(parts):
 
 @jax.jit
 def _merge_fallback(y0, ok, y_fb, ok_fb, dest):
+    y_fb = y_fb.astype(y0.dtype)  # a float32 run's states stay float32 (no promoting scatter)
     y0 = y0.at[dest].set(jnp.where(ok_fb[:, None], y_fb, y0.at[dest].get(mode="clip")),
                          mode="drop")
     return y0, ok.at[dest].set(ok_fb, mode="drop")

@@ -290,9 +290,9 @@ def _stages(tab: RosenbrockTableau, f, linear_solver, lin_state, x0, t0, t1, h, 
         if ft is not None:
             r = r + (hg * h * dh[i]) * ft
         k, result, _ = linear_solver.compute(lin_state, r, {})
-        return ks.at[i].set(k), ok & (result == lx.RESULTS.successful)
+        return ks.at[i].set(k.astype(ks.dtype)), ok & (result == lx.RESULTS.successful)
 
-    ks0 = jnp.zeros((tab.num_stages, n), dtype).at[0].set(k0)
+    ks0 = jnp.zeros((tab.num_stages, n), dtype).at[0].set(k0.astype(dtype))
     ks, ok = jax.lax.fori_loop(1, tab.num_stages, stage,
                                (ks0, result0 == lx.RESULTS.successful))
     return [ks[i] for i in range(tab.num_stages)], ok
