@@ -20,14 +20,15 @@ import numpy as np
 
 from popsim import config as cfg
 
-RUN_PATIENT_DAYS_PER_SECOND = 171_000
+RUN_PATIENT_DAYS_PER_SECOND = 15_000
 """Patient-days (per arm) that ``popsim run`` solves and writes per second on one device after
-its first chunk: half of the 342,470 patient-days/s measured on 2 devices of a 2-core CPU
-(``benchmarks/RESULTS.md``, "Scaling of popsim run": ``configs/scale_year.toml``, 365 days,
-every output daily, rtol 1e-6). A stored measurement, not one of this machine."""
-FIRST_CHUNK_SECONDS = 55.0
-"""Seconds until the first chunk is on disk in the same measurement (53-59 s; XLA compiling
-dominates it; a warm compilation cache shortens it)."""
+compiling: half of ~30,000 patient-days/s on 2 devices of a 2-core CPU, model version 2
+(``benchmarks/RESULTS.md``, "End to end": 20,000 patients x 365 days, every output daily, rtol
+1e-6; 7.3 million patient-days in 243 s of steady states, time courses and writing). A stored
+measurement, not one of this machine."""
+FIRST_CHUNK_SECONDS = 110.0
+"""Seconds until the first chunk is on disk in the same measurement with an empty compilation
+cache (98 s of XLA compiling and start-up, then the first chunk); a warm cache shortens it."""
 CHECK_SAMPLE_MAX = 100_000
 """``check_config`` summarises at most this many patients (the first ones of the run)."""
 
