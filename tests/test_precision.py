@@ -21,10 +21,11 @@ TARGET = 1e-3
 
 def test_float32_run_matches_float64_within_target(small_trial, tmp_path):
     reference, _ = small_trial
-    data = tomllib.loads(SMALL_TRIAL)
-    data["simulation"]["precision"] = "float32"
+    text = SMALL_TRIAL.replace("[simulation]\n", '[simulation]\nprecision = "float32"\n')
+    conf = cfg.parse_config(tomllib.loads(text))
+    assert conf.simulation.precision == "float32"
     out = tmp_path / "float32.h5"
-    run_cohort(cfg.parse_config(data), SMALL_TRIAL, out, chunk_size=7, progress=False)
+    run_cohort(conf, text, out, chunk_size=7, progress=False)  # the file stores this text
     single, double = open_dataset(out), open_dataset(reference)
     assert single.attrs["precision"] == "float32" and double.attrs["precision"] == "float64"
     assert bool((single.status == "ok").all())
