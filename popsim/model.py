@@ -325,7 +325,9 @@ def _sodium(y, p: Params, pt: Patient, c: Concentrations, d: Derived, volume: di
                                          p.na_pressure_slope),
         circulation.pressure_drive(rpp, pt.map_ref, p.na_pressure_slope),
         sodium.ncc_potassium_switch(c.k_o, p.k_setpoint, p.na_dct_fraction,
-                                    p.ncc_max_fraction, p.ncc_k_gain),
+                                    p.ncc_max_fraction, p.ncc_k_gain)
+        * sodium.ncc_mg_effect(c.mg_i_free, p.mg_free_ref, p.ncc_mg_exponent,
+                               p.ncc_mg_dependence),
         p.ncc_angiotensin_exponent, p.na_cd_aldosterone_gain, p.md_loop_blinding,
         d.distal_delivery_ref, loop, thiazide)
 

@@ -60,6 +60,16 @@ class KidneyParams:
     ncc_k_gain: float = assumed(1.5, "1/(mmol/L)", "NCC switch-off per mmol/L of plasma K",
                                 "NCC phosphorylation falls ~26% on a +72 mmol/day K diet (Wu "
                                 "2023) [M]", upper=20)
+    ncc_mg_exponent: float = assumed(
+        2.0, "1", "power of the free cell Mg ratio (below 1) on NCC activity",
+        "Mg restriction lowers NCC abundance via NEDD4-2 and keeps low K from activating it "
+        "(mice: Ferdaus 2019; Maeoka & McCormick 2020); no human number. Set by hand: a "
+        "quarter less free cell Mg lowers NCC activity by 44%, as a thiazide at ~0.35 of its "
+        "maximal effect would, which takes serum K below 3.5 mmol/L after months below 15 "
+        "mg/day of Mg (SPEC §1); 1.5 leaves it at 3.55", upper=10)
+    ncc_mg_dependence: float = assumed(1.0, "1", "share of NCC's Mg dependence in force",
+                                       "1: in force; set to 0 only to measure what it "
+                                       "contributes", upper=1)
     ncc_angiotensin_exponent: float = assumed(0.15, "1", "NCC activation by angiotensin II",
                                               "the aldosterone paradox: AngII activates NCC "
                                               "(van der Lubbe 2011) [M]", upper=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from popsim.physiology._math import exp, log, logistic
+from popsim.physiology._math import exp, log, logistic, smooth_min
 
 
 class SodiumHandling(NamedTuple):
@@ -22,6 +22,24 @@ def ncc_potassium_switch(k_p, k_setpoint, dct_fraction, max_fraction, gain):
     DCT reabsorption stays below ``max_fraction`` (Wu 2023; Terker 2015 [M])."""
     top = max_fraction / dct_fraction
     return top / (1.0 + (top - 1.0) * exp(gain * (k_p - k_setpoint)))
+
+
+def ncc_mg_effect(mg_free, mg_free_ref, exponent, dependence):
+    """Relative NCC activity set by free cell Mg (1 at the reference, never above it).
+
+    Low cytosolic Mg2+ lowers NCC abundance through the ubiquitin ligase NEDD4-2 and keeps a
+    low-K diet from activating it (Mg-restricted mice: Ferdaus et al. 2019, Am J Physiol Renal
+    Physiol; reviewed by Maeoka & McCormick 2020, same journal). The DCT's K-conserving switch
+    is then lost, more Na reaches the K-secreting CNT and K is wasted: the "increase in distal
+    sodium delivery" that Huang & Kuo (2007, JASN 18:2649) require for Mg deficiency to cause
+    hypokalaemia. ``(r / r_0) ** exponent`` with ``r`` the free Mg ratio smoothly capped at 1
+    (no data show NCC rising with cell Mg, and hypermagnesaemia does not cause hyperkalaemia).
+    ``dependence`` scales the Mg deviation as in
+    :func:`popsim.physiology.kidney.potassium.romk_mg_effect` (0 removes the effect, which is
+    how ``popsim validate`` measures what it contributes)."""
+    ratio = (mg_free / mg_free_ref) ** dependence
+    capped = smooth_min(ratio, 1.0, 0.05) / smooth_min(1.0, 1.0, 0.05)
+    return capped**exponent
 
 
 def scale_odds(fraction, factor):
