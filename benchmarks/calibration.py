@@ -8,7 +8,7 @@ robust warm start) is reported separately from the per-step time.
 
 With ``--evidence STUDY ...`` it times an evidence fit instead (``popsim calibrate
 --evidence``): compile time (the first optimiser step), seconds per step, the Hessian and the
-total, for the studies and ``--fit`` parameters given (the issue's target: 20 parameters, 15
+total, for the studies and ``--fit`` parameters given (the target: 20 parameters, 15
 studies, < 30 min on 2 cores).
 
 Usage: python benchmarks/calibration.py [--config ...] [--reverse-steps 20]

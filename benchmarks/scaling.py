@@ -9,7 +9,7 @@ usual intake; the `popsim bench` workload) with ``--devices N`` (one host device
 Reported per size: total wall time; the time to the first chunk on disk (compilation
 dominates it); the marginal rate after it (patients and patient-days per second, from the
 chunks' completion times); peak RSS; file size. Linearity: the marginal seconds per patient of
-each size against the smallest's (the issue's "wall time linear within 20%"); memory: peak RSS of
+each size against the smallest's (the target: "wall time linear within 20%"); memory: peak RSS of
 the largest size over that of the 10^5 run.
 
     python benchmarks/scaling.py --sizes 10000,100000,1000000 --devices 2 --dir /tmp/popsim_scale
