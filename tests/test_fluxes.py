@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from popsim.balance import derived
 from popsim.parameters import Params
 from popsim.physiology import cells, drugs, gut, kidney, parathyroid, raas
-from popsim.physiology.kidney import minerals, potassium
+from popsim.physiology.kidney import minerals, potassium, sodium
 from popsim.units import mg_to_mmol_mg
 
 P = Params()
@@ -77,6 +77,23 @@ def test_romk_mg_block_doubles_conductance_at_a_third_less_free_mg():
     assert 1.6 < romk(0.42) < 2.1  # bounded by (0.6/0.42)^2 = 2.04
     assert 0.59 < romk(0.8) < 0.7 and romk(3.0) > 0.59
     assert romk(0.42, dependence=0.0) == pytest.approx(1.0)
+
+
+def test_ncc_falls_with_free_cell_mg_and_hardly_rises_above_reference():
+    """NCC activity is 1 at the reference free cell Mg and falls steeply below it (a quarter
+    less free Mg lowers it by 40-45% at the shipped exponent 2); above the reference it levels
+    off, rising at most by the smoothing's 1/0.975^2 (5%), so extra Mg cannot switch NCC on;
+    with the Mg dependence off it is 1."""
+    def ncc(mg, dependence=1.0):
+        return float(sodium.ncc_mg_effect(jnp.float64(mg), P.mg_free_ref, P.ncc_mg_exponent,
+                                          dependence))
+
+    assert P.ncc_mg_exponent == 2.0
+    assert ncc(P.mg_free_ref) == pytest.approx(1.0)
+    assert 0.55 < ncc(0.75 * P.mg_free_ref) < 0.6
+    assert ncc(0.45) < ncc(0.5) < ncc(0.55) < 1.0
+    assert 1.0 < ncc(0.7) < ncc(2.0) < 1.053
+    assert ncc(0.45, dependence=0.0) == pytest.approx(1.0)
 
 
 def test_aldosterone_falls_with_ionized_mg_within_bounds():

@@ -25,15 +25,17 @@ def ncc_potassium_switch(k_p, k_setpoint, dct_fraction, max_fraction, gain):
 
 
 def ncc_mg_effect(mg_free, mg_free_ref, exponent, dependence):
-    """Relative NCC activity set by free cell Mg (1 at the reference, never above it).
+    """Relative NCC activity set by free cell Mg (1 at the reference, level above it).
 
     Low cytosolic Mg2+ lowers NCC abundance through the ubiquitin ligase NEDD4-2 and keeps a
     low-K diet from activating it (Mg-restricted mice: Ferdaus et al. 2019, Am J Physiol Renal
     Physiol; reviewed by Maeoka & McCormick 2020, same journal). The DCT's K-conserving switch
     is then lost, more Na reaches the K-secreting CNT and K is wasted: the "increase in distal
     sodium delivery" that Huang & Kuo (2007, JASN 18:2649) require for Mg deficiency to cause
-    hypokalaemia. ``(r / r_0) ** exponent`` with ``r`` the free Mg ratio smoothly capped at 1
-    (no data show NCC rising with cell Mg, and hypermagnesaemia does not cause hyperkalaemia).
+    hypokalaemia. ``(c / c_0) ** exponent`` with ``c`` the free Mg ratio smoothly capped at 1
+    and ``c_0`` its value at the reference (0.975), so above the reference the activity levels
+    off at ``(1 / 0.975) ** exponent`` (+5% at exponent 2) instead of rising with cell Mg (no
+    data show NCC rising with cell Mg, and hypermagnesaemia does not cause hyperkalaemia).
     ``dependence`` scales the Mg deviation as in
     :func:`popsim.physiology.kidney.potassium.romk_mg_effect` (0 removes the effect, which is
     how ``popsim validate`` measures what it contributes)."""
