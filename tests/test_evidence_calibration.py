@@ -406,3 +406,25 @@ def test_fit_record_and_parameter_file_round_trip(recovery, tmp_path):
     assert loaded.params.mg_gut_absorbed_ref == pytest.approx(res.values["mg_gut_absorbed_ref"],
                                                               rel=1e-12)
     assert all(p.exists() for p in written)
+
+
+# --- the Laplace approximation off a minimum -----------------------------------------------------
+
+def test_laplace_of_an_indefinite_hessian_gives_finite_positive_intervals():
+    """An optimiser stopped early can leave a saddle: a Hessian with a negative eigenvalue. The
+    covariance then comes from the Hessian's positive part plus the bounded scale's prior, so
+    every SD is finite and positive and every interval contains the estimate; the parameter
+    along the negative direction is flagged non-identifiable."""
+    from popsim.calibration.spec import FitParam, from_transformed
+    from popsim.calibration.uncertainty import laplace
+
+    params = (FitParam("mg_gut_km", 0.5, 8.0, "log", "mmol/day", 2.0),
+              FitParam("k_ckd_exponent", 0.2, 2.0, "log", "1", 0.9))
+    u = np.array([0.3, -0.2])
+    lap = laplace(params, u, np.array([[50.0, 0.0], [0.0, -4.0]]))
+    assert np.all(np.isfinite(lap.sd)) and np.all(lap.sd > 0)
+    assert lap.sd[0] < 0.15 < lap.sd[1]  # 1/sqrt(50 + prior) vs the prior alone
+    estimate = [from_transformed(p, x) for p, x in zip(params, u, strict=True)]
+    assert np.all(lap.lower < estimate) and np.all(estimate < lap.upper)
+    assert "positive part" in lap.source
+    assert any("non-identifiable" in f for f in lap.flags["k_ckd_exponent"])

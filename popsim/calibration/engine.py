@@ -22,12 +22,6 @@ from popsim import devices
 from popsim.calibration import forward as fw
 from popsim.calibration.problem import Problem
 
-WARM_START_FALLBACK_STEPS = 2_000
-"""Step limit of the pseudo-transient continuation in :meth:`Engine.warm_start`: a reference
-adult with a steady state reaches it in 33-91 steps (10 mg/day of Mg, 2.5 g/day at eGFR 15,
-eGFR 10, a full loop dose at eGFR 30); one without (< 15 mg/day with a loop diuretic at 0.8)
-runs to any limit."""
-
 HESSIAN_STEP = 5e-3
 """Step of the central differences of the gradient in the transformed coordinates (whose
 scale is 1: the logit of the position between the bounds)."""
@@ -105,18 +99,12 @@ class Engine:
         return new
 
     def warm_start(self, u) -> jax.Array:
-        """Steady states at ``u`` found robustly (Newton, then pseudo-transient continuation for
-        Newton's failures; outside the compiled step), the reference state where none is
-        found. The continuation stops after :data:`WARM_START_FALLBACK_STEPS` steps: an
-        optimiser's trial point can leave patients with no steady state, and a cohort run's
-        limit (20,000 steps per bucket of 32) let one such point stall a fit for over 20
-        minutes; patients still unsolved are masked as failed."""
-        settings = dataclasses.replace(self.problem.settings,
-                                       fallback_max_steps=WARM_START_FALLBACK_STEPS)
+        """Steady states at ``u`` found robustly (:func:`popsim.devices.fit_steady_states`:
+        Newton, then a capped pseudo-transient continuation, outside the compiled step), the
+        reference state where none is found; unsolved patients are masked as failed."""
         with jax.enable_x64(True):
             per, pts = self._inputs(self.data, jnp.asarray(u, jnp.float64))
-            y, _ = devices.steady_states_with_fallback(per, pts, settings)
-        return y
+        return devices.fit_steady_states(per, pts, self.problem.settings)[0]
 
     def init(self, u):
         return self.opt.init(jnp.asarray(u, jnp.float64))

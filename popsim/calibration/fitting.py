@@ -364,12 +364,12 @@ def _iterate(problem: Problem, step, u, opt_state, y_warm, losses, best_u, best,
 
 
 def warm_start(problem: Problem, u) -> jax.Array:
-    """Steady states at ``u`` found robustly (Newton, then pseudo-transient continuation for
-    the patients where it fails; host-side, outside the compiled step), reference states for
-    patients without one. Newton inside the step starts from these."""
+    """Steady states at ``u`` found robustly (:func:`popsim.devices.fit_steady_states`, outside
+    the compiled step), reference states for patients without one. Newton inside the step
+    starts from these."""
     with jax.enable_x64(True):
-        y, _ = devices.steady_states_with_fallback(*_initial_batch(problem, u), problem.settings)
-    return y
+        per, pts = _initial_batch(problem, u)
+    return devices.fit_steady_states(per, pts, problem.settings)[0]
 
 
 def _initial_batch(problem: Problem, u=None):

@@ -65,10 +65,14 @@ def laplace(params: tuple[FitParam, ...], u, hessian) -> Laplace:
     if lam.min() > 1e-10 * max(lam.max(), 1e-300):
         cov, source = np.linalg.inv(h), "likelihood"
     else:
+        # Negative curvature (a saddle, or an optimiser stopped early) carries no information:
+        # keep the Hessian's positive part, and add the curvature of the uniform prior on each
+        # bounded scale, so that the covariance is positive definite.
         s = _sigmoid(u)
-        cov = np.linalg.inv(h + np.diag(s * (1 - s)))
-        source = ("likelihood + uniform prior on each bounded scale (the likelihood's Hessian "
-                  "is not positive definite)")
+        positive = (vec * np.maximum(lam, 0.0)) @ vec.T
+        cov = np.linalg.inv(positive + np.diag(s * (1 - s)))
+        source = ("likelihood (positive part of its Hessian, which is not positive definite) + "
+                  "uniform prior on each bounded scale")
     cov = 0.5 * (cov + cov.T)
     sd = np.sqrt(np.diag(cov))
     lower = np.array([from_transformed(p, x - 1.96 * s) for p, x, s in zip(params, u, sd,
