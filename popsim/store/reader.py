@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from .errors import StoreError
+from .h5 import array_attr, dataset, int_attr
 from .journal import journal_path, recover
 from .replicates import n_replicates, read_drawn
 from .schema import _check_format, _inventory, _text
@@ -46,7 +47,7 @@ def _open(path) -> h5py.File:
 def chunks_done(path: str | os.PathLike) -> np.ndarray:
     """Which chunks are written: bool, shape ``(n_chunks,)``."""
     with _open(path) as f:
-        return f["chunk_done"][...].astype(bool)
+        return dataset(f, "chunk_done")[...].astype(bool)
 
 
 def read_attrs(path: str | os.PathLike) -> dict:
@@ -83,9 +84,9 @@ class Cohort:
         with _open(self.path) as f:
             self.attrs = {k: (_text(v) if isinstance(v, (bytes, str)) else v)
                           for k, v in f.attrs.items()}
-            self.arms: tuple[str, ...] = tuple(_text(a) for a in f["arm"][...])
-            self.times: np.ndarray = f["time"][...]
-            self.n_patients = int(f["patient"].shape[0])
+            self.arms: tuple[str, ...] = tuple(_text(a) for a in dataset(f, "arm")[...])
+            self.times: np.ndarray = dataset(f, "time")[...]
+            self.n_patients = int(dataset(f, "patient").shape[0])
             outs, covs, pars = _inventory(f)
             self.output_names, self.covariate_names, self.parameter_names = (
                 tuple(outs), tuple(covs), tuple(pars))
@@ -95,7 +96,7 @@ class Cohort:
                                 if isinstance(ds, h5py.Dataset) and "long_name" in ds.attrs}
             self._categories = {k: tuple(_text(f[k].attrs["flag_meanings"]).split())
                                 for k in covs if "flag_meanings" in f[k].attrs}
-            self.chunk_size = int(f["chunk_done"].attrs["chunk_size"])
+            self.chunk_size = int_attr(f["chunk_done"], "chunk_size")
             self.n_replicates: int | None = n_replicates(f)
             self.drawn_names, self.drawn_units, self.drawn_values = (
                 read_drawn(f) if self.n_replicates else ((), (), np.zeros((0, 0))))
@@ -118,9 +119,9 @@ class Cohort:
         """A text stored for provenance (e.g. ``fit_record``, the fit record of a replicate
         run)."""
         with _open(self.path) as f:
-            if name not in f or f[name].ndim != 0:
+            if name not in f or dataset(f, name).ndim != 0:
                 raise StoreError(f"{self.path}: no record {name!r}")
-            return _text(f[name][()])
+            return _text(dataset(f, name)[()])
 
     def __enter__(self) -> Cohort:
         return self
@@ -166,7 +167,7 @@ class Cohort:
         with _open(self.path) as f:
             if name not in f or name in ("arm", "time", "chunk", "chunk_done", "patient"):
                 raise StoreError(f"{self.path}: no per-patient variable {name!r}")
-            ndim = f[name].ndim
+            ndim = dataset(f, name).ndim
         if index.size == 0:
             raise StoreError(f"{self.path}: no patients selected")
         return self._read(name, (slice(None), index) if ndim > 1 else (index,))
@@ -174,7 +175,7 @@ class Cohort:
     def _read(self, name: str, sel: Any = Ellipsis) -> np.ndarray:
         with _open(self.path) as f:
             try:
-                return f[name][sel]
+                return dataset(f, name)[sel]
             except OSError as e:  # e.g. a Fletcher-32 checksum mismatch
                 raise StoreError(f"{self.path}: cannot read {name} "
                                  f"({str(e).splitlines()[0]})") from None
@@ -235,7 +236,7 @@ class Cohort:
         if name not in self.covariate_names:
             raise StoreError(f"{self.path}: no covariate {name!r}")
         with _open(self.path) as f:
-            ds = f[name]
+            ds = dataset(f, name)
             try:
                 values = ds[...]
             except OSError as e:
@@ -261,7 +262,7 @@ class Cohort:
         candidates in a screened run, else the patient index itself."""
         with _open(self.path) as f:
             if "candidate" in f:
-                return f["candidate"][...]
+                return dataset(f, "candidate")[...]
         return np.arange(self.n_patients, dtype=np.int64)
 
     @property
@@ -274,9 +275,9 @@ class Cohort:
     def status_meanings(self) -> dict[int, str]:
         """Status code -> meaning, as stored in the file."""
         with _open(self.path) as f:
-            a = f["status"].attrs
-            return dict(zip((int(v) for v in a["flag_values"]),
-                            _text(a["flag_meanings"]).split(), strict=True))
+            status = f["status"]
+            return dict(zip((int(v) for v in array_attr(status, "flag_values")),
+                            _text(status.attrs["flag_meanings"]).split(), strict=True))
 
 
 def open_cohort(path: str | os.PathLike) -> Cohort:

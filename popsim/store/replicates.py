@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 from .errors import StoreError
+from .h5 import dataset, int_attr
 
 DRAWN_PREFIX = "drawn_"
 LANE_ORDER = "replicate-major: lane r * n_patients + p is patient p in replicate r"
@@ -109,12 +110,12 @@ class Replicates:
 
 def read_drawn(f: h5py.File) -> tuple[tuple[str, ...], tuple[str, ...], np.ndarray]:
     """``(names, units, values (R, k))`` of the fitted parameters of a replicate file."""
-    found = sorted((int(ds.attrs["drawn_index"]), ds) for ds in f.values()
+    found = sorted((int_attr(ds, "drawn_index"), ds) for ds in f.values()
                    if isinstance(ds, h5py.Dataset) and "drawn_parameter" in ds.attrs)
     names = tuple(_text(ds.attrs["drawn_parameter"]) for _, ds in found)
     units = tuple(_text(ds.attrs["units"]) for _, ds in found)
     values = np.stack([ds[...] for _, ds in found], axis=1) if found else \
-        np.zeros((f["replicate"].shape[0], 0))
+        np.zeros((dataset(f, "replicate").shape[0], 0))
     return names, units, values
 
 
@@ -124,7 +125,7 @@ def _text(value) -> str:
 
 def n_replicates(f: h5py.File) -> int | None:
     """``R`` for a replicate file, ``None`` for a file without the replicate axis."""
-    return int(f["replicate"].shape[0]) if "replicate" in f else None
+    return int(dataset(f, "replicate").shape[0]) if "replicate" in f else None
 
 
 def segments(start: int, n: int, n_patients: int) -> list[tuple[int, int, int, int, int]]:

@@ -50,6 +50,7 @@ import numpy as np
 from popsim.options import Message, Option
 
 from .errors import StoreError
+from .h5 import dataset
 from .journal import _replace
 from .replicates import LANE_ORDER, Replicates
 
@@ -225,7 +226,7 @@ def _coordinate(f: h5py.File, name: str, data: np.ndarray, unit: str, long_name:
 
 def _variable(f: h5py.File, name: str, dims: tuple[str, ...], dtype, chunks: tuple[int, ...],
               unit: str, long_name: str) -> h5py.Dataset:
-    shape = tuple(f[d].shape[0] for d in dims)
+    shape = tuple(dataset(f, d).shape[0] for d in dims)
     floating = np.issubdtype(dtype, np.floating)
     fill = _FLOAT_FILL if floating else _INT_FILL
     ds = f.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, fillvalue=fill,
@@ -323,7 +324,7 @@ def create(path: str | os.PathLike, layout: CohortLayout, attrs: dict[str, str |
     bad = sorted(_ROOT_RESERVED & set(attrs))
     if bad:
         raise StoreError(f"attributes {bad} are reserved for the cohort file itself")
-    attrs = {str(k): _attr_value(str(k), v) for k, v in attrs.items()}
+    stored = {str(k): _attr_value(str(k), v) for k, v in attrs.items()}
     parent = path.parent
     if path.is_dir():
         raise StoreError(f"{path}: is a directory, expected a file path")
@@ -336,7 +337,7 @@ def create(path: str | os.PathLike, layout: CohortLayout, attrs: dict[str, str |
         raise StoreError(f"{path}: directory {parent} is not writable")
     tmp = path.with_name(path.name + ".tmp")
     try:
-        _build(tmp, layout, attrs, status_meanings)
+        _build(tmp, layout, stored, status_meanings)
         _replace(tmp, path)
     except BaseException as e:
         try:

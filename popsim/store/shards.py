@@ -6,11 +6,13 @@ import datetime as _dt
 import os
 import shutil
 from pathlib import Path
+from typing import cast
 
 import h5py
 import numpy as np
 
 from .errors import StoreError
+from .h5 import dataset, int_attr
 from .journal import _replace
 from .reader import chunks_done
 
@@ -22,21 +24,23 @@ def shard_path(path: str | os.PathLike, process: int, n_processes: int) -> Path:
 
 
 def _dim_names(ds: h5py.Dataset) -> list[str]:
-    return [ds.dims[i][0].name.lstrip("/") if len(ds.dims[i]) else "" for i in range(ds.ndim)]
+    # a dimension scale is a named dataset (h5py types ``name`` as optional, for anonymous ones)
+    return [cast(str, ds.dims[i][0].name).lstrip("/") if len(ds.dims[i]) else ""
+            for i in range(ds.ndim)]
 
 
 def _virtual(f: h5py.File, name: str, shards: list[Path], owner) -> None:
     """Replace the patient-axis variable ``name`` of ``f`` by a virtual dataset of the same
     shape, fill value, dimensions and attributes, whose chunk ``c`` comes from
     ``shards[owner(c)]``."""
-    ds = f[name]
+    ds = dataset(f, name)
     dims = _dim_names(ds)
     axis = dims.index("patient")
-    n = f["patient"].shape[0]
-    size = int(f["chunk_done"].attrs["chunk_size"])
+    n = dataset(f, "patient").shape[0]
+    size = int_attr(f["chunk_done"], "chunk_size")
     attrs = {k: v for k, v in ds.attrs.items() if k != "DIMENSION_LIST"}
     layout = h5py.VirtualLayout(shape=ds.shape, dtype=ds.dtype)
-    for c in range(f["chunk_done"].shape[0]):
+    for c in range(dataset(f, "chunk_done").shape[0]):
         sel = [slice(None)] * ds.ndim
         sel[axis] = slice(c * size, min((c + 1) * size, n))
         src = h5py.VirtualSource(shards[owner(c)].name, name, shape=ds.shape)
@@ -59,20 +63,20 @@ def stitch(path: str | os.PathLike, shards: list[str | os.PathLike], owner) -> N
     virtual dataset whose chunk ``c`` comes from ``shards[owner(c)]`` (shard files named by their
     base name, so the set can be moved together). Each shard must hold its chunks."""
     path = Path(path)
-    shards = [Path(s) for s in shards]
-    for k, s in enumerate(shards):
+    files = [Path(s) for s in shards]
+    for k, s in enumerate(files):
         done = chunks_done(s)
         mine = [c for c in range(done.size) if owner(c) == k]
         if not done[mine].all():
             raise StoreError(f"{s}: {int((~done[mine]).sum())} of its chunks are not written")
     tmp = path.with_name(path.name + ".tmp")
-    shutil.copyfile(shards[0], tmp)
+    shutil.copyfile(files[0], tmp)
     with h5py.File(tmp, "r+") as f:
         for name in list(f):
-            if name != "patient" and "patient" in _dim_names(f[name]):
-                _virtual(f, name, shards, owner)
-        f["chunk_done"][...] = 1
-        f.attrs["shards"] = ",".join(s.name for s in shards)
+            if name != "patient" and "patient" in _dim_names(dataset(f, name)):
+                _virtual(f, name, files, owner)
+        dataset(f, "chunk_done")[...] = 1
+        f.attrs["shards"] = ",".join(s.name for s in files)
         for k in ("process_id",):
             if k in f.attrs:
                 del f.attrs[k]

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from .errors import StoreError
+from .h5 import array_attr, dataset, int_attr
 from .journal import _writing
 from .replicates import n_replicates, segments
 from .schema import _check_format, _inventory
@@ -61,11 +62,12 @@ def _codes(path, name: str, value, shape: tuple[int, ...], allowed: np.ndarray) 
     return a.astype(np.int8)
 
 
-def _chunk_length(path, f: h5py.File, chunk_index, start: int, status) -> int:
+def _chunk_length(path, f: h5py.File, chunk_index: int, start: int, status) -> int:
     """The number of patients ``n`` of chunk ``chunk_index``, once ``chunk_index``, ``start``
     and the shape of ``status`` are checked against the file."""
-    done = f["chunk_done"]
-    csize, n_total = int(done.attrs["chunk_size"]), len(f["patient"]) * (n_replicates(f) or 1)
+    done = dataset(f, "chunk_done")
+    csize = int_attr(done, "chunk_size")
+    n_total = len(dataset(f, "patient")) * (n_replicates(f) or 1)
     if isinstance(chunk_index, bool) or not isinstance(chunk_index, numbers.Integral) \
             or not 0 <= chunk_index < done.shape[0]:
         raise StoreError(f"{path}: chunk index {chunk_index!r} is outside "
@@ -88,7 +90,7 @@ def _chunk_arrays(path, f: h5py.File, n: int, covariates: dict, parameters: dict
     """The chunk's arrays by stored name, checked against the file (names, shapes, codes) and
     converted to the stored dtypes."""
     out_names, cov_names, par_names = _inventory(f)
-    na, nt = len(f["arm"]), len(f["time"])
+    na, nt = len(dataset(f, "arm")), len(dataset(f, "time"))
     _same_names(path, "outputs", outputs, out_names)
     _same_names(path, "covariates", covariates, cov_names)
     _same_names(path, "parameters", parameters, par_names)
@@ -98,7 +100,7 @@ def _chunk_arrays(path, f: h5py.File, n: int, covariates: dict, parameters: dict
     for name, v in covariates.items():
         ds = f[name]
         if "flag_values" in ds.attrs:
-            data[name] = _codes(path, name, v, (n,), ds.attrs["flag_values"])
+            data[name] = _codes(path, name, v, (n,), array_attr(ds, "flag_values"))
         else:
             data[name] = _real_array(path, name, v, (n,)).astype(np.float64)
     for name, v in parameters.items():
@@ -131,8 +133,8 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, start: int,
     """
     with _cohort_session(path, f"chunk {chunk_index}") as f:
         n = _chunk_length(path, f, chunk_index, start, status)
-        status = _codes(path, "status", status, (len(f["arm"]), n),
-                        f["status"].attrs["flag_values"])
+        status = _codes(path, "status", status, (len(dataset(f, "arm")), n),
+                        array_attr(f["status"], "flag_values"))
         data = _chunk_arrays(path, f, n, covariates, parameters, outputs)
         try:
             if "replicate" in f:
@@ -141,11 +143,11 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, start: int,
                 stop = start + n
                 for name, a in data.items():
                     if a.ndim == 3:
-                        f[name][:, start:stop, :] = a
+                        dataset(f, name)[:, start:stop, :] = a
                     else:
-                        f[name][start:stop] = a
-                f["status"][:, start:stop] = status
-            f["chunk_done"][chunk_index] = 1
+                        dataset(f, name)[start:stop] = a
+                dataset(f, "status")[:, start:stop] = status
+            dataset(f, "chunk_done")[chunk_index] = 1
         except OSError as e:
             raise StoreError(f"{path}: cannot write chunk {chunk_index} "
                              f"({str(e).splitlines()[0]})") from None
@@ -154,21 +156,21 @@ def write_chunk(path: str | os.PathLike, chunk_index: int, start: int,
 def _write_lanes(f: h5py.File, start: int, n: int, data: dict, status: np.ndarray,
                  covariates: set[str]) -> None:
     """Write lanes ``start .. start+n-1`` of a replicate file, one piece per replicate."""
-    for r, i0, i1, p0, p1 in segments(start, n, len(f["patient"])):
+    for r, i0, i1, p0, p1 in segments(start, n, len(dataset(f, "patient"))):
         for name, a in data.items():
             if a.ndim == 3:
-                f[name][r, :, p0:p1, :] = a[:, i0:i1, :]
+                dataset(f, name)[r, :, p0:p1, :] = a[:, i0:i1, :]
             elif name not in covariates:
-                f[name][r, p0:p1] = a[i0:i1]
+                dataset(f, name)[r, p0:p1] = a[i0:i1]
             elif r == 0:
-                f[name][p0:p1] = a[i0:i1]
-        f["status"][r, :, p0:p1] = status[:, i0:i1]
+                dataset(f, name)[p0:p1] = a[i0:i1]
+        dataset(f, "status")[r, :, p0:p1] = status[:, i0:i1]
 
 
 def finalize(path: str | os.PathLike) -> None:
     """Mark the file complete (root ``complete`` = 1); every chunk must be done."""
     with _cohort_session(path, "the completion mark") as f:
-        done = f["chunk_done"][...].astype(bool)
+        done = dataset(f, "chunk_done")[...].astype(bool)
         if not done.all():
             missing = np.flatnonzero(~done)
             raise StoreError(f"{path}: {missing.size} of {done.size} chunks are not written "
