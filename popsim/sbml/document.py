@@ -139,7 +139,9 @@ def _exact_values(text: str, exact: dict) -> str:
 
     def fix(match):
         tag = match.group(0)
-        pid = re.search(r'\bid="([^"]+)"', tag).group(1)
+        found = re.search(r'\bid="([^"]+)"', tag)
+        assert found is not None  # an SBML parameter always has an id
+        pid = found.group(1)
         if pid not in exact:
             return tag
         return re.sub(r'\bvalue="[^"]*"', f'value="{_number(exact[pid])}"', tag)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from popsim import balance, model, observables
 from popsim.inputs import CHANNELS, Inputs
@@ -108,6 +108,9 @@ class SymbolicModel:
 
 
 def _symbols(names):
+    """SymPy symbols named ``names``. They stand in for the floats and arrays the model's own
+    functions are annotated with (Params, Patient, ...), so those functions build the
+    expressions; the type checker is told so where they are passed."""
     import sympy
 
     return [sympy.Symbol(n) for n in names]
@@ -134,12 +137,12 @@ def symbolic_model(protocol: Protocol | None = None) -> SymbolicModel:
         with jax.enable_x64(True):
             protocol = baseline_protocol()
     param_names = [f.name for f in dataclasses.fields(Params)]
-    p = Params(**dict(zip(param_names, _symbols(param_names), strict=True)))
+    p = Params(**dict(zip(param_names, _symbols(param_names), strict=True)))  # pyright: ignore[reportArgumentType]  # symbols for floats (_symbols)
     y = _symbols(STATE_IDS)
     patient_expr = make_patient(p, dict(zip([c.name for c in COVARIATES],
                                             _symbols([c.name for c in COVARIATES]),
                                             strict=True)))
-    pt = Patient(**{f.name: s for f, s in zip(dataclasses.fields(Patient),
+    pt = Patient(**{f.name: s for f, s in zip(dataclasses.fields(Patient),  # pyright: ignore[reportArgumentType]  # symbols for arrays
                                               _symbols([f.name for f in
                                                         dataclasses.fields(Patient)]),
                                               strict=True)})
@@ -253,7 +256,7 @@ def _formula(e) -> str:
         return _product(e)
     if isinstance(e, sympy.Piecewise):
         parts = []
-        for value, cond in e.args:
+        for value, cond in cast("tuple[tuple[Any, Any], ...]", e.args):  # (expr, cond) pairs
             parts += [_formula(value)] if cond == sympy.true else [_formula(value),
                                                                    _formula(cond)]
         return "piecewise(" + ", ".join(parts) + ")"
