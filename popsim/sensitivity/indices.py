@@ -8,6 +8,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -102,10 +103,11 @@ def sobol(evaluate: Callable[[np.ndarray], np.ndarray], names: Sequence[str],
                   for j in range(y.shape[1])]
     stack = lambda key: (None if per_output[0].get(key) is None  # noqa: E731
                          else np.stack([s[key] for s in per_output], axis=-1))
-    return SobolResult(
-        names, tuple(output_names), stack("S1"), stack("S1_conf"), stack("ST"),
-        stack("ST_conf"), n_base=n, n_evaluations=len(x), seed=seed, n_bootstrap=n_bootstrap,
-        conf_level=conf_level, S2=stack("S2"), S2_conf=stack("S2_conf"),
+    return SobolResult(  # only S2 and S2_conf may be None
+        names, tuple(output_names), cast(np.ndarray, stack("S1")),
+        cast(np.ndarray, stack("S1_conf")), cast(np.ndarray, stack("ST")),
+        cast(np.ndarray, stack("ST_conf")), n_base=n, n_evaluations=len(x), seed=seed,
+        n_bootstrap=n_bootstrap, conf_level=conf_level, S2=stack("S2"), S2_conf=stack("S2_conf"),
         n_failed=int(bad.sum()), n_dropped=int((~keep).sum()),
         constant=tuple(o for o, s in zip(output_names, per_output, strict=True)
                        if s["constant"]),
@@ -131,13 +133,15 @@ def _analyze(problem, y, second, n_bootstrap, conf_level, seed) -> dict:
     """SALib's indices of one output (every index 0 when the output does not vary)."""
     d = problem["num_vars"]
     if np.ptp(y) == 0:
-        zero = {k: np.zeros(d) for k in ("S1", "S1_conf", "ST", "ST_conf")}
+        zero: dict[str, np.ndarray | None] = {k: np.zeros(d)
+                                              for k in ("S1", "S1_conf", "ST", "ST_conf")}
         zero.update({k: np.zeros((d, d)) if second else None for k in ("S2", "S2_conf")})
         return {**zero, "constant": True}
     from SALib.analyze import sobol as salib_analyze
 
     s = salib_analyze.analyze(problem, y, calc_second_order=second, num_resamples=n_bootstrap,
                               conf_level=conf_level, seed=seed + 1)
-    out = {k: np.asarray(s[k], np.float64) for k in ("S1", "S1_conf", "ST", "ST_conf")}
+    out: dict[str, np.ndarray | None] = {k: np.asarray(s[k], np.float64)
+                                         for k in ("S1", "S1_conf", "ST", "ST_conf")}
     out.update({k: np.asarray(s[k], np.float64) if second else None for k in ("S2", "S2_conf")})
     return {**out, "constant": False}

@@ -9,6 +9,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from popsim.sensitivity.indices import (
     SobolResult,
     sobol,
 )
+
+if TYPE_CHECKING:
+    from popsim.parameters.io import ParameterSet
 
 DEFAULT_PARAMETERS = ("nka_km_mg", "romk_mg_kd", "mg_cell_brake_k", "k_aldo_exponent",
                       "k_flow_exponent", "aldo_k_sensitivity", "mg_gut_km", "mg_dct_half_load",
@@ -71,7 +75,7 @@ class ModelSetup:
     day_index: int
     ranges: tuple[ParameterRange, ...]
     change: bool
-    parameter_set: object  # popsim.parameters.io.ParameterSet
+    parameter_set: ParameterSet
 
 
 def model_setup(config: cfg.RunConfig, outputs: Sequence[str], day: float,
@@ -255,7 +259,7 @@ class _CohortEvaluator:
                   for f in dataclasses.fields(Params)}
         for j, r in enumerate(self.setup.ranges):
             fields[r.name] = rows[:, j]
-        per = Params(**{k: jnp.asarray(v, jnp.float64) for k, v in fields.items()})
+        per = Params(**{k: jnp.asarray(v, jnp.float64) for k, v in fields.items()})  # pyright: ignore[reportArgumentType]  # arrays: a value per patient
         cov = {k: jnp.asarray(np.repeat(v, size)) for k, v in self._cov.items()}
         pts = patients_from_covariates(per, cov, self.setup.config.population.chronic_diuretic_dose)
         return Cohort(index=jnp.arange(size), covariates=cov, params=per, patients=pts,

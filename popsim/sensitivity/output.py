@@ -114,7 +114,8 @@ def to_dict(result: SobolResult) -> dict:
         if a is None:
             return None
         a = np.asarray(a, np.float64)
-        return np.where(np.isfinite(a), a.astype(object), None).tolist()
+        # numpy's stubs leave None out of ArrayLike; with an object array it is a valid value
+        return np.where(np.isfinite(a), a.astype(object), None).tolist()  # pyright: ignore[reportCallIssue, reportArgumentType]
 
     indices = {}
     for j, name in enumerate(result.outputs):
