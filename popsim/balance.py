@@ -11,7 +11,7 @@ assignment rules).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from popsim.facts import REFERENCE_ADULT
 from popsim.parameters import Params
@@ -22,22 +22,23 @@ from popsim.units import MG_MG_PER_MMOL
 
 
 class Derived(NamedTuple):
-    """Constants that balance the reference adult (units in the field comments)."""
+    """Constants that balance the reference adult (units in the field comments). Each field
+    is a JAX array, or a SymPy expression in the SBML export (hence ``Any``)."""
 
-    mg_weak_binding: object  # 1: weak cell Mg sites per free Mg
-    cell_cation: object  # mmol/L: cell K + Na
-    na_leak_permeability: object  # L/day per L cell water
-    mg_cell_influx_rate: object  # L/day per L cell water per mmol/L ionized Mg
-    mg_cell_efflux_vmax: object  # mmol/day per L cell water
-    mg_bone_uptake_per_kg: object  # L/day/kg
-    mg_tal_casr_ki: object  # mmol/L
-    mg_gut_vmax: object  # mmol/day
-    k_secretion_clearance: object  # L/day
-    na_cd_drive: object  # 1: the CD's reabsorption drive (logit) at the reference
-    distal_delivery_ref: object  # mmol/day per nephron fraction
-    ca_tal_max_fraction: object  # 1
-    p_threshold: object  # mmol/L
-    pth_action_ref: object  # 1
+    mg_weak_binding: Any  # 1: weak cell Mg sites per free Mg
+    cell_cation: Any  # mmol/L: cell K + Na
+    na_leak_permeability: Any  # L/day per L cell water
+    mg_cell_influx_rate: Any  # L/day per L cell water per mmol/L ionized Mg
+    mg_cell_efflux_vmax: Any  # mmol/day per L cell water
+    mg_bone_uptake_per_kg: Any  # L/day/kg
+    mg_tal_casr_ki: Any  # mmol/L
+    mg_gut_vmax: Any  # mmol/day
+    k_secretion_clearance: Any  # L/day
+    na_cd_drive: Any  # 1: the CD's reabsorption drive (logit) at the reference
+    distal_delivery_ref: Any  # mmol/day per nephron fraction
+    ca_tal_max_fraction: Any  # 1
+    p_threshold: Any  # mmol/L
+    pth_action_ref: Any  # 1
 
 
 def derived(p: Params) -> Derived:
@@ -122,7 +123,7 @@ def _sodium(p: Params, gfr, na_o):
         pressure_drive=0.0, ncc_switch=1.0, angiotensin_ncc=1.0,
         aldosterone_gain=p.na_cd_aldosterone_gain, md_loop_blinding=1.0, reference_distal=1.0,
         loop_block=0.0, thiazide_block=0.0)
-    to_cnt = ref.urine  # with no CD reabsorption, what reaches the CNT is excreted
+    to_cnt: Any = ref.urine  # with no CD reabsorption, what reaches the CNT is excreted
     urine = p.na_gut_fraction * a.na_intake
     fraction = (1.0 - urine / to_cnt) / p.na_cd_max_fraction
     return log(fraction / (1.0 - fraction)), to_cnt

@@ -11,22 +11,23 @@ input, and :mod:`popsim.model` reads them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Inputs(NamedTuple):
-    """What acts on one patient at one instant (after interventions are applied)."""
+    """What acts on one patient at one instant (after interventions are applied). Each field
+    is a JAX array, or a SymPy expression in the SBML export (hence ``Any``)."""
 
-    mg_oral: object  # Mg swallowed with food, mmol/day
-    mg_oxide: object  # Mg swallowed as oxide (or hydroxide), mmol/day elemental
-    mg_organic: object  # Mg swallowed as citrate, lactate or aspartate, mmol/day elemental
-    mg_chloride: object  # Mg swallowed as chloride, mmol/day elemental
-    mg_glycinate: object  # Mg swallowed as glycinate, mmol/day elemental
-    k_oral: object  # K swallowed, mmol/day
-    na_oral: object  # Na swallowed, mmol/day
-    mg_iv: object  # Mg infused into the ECF, mmol/day
-    loop_dose: object  # loop diuretic acting, fraction of the maximal effect
-    thiazide_dose: object  # thiazide acting, fraction of the maximal effect
+    mg_oral: Any  # Mg swallowed with food, mmol/day
+    mg_oxide: Any  # Mg swallowed as oxide (or hydroxide), mmol/day elemental
+    mg_organic: Any  # Mg swallowed as citrate, lactate or aspartate, mmol/day elemental
+    mg_chloride: Any  # Mg swallowed as chloride, mmol/day elemental
+    mg_glycinate: Any  # Mg swallowed as glycinate, mmol/day elemental
+    k_oral: Any  # K swallowed, mmol/day
+    na_oral: Any  # Na swallowed, mmol/day
+    mg_iv: Any  # Mg infused into the ECF, mmol/day
+    loop_dose: Any  # loop diuretic acting, fraction of the maximal effect
+    thiazide_dose: Any  # thiazide acting, fraction of the maximal effect
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ reference adult is at steady state at the reference concentrations.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -107,11 +107,12 @@ def make_patient(params: Params, body_weight, is_female, egfr, mg_intake_mmol, k
         gfr=gfr_l_per_day(egfr), nephron_fraction=egfr / 100.0,
         mg_intake=mg_intake_mmol, k_intake=k_intake_mmol, na_intake=na_intake_mmol,
         loop_dose=loop_dose, thiazide_dose=thiazide_dose,
-        map_ref=select(hypertensive, p.map_hypertensive, p.map_normotensive),
-        pulse_ref=select(hypertensive, p.pulse_hypertensive, p.pulse_normotensive),
-        volume_gain=select(hypertensive, p.volume_gain_hypertensive,
+        # the checker infers select's result as float | array | SymPy Piecewise (its three paths)
+        map_ref=select(hypertensive, p.map_hypertensive, p.map_normotensive),  # pyright: ignore[reportArgumentType]
+        pulse_ref=select(hypertensive, p.pulse_hypertensive, p.pulse_normotensive),  # pyright: ignore[reportArgumentType]
+        volume_gain=select(hypertensive, p.volume_gain_hypertensive,  # pyright: ignore[reportArgumentType]
                            p.volume_gain_normotensive),
-        responsiveness=select(hypertensive, p.responsiveness_hypertensive,
+        responsiveness=select(hypertensive, p.responsiveness_hypertensive,  # pyright: ignore[reportArgumentType]
                               p.responsiveness_normotensive),
     )
 
@@ -163,68 +164,68 @@ def concentrations(y, p: Params, pt: Patient, d: Derived | None = None) -> Conce
 
 
 class Concentrations(NamedTuple):
-    mg_p: object
-    mg_ionized: object
-    mg_uf: object
-    mg_i_total: object
-    mg_i_free: object
-    k_o: object
-    k_i: object
-    na_o: object
-    na_i: object
-    ca_p: object
-    ca_ionized: object
-    ca_uf: object
-    p_p: object
+    mg_p: Any
+    mg_ionized: Any
+    mg_uf: Any
+    mg_i_total: Any
+    mg_i_free: Any
+    k_o: Any
+    k_i: Any
+    na_o: Any
+    na_i: Any
+    ca_p: Any
+    ca_ionized: Any
+    ca_uf: Any
+    p_p: Any
 
 
 class Fluxes(NamedTuple):
     """Every named flux and signal of the model; mmol/day unless stated."""
 
-    mg_swallowed: object  # elemental Mg swallowed (food + supplements)
-    mg_absorbed: object  # gross gut absorption (of food, soluble supplements and secretion)
-    mg_secreted: object  # endogenous secretion into the gut
-    mg_urine: object
-    mg_filtered: object
-    mg_cell_in: object
-    mg_cell_out: object
-    mg_bone_in: object
-    mg_bone_out: object
-    mg_iv: object
-    k_absorbed: object
-    k_urine: object
-    k_filtered: object
-    k_secreted: object
-    romk_open: object  # dimensionless, relative to the reference
-    nka_k: object  # K pumped into cells (Na out = 1.5x)
-    k_leak: object  # K leaving cells through channels
-    na_absorbed: object
-    na_urine: object
-    na_filtered: object
-    na_leak: object
-    macula_densa: object  # dimensionless, relative
-    distal_delivery: object  # dimensionless, relative
-    ca_absorbed: object
-    ca_bone_net: object
-    ca_urine: object
-    ca_filtered: object
-    p_absorbed: object
-    p_bone_net: object
-    p_urine: object
-    p_filtered: object
-    pth_target: object  # pmol/L
-    pth_action: object  # dimensionless
-    gland_target: object  # dimensionless
-    calcitriol_target: object  # pmol/L
-    angiotensin_target: object  # dimensionless
-    aldosterone_target: object  # dimensionless
-    k_adaptation_target: object  # dimensionless
-    map: object  # mmHg
-    sbp: object  # mmHg
-    dbp: object  # mmHg
-    perfusion_pressure: object  # mmHg
-    water_gain: object  # L/day
-    volume_deviation: object  # % of the reference ECF volume
+    mg_swallowed: Any  # elemental Mg swallowed (food + supplements)
+    mg_absorbed: Any  # gross gut absorption (of food, soluble supplements and secretion)
+    mg_secreted: Any  # endogenous secretion into the gut
+    mg_urine: Any
+    mg_filtered: Any
+    mg_cell_in: Any
+    mg_cell_out: Any
+    mg_bone_in: Any
+    mg_bone_out: Any
+    mg_iv: Any
+    k_absorbed: Any
+    k_urine: Any
+    k_filtered: Any
+    k_secreted: Any
+    romk_open: Any  # dimensionless, relative to the reference
+    nka_k: Any  # K pumped into cells (Na out = 1.5x)
+    k_leak: Any  # K leaving cells through channels
+    na_absorbed: Any
+    na_urine: Any
+    na_filtered: Any
+    na_leak: Any
+    macula_densa: Any  # dimensionless, relative
+    distal_delivery: Any  # dimensionless, relative
+    ca_absorbed: Any
+    ca_bone_net: Any
+    ca_urine: Any
+    ca_filtered: Any
+    p_absorbed: Any
+    p_bone_net: Any
+    p_urine: Any
+    p_filtered: Any
+    pth_target: Any  # pmol/L
+    pth_action: Any  # dimensionless
+    gland_target: Any  # dimensionless
+    calcitriol_target: Any  # pmol/L
+    angiotensin_target: Any  # dimensionless
+    aldosterone_target: Any  # dimensionless
+    k_adaptation_target: Any  # dimensionless
+    map: Any  # mmHg
+    sbp: Any  # mmHg
+    dbp: Any  # mmHg
+    perfusion_pressure: Any  # mmHg
+    water_gain: Any  # L/day
+    volume_deviation: Any  # % of the reference ECF volume
 
 
 def fluxes(y, p: Params, pt: Patient, u: Inputs, c: Concentrations | None = None,

@@ -74,7 +74,8 @@ class RosenbrockTableau:
     def __post_init__(self):
         s = len(self.c)
         problems = []
-        if not (np.isscalar(self.gamma) and self.gamma > 0):
+        # numpy's isscalar (a TypeIs) narrows the float to complex | str | ..., which have no >
+        if not (np.isscalar(self.gamma) and self.gamma > 0):  # pyright: ignore[reportOperatorIssue]
             problems.append(f"gamma {self.gamma!r} is not a positive number")
         if np.shape(self.c) != (s,) or s < 1:
             problems.append(f"c has shape {np.shape(self.c)}, not (s,) with s >= 1")
@@ -226,8 +227,8 @@ class RosenbrockInterpolation(dfx.AbstractLocalInterpolation):
     """The Rodas continuous extension on ``[t0, t1]``:
     ``(1-θ) y0 + θ (y1 + (1-θ)(q_1 + θ (q_2 + θ q_3 ...)))`` with ``q = H k``."""
 
-    t0: object
-    t1: object
+    t0: float | jax.Array  # the step's start and end (diffrax's RealScalarLike)
+    t1: float | jax.Array
     y0: object
     y1: object
     q: object  # leaves of shape (n_coeffs, *leaf.shape)
