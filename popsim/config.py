@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -46,6 +46,9 @@ from popsim.criteria import Criterion, CriterionError, parse_criteria
 from popsim.interventions import REGISTRY, Dosed, Intervention, Titration
 from popsim.outputs import OUTPUT_SPECS
 from popsim.parameters import parameter_specs
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 _IIV_PARAMS = {s.name for s in parameter_specs()}
 MAX_SCREENED_PER_PATIENT = 50
@@ -365,7 +368,7 @@ def _path(loc) -> str:
                     for x in loc if _is_real_key(x))
 
 
-def _format(err: dict, data: dict, root: type[BaseModel] | None = None) -> str:
+def _format(err: ErrorDetails, data: dict, root: type[BaseModel] | None = None) -> str:
     loc = tuple(x for x in err["loc"] if _is_real_key(x))
     path = _path(loc)
     value = err.get("input")
@@ -394,7 +397,10 @@ def _format(err: dict, data: dict, root: type[BaseModel] | None = None) -> str:
     return f"{where}{msg} (got {value!r})"
 
 
-def validate_model(model: type[BaseModel], data: dict):
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def validate_model(model: type[_Model], data: dict) -> _Model:
     """``model.model_validate(data)``, or :class:`ConfigError` naming the first problem."""
     try:
         return model.model_validate(data)
