@@ -136,6 +136,7 @@ class Target(_Strict):
             return 0.01
         if self.value is not None:
             return max(0.02 * abs(self.value), 1e-6)
+        assert self.low is not None and self.high is not None  # _check: no value, a range
         return (self.high - self.low) / 4.0
 
 
@@ -192,6 +193,7 @@ class CalibrationConfig(_Strict):
                 if t.arm not in arms:
                     raise ValueError(f"target {t.label!r}: unknown arm {t.arm!r}"
                                      f"{_suggest(t.arm, arms)}")
+                assert t.day is not None  # Target._check: arm and day go together
                 if t.day > self.simulation.days:
                     raise ValueError(f"target {t.label!r}: day {t.day:g} is after the end of the "
                                      f"simulation (days = {self.simulation.days:g})")
@@ -203,6 +205,7 @@ def parse_calibration(data: dict, base: Path = Path(".")) -> tuple[CalibrationCo
     conf = runcfg.validate_model(CalibrationConfig, data)
     if conf.population is not None:
         return conf, conf.population
+    assert conf.population_from is not None  # _check: exactly one of the two
     path = Path(conf.population_from)
     if not path.is_absolute():  # relative to the calibration config, else to the working dir
         path = base / path if (base / path).exists() else Path.cwd() / path

@@ -20,6 +20,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import equinox as eqx
 import jax
@@ -108,7 +109,8 @@ def build_problem(conf: CalibrationConfig, pop: Population, base: Params | None 
         n_seg = n_segments_for(a.intervention for a in conf.arm)
         protocols = {a.name: arm_protocol(a.intervention, conf.simulation.days, n_seg,
                                           jnp.float64) for a in conf.arm}
-        days = {a: tuple(sorted({t.day for t in conf.target if t.arm == a})) for a in protocols}
+        days = {a: tuple(sorted(cast("set[float]", {t.day for t in conf.target if t.arm == a})))
+                for a in protocols}  # a target with an arm has a day (Target._check)
         days = {a: d for a, d in days.items() if d}
         safe_params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), base)
         safe_patient = model.reference_patient(safe_params)
@@ -270,7 +272,7 @@ def hard_statistics(problem: Problem, raw: np.ndarray) -> np.ndarray:
         if x.size == 0:
             out.append(np.nan)
         elif t.statistic == "quantile":
-            out.append(np.quantile(x, t.q))
+            out.append(np.quantile(x, cast(float, t.q)))  # set for a quantile (Target._check)
         elif t.statistic == "median":
             out.append(np.median(x))
         elif t.statistic == "mean":

@@ -45,7 +45,8 @@ def starts(params: tuple[FitParam, ...], n: int, seed: int) -> np.ndarray:
     if n > 1:
         from scipy.stats import qmc
 
-        f = qmc.LatinHypercube(d=len(params), seed=seed).random(n - 1)
+        # scipy still takes seed (its signature names rng, which would draw other numbers)
+        f = qmc.LatinHypercube(d=len(params), seed=seed).random(n - 1)  # pyright: ignore[reportCallIssue]
         f = EDGE + (1 - 2 * EDGE) * f
         u += list(np.log(f) - np.log1p(-f))
     return np.asarray(u, float)

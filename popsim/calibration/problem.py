@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -126,7 +127,8 @@ def observation_days(study: Study) -> list[float]:
             if d is not None:
                 days.add(float(d))
         if o.integrate is not None:
-            days.update(float(d) for d in np.linspace(*o.integrate, INTEGRATE_POINTS))
+            window = cast("tuple[float, float]", o.integrate)  # two days (validated)
+            days.update(float(d) for d in np.linspace(*window, INTEGRATE_POINTS))
     return sorted(days)
 
 
@@ -247,8 +249,9 @@ def _specs(i: int, b: Block, fitted: bool) -> list[ObsSpec]:
                 else:
                     mask &= (x >= (-np.inf if crit.min is None else crit.min)) & \
                         (x <= (np.inf if crit.max is None else crit.max))
-            else:
-                out_sub.append((name, b.time_index(o.day or 0.0), crit.min, crit.max))
+            else:  # an output: its criterion should be a Bounds (a str criterion is meant for
+                # a category covariate; reading a study does not reject one here)
+                out_sub.append((name, b.time_index(o.day or 0.0), crit.min, crit.max))  # pyright: ignore[reportAttributeAccessIssue]
         supported = o.combine is not None or o.statistic in SUPPORTED
         like = o.fit and o.value is not None and supported
         out.append(ObsSpec(f"{b.sid}:{o.id or '#' + str(k + 1)}", i, o, arm, versus, t, base,

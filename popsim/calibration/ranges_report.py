@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
 
 
 def figures(res, paths):
@@ -77,8 +82,10 @@ def print_calibration_table(result, console=None) -> None:
                     f"{result.steps} steps ({result.stopped}); compile {result.compile_seconds:.0f}"
                     f" s, {result.step_seconds:.2f} s/step; {result.problem.n} patients, "
                     f"{result.failed_after} not solved")
-    for col, just in (("target", "left"), ("wanted", "right"), ("before", "right"),
-                      ("after", "right"), ("unit", "left"), ("met", "center")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("target", "left"), ("wanted", "right"), ("before", "right"), ("after", "right"),
+        ("unit", "left"), ("met", "center"))
+    for col, just in columns:
         t.add_column(col, justify=just)
     for r in result_table(result):
         met = "yes" if r["met_after"] else "[red]no[/red]"
