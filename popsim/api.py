@@ -15,6 +15,7 @@ import tomllib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,8 +93,8 @@ def simulate(config, *, out: str | os.PathLike | None = None, force: bool = Fals
 
     conf, text = _config_from(config)
     ps = _params_from(params)
-    options = dict(size=size, seed=seed, chunk_size=chunk_size, force=force, params=ps,
-                   devices=devices, progress=progress)
+    options: dict[str, Any] = dict(size=size, seed=seed, chunk_size=chunk_size, force=force,
+                                   params=ps, devices=devices, progress=progress)
     if out is not None:
         result = run_cohort(conf, text, Path(out), **options)
         ds = open_dataset(out)

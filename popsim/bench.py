@@ -27,7 +27,9 @@ import platform
 import resource
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +42,9 @@ from popsim._version import __version__, library_versions
 from popsim.compilation import CompileCounter
 from popsim.population import sample_cohort
 from popsim.protocols import arm_protocol
+
+if TYPE_CHECKING:
+    from popsim.parameters import Params
 
 WORKLOAD = """
 [population]
@@ -81,7 +86,7 @@ def _settings(conf):
     return solve.SolverSettings.from_simulation(conf.simulation)
 
 
-_COMPILED_SHAPES: set[int] = set()
+_COMPILED_SHAPES: set[tuple[int, int, solve.SolverSettings]] = set()
 
 
 def _compile_timed(cohort, devices, prot, ts, s, timed):
@@ -215,6 +220,7 @@ def scipy_rate(method: str, n: int = 4, rtol: float = 1e-6, atol: float = 1e-8) 
     days = conf.simulation.days
     p0 = jax.tree.map(lambda x: x[0], cohort.params)
     q0 = jax.tree.map(lambda x: x[0], cohort.patients)
+    unravel: Callable[..., tuple[Params, model.Patient]]  # of a JAX or NumPy vector
     theta0, unravel = ravel_pytree((p0, q0))
 
     @jax.jit
