@@ -33,7 +33,7 @@ def enable() -> str | None:
     if compile_cache.jax_dir_chosen_by_user():
         return None
     folder = compile_cache.directory()
-    current = jax.config.jax_compilation_cache_dir
+    current = jax.config.jax_compilation_cache_dir  # pyright: ignore[reportAttributeAccessIssue]  # a flag JAX sets at run time
     if folder is None:
         if _SET_BY_POPSIM and current == _SET_BY_POPSIM[-1]:  # turned off since popsim set it
             jax.config.update("jax_compilation_cache_dir", None)
@@ -97,19 +97,19 @@ class CompileCounter:
                 else:
                     self.cache_writes += 1
 
-    def _on_duration(self, event: str, seconds: float, **kw) -> None:
+    def _on_duration(self, event: str, duration_secs: float, **kw) -> None:
         with self._lock:
             if event == _BACKEND_COMPILE:
                 self.requests += 1
-                self.backend_seconds += seconds
+                self.backend_seconds += duration_secs
                 if threading.get_ident() in self._hit_threads:
                     self._hit_threads.discard(threading.get_ident())
                 else:
                     self.programs.append(str(kw.get("fun_name", "?")))
             elif event == _TRACE:
-                self.trace_seconds += seconds
+                self.trace_seconds += duration_secs
             elif event == _LOWER:
-                self.lower_seconds += seconds
+                self.lower_seconds += duration_secs
 
     def __enter__(self) -> CompileCounter:
         jax.monitoring.register_event_listener(self._on_event)

@@ -188,6 +188,7 @@ def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSett
         stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-6),
         event=dfx.Event(dfx.steady_state_event(rtol=1e-7, atol=1e-9)),
         max_steps=s.fallback_max_steps, throw=False)
+    assert sol.ys is not None  # saved at t1
     return _newton(sol.ys[-1], p, pt, u, scale, s)
 
 
@@ -255,6 +256,7 @@ def simulate(p: Params, pt: Patient, protocol: Protocol, y0, ts,
     if track_balance:
         x0 = jnp.concatenate([x0, jnp.zeros(len(BALANCE_OUTPUTS), x0.dtype)])
     sol = _solve(vf, protocol, ts[0], ts[-1], x0, dfx.SaveAt(ts=ts), s)
+    assert sol.ys is not None  # saved at ts
     ys = sol.ys * scale
     return ys, _status(sol.result, ys), sol.stats["num_steps"]
 
@@ -289,6 +291,7 @@ def simulate_titrated(p: Params, pt: Patient, protocol: Protocol, y0, ts,
         # own are kept: static shapes whatever the visit days and the saved days; the last
         # saved time (the end, after every visit) clipped is t1, the state at the visit
         sol = _solve(vf, protocol, t0, t1, x, dfx.SaveAt(ts=jnp.clip(ts, t0, t1)), s, args=dose)
+        assert sol.ys is not None  # saved at ts
         here, x1 = sol.ys * scale, sol.ys[-1]
         mine = (ts >= t0) & ((ts < t1) | last)
         ys = jnp.where(mine[:, None], here, ys)
