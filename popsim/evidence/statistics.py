@@ -136,6 +136,7 @@ def _reduce(o: Observation, x: np.ndarray) -> float:
     if s == "sd":
         return float(np.std(x, ddof=1)) if x.size > 1 else math.nan
     if s == "quantile":
+        assert o.q is not None  # Observation: a quantile needs q
         return float(np.quantile(x, o.q))
     if s == "min":
         return float(np.min(x))
@@ -152,6 +153,7 @@ def _reduce(o: Observation, x: np.ndarray) -> float:
 
 
 def _over_time(o: Observation, r: TrialResult, ok: np.ndarray) -> float:
+    assert o.output is not None  # Observation: required without combine
     course = np.median(r.outputs[o.output][r.arm_index(o.arm)][ok], axis=0)
     if o.statistic == "range_over_time":
         return float(np.ptp(course))
