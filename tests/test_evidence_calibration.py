@@ -428,3 +428,19 @@ def test_laplace_of_an_indefinite_hessian_gives_finite_positive_intervals():
     assert np.all(lap.lower < estimate) and np.all(estimate < lap.upper)
     assert "positive part" in lap.source
     assert any("non-identifiable" in f for f in lap.flags["k_ckd_exponent"])
+
+
+def test_text_subgroup_criterion_on_an_output_is_refused_on_reading():
+    """A category criterion ("female") makes sense for a covariate only; on an output the file
+    is refused in one line naming the key, before any fit builds a problem from it."""
+    study = {
+        "study": {"id": "textsub", "title": "a text criterion on an output"},
+        "design": {"population": {"size": 4, "seed": 1}, "simulation": {"days": 1}},
+        "observation": [{"id": "k", "output": "serum_k", "day": 0, "statistic": "mean",
+                         "value": 4.0, "se": 0.1, "unit": "mmol/L",
+                         "subgroup": {"serum_mg": "low"}}]}
+    with pytest.raises(evidence.StudyError, match=r"subgroup\.serum_mg: 'low' is text") as e:
+        evidence.parse_study(study)
+    assert "\n" not in str(e.value)
+    study["observation"][0]["subgroup"] = {"sex": "female"}
+    assert evidence.parse_study(study).observation[0].subgroup == {"sex": "female"}

@@ -249,9 +249,9 @@ def _specs(i: int, b: Block, fitted: bool) -> list[ObsSpec]:
                 else:
                     mask &= (x >= (-np.inf if crit.min is None else crit.min)) & \
                         (x <= (np.inf if crit.max is None else crit.max))
-            else:  # an output: its criterion should be a Bounds (a str criterion is meant for
-                # a category covariate; reading a study does not reject one here)
-                out_sub.append((name, b.time_index(o.day or 0.0), crit.min, crit.max))  # pyright: ignore[reportAttributeAccessIssue]
+            else:  # an output: reading the study refuses a text criterion on one
+                assert not isinstance(crit, str)
+                out_sub.append((name, b.time_index(o.day or 0.0), crit.min, crit.max))
         supported = o.combine is not None or o.statistic in SUPPORTED
         like = o.fit and o.value is not None and supported
         out.append(ObsSpec(f"{b.sid}:{o.id or '#' + str(k + 1)}", i, o, arm, versus, t, base,

@@ -347,6 +347,10 @@ class Study(_Strict):
                 if name not in COVARIATE_SUBGROUPS and name not in OUTPUT_UNITS:
                     raise ValueError(f"observation.{i + 1}.subgroup: {name!r} is neither a "
                                      "covariate nor an output")
+                if name in OUTPUT_UNITS and isinstance(o.subgroup[name], str):
+                    raise ValueError(f"observation.{i + 1}.subgroup.{name}: "
+                                     f"{o.subgroup[name]!r} is text; an output takes "
+                                     "{ min = ..., max = ... }")
             days = [d for d in (o.day, o.change_from_day, *(o.integrate or ())) if d is not None]
             for d in days:
                 if not 0 <= d <= self.design.simulation.days:
