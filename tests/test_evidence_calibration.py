@@ -444,3 +444,26 @@ def test_text_subgroup_criterion_on_an_output_is_refused_on_reading():
     assert "\n" not in str(e.value)
     study["observation"][0]["subgroup"] = {"sex": "female"}
     assert evidence.parse_study(study).observation[0].subgroup == {"sex": "female"}
+
+
+def test_a_fit_whose_gradient_is_not_finite_stops_and_says_so():
+    """Non-finite gradient components are zeroed for the update; when every fitted coordinate
+    is non-finite the optimiser could only stand still, so it stops at once with that reason
+    (instead of reporting 'no gain' after its patience), and partly non-finite steps are
+    counted."""
+    from popsim.calibration.optimize import minimise
+
+    class Stub:
+        def __init__(self, bad):
+            self.bad = bad
+
+        def init(self, u):
+            return None
+
+        def step(self, u, state, y, free):
+            return u - 0.1, state, 10.0 + float(u[0]), (None, 0, y), u * 0, self.bad.pop(0)
+
+    run = minimise(Stub([0, 1, 2, 0]), np.array([1.0, 2.0]), steps=10, patience=5, y="warm")
+    assert run.stopped.startswith("the gradient is not finite in any fitted coordinate at step 3")
+    assert run.nonfinite_steps == 1 and len(run.losses) == 3
+    assert run.nll == pytest.approx(10.8)

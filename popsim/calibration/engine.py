@@ -71,6 +71,7 @@ class Engine:
 
         def step(data, u, state, y, free):
             (val, aux), grad = vg(data, u, y)
+            bad = jnp.sum(~jnp.isfinite(grad) & (free > 0))
             grad = jnp.where(jnp.isfinite(grad), grad, 0.0) * free
             if self.optimizer_name == "lbfgs":
                 fn = lambda v: fw.nll(problem, data, v, y)[0]  # noqa: E731
@@ -78,7 +79,7 @@ class Engine:
             else:
                 updates, state = opt.update(grad, state, u)
             new = optax.apply_updates(u, updates * free)
-            return new, state, val, aux, grad
+            return new, state, val, aux, grad, bad
 
         return step
 
@@ -110,7 +111,10 @@ class Engine:
         return self.opt.init(jnp.asarray(u, jnp.float64))
 
     def step(self, u, state, y, free):
-        """One optimiser step: ``(new u, state, NLL at u, (per study, failed, warm), grad)``."""
+        """One optimiser step: ``(new u, state, NLL at u, (per study, failed, warm), grad,
+        number of free coordinates whose gradient was not finite)``. Non-finite components of
+        the gradient are set to 0 for the update; the count lets the caller stop and say so
+        rather than stand still."""
         with jax.enable_x64(True):
             return self._step(self.data, u, state, y, free)
 
@@ -132,7 +136,10 @@ class Engine:
         """The NLL's gradient at ``u``, from the compiled optimiser step (no other program)."""
         u = jnp.asarray(u, jnp.float64)
         with jax.enable_x64(True):
-            *_, grad = self.step(u, self.init(u), y, jnp.ones_like(u))
+            *_, grad, bad = self.step(u, self.init(u), y, jnp.ones_like(u))
+        if int(bad):
+            raise FloatingPointError(f"the NLL's gradient is not finite in {int(bad)} of "
+                                     f"{u.size} coordinates at this point")
         return np.asarray(grad)
 
     def hessian(self, u, y, method: str = "differences") -> np.ndarray:
@@ -157,4 +164,7 @@ class Engine:
             self._hessian = jax.jit(lambda d, u, y: jax.jacfwd(jax.jacfwd(
                 lambda v: fw.nll(fwd, d, v, y)[0]))(u))
         with jax.enable_x64(True):
-            return np.asarray(self._hessian(self.data, jnp.asarray(u, jnp.float64), y))
+            h = np.asarray(self._hessian(self.data, jnp.asarray(u, jnp.float64), y))
+        if not np.all(np.isfinite(h)):
+            raise FloatingPointError("the NLL's Hessian is not finite at this point")
+        return h

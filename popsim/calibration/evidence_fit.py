@@ -107,9 +107,14 @@ def _fit(spec: FitSpec, base_set, progress: bool, studies, holdout, engine) -> E
         best = min(runs, key=lambda r: r.nll)
         bar.phase("Hessian" + (" (compiling)" if spec.hessian == "exact" else ""))
         t2 = time.perf_counter()
-        hess = engine.hessian(best.u, best.y, spec.hessian)
+        try:
+            hess, why = engine.hessian(best.u, best.y, spec.hessian), ""
+        except FloatingPointError as e:  # no curvature to read: the prior's alone, said so
+            hess, why = np.zeros((len(best.u), len(best.u))), str(e)
         timing["hessian_seconds"] = time.perf_counter() - t2
         lap = laplace(spec.parameters, best.u, hess)
+        if why:
+            lap.source = f"uniform prior on each bounded scale only ({why})"
         bar.phase("model against data (compiling)")
         train = evaluation(engine, best.u, best.y)
         profiles = []

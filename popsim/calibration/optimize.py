@@ -34,6 +34,7 @@ class Run:
     losses: list[float] = field(default_factory=list)
     stopped: str = ""
     failed: int = 0  # patients without a steady state at the best point
+    nonfinite_steps: int = 0  # steps whose gradient was not finite in some coordinate
     y: object = None  # steady states at the best point (warm start)
     seconds: list[float] = field(default_factory=list)  # wall time of each step (the first
     # step of the first start includes compiling)
@@ -64,13 +65,21 @@ def minimise(engine, u0, steps: int, patience: int, free=None, y=None, bar=None,
     failed0, last_gain, ref = None, 0, math.inf
     for k in range(steps):
         t0 = time.perf_counter()
-        new, state, val, (per_study, failed, y_next), _ = engine.step(u, state, y, free)
+        new, state, val, (per_study, failed, y_next), _, bad = engine.step(u, state, y, free)
         lv, nf = float(val), int(failed)
         run.seconds.append(time.perf_counter() - t0)
         failed0 = nf if failed0 is None else failed0
         if not math.isfinite(lv):
             run.stopped = f"non-finite NLL at step {k + 1}"
             break
+        if int(bad) and int(bad) == int(jnp.sum(free > 0)):
+            run.stopped = (f"the gradient is not finite in any fitted coordinate at step "
+                           f"{k + 1}: the fit cannot move")
+            run.losses.append(lv)
+            if lv < run.nll:
+                run.nll, run.u, run.failed, run.y = lv, np.asarray(u), nf, y_next
+            break
+        run.nonfinite_steps += int(bad) > 0
         run.losses.append(lv)
         if lv < run.nll:
             run.nll, run.u, run.failed, run.y = lv, np.asarray(u), nf, y_next
