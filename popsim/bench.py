@@ -242,7 +242,8 @@ def scipy_rate(method: str, n: int = 4, rtol: float = 1e-6, atol: float = 1e-8) 
         scale = np.asarray(model.state_scale(*unravel(theta)))
         f = lambda t, y, th=theta: np.asarray(rhs(t, y, th))  # noqa: E731
         J = lambda t, y, th=theta: np.asarray(jac(t, y, th))  # noqa: E731
-        f(0.0, y), J(0.0, y)  # compile outside the timing
+        f(0.0, y)  # compile outside the timing
+        J(0.0, y)
         t0 = time.perf_counter()
         days_done, states = [], []
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
