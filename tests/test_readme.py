@@ -1,8 +1,7 @@
 """The README's code as written: every `popsim` command parses with the CLI's own parser and
 names shipped files that exist; the TOML examples are valid configs; the Python example uses
-public names only; the commands that need no simulation run and exit 0. (The commands that
-simulate are the same code paths as the CLI tests and `examples/`, which run them with small
-sizes.)"""
+public names only; the commands that need no simulation run and exit 0; the cohort pipeline
+(run, report, vpop select, SBML export) runs as written with a smaller cohort (slow)."""
 
 import ast
 import shlex
@@ -95,3 +94,31 @@ def test_commands_without_a_simulation_run_as_written(argv, monkeypatch, tmp_pat
     monkeypatch.chdir(ROOT)
     assert main(list(argv)) == 0
     assert capsys.readouterr().out.strip()
+
+
+PIPELINE = [c for c in COMMANDS
+            if c[:2] == ["run", "configs/us_adults.toml"] and "--params" not in c
+            or c[0] == "report" and c[1] == "cohort.h5" or c[:2] == ["vpop", "select"]
+            or c[0] == "export-sbml"]
+
+
+@pytest.mark.slow
+def test_the_cohort_commands_run_as_written_at_a_small_size(monkeypatch, tmp_path, capsys):
+    """The README's cohort pipeline, run in order with only the cohort size cut (to 24): run
+    with a figure, report, virtual-population selection, SBML of the reference adult and of
+    patient 17. Each exits 0 and writes what the README says it writes. (Calibration,
+    sensitivity and `evidence run --all` are the CLI tests' and the benchmarks' job: minutes to
+    tens of minutes each.)"""
+    import shutil
+
+    assert [c[0] for c in PIPELINE] == ["run", "report", "vpop", "export-sbml", "export-sbml"]
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    monkeypatch.chdir(tmp_path)
+    for argv in PIPELINE:
+        argv = ["24" if a == "1000" and argv[0] == "run" else a for a in argv]
+        assert main([*argv, "--quiet"] if argv[0] == "run" else argv) == 0, argv
+        out = argv[argv.index("--out") + 1] if "--out" in argv else None
+        if out is not None:
+            assert (tmp_path / out).stat().st_size > 0, out
+    assert (tmp_path / "cohort.png").stat().st_size > 10_000
+    assert "serum" in capsys.readouterr().out
