@@ -62,9 +62,8 @@ def _binned(x, y, edges):
         if sel.sum() >= 5:
             mids.append(np.median(x[sel]))
             q = np.percentile(y[sel], [5, 50, 95])
-            lo.append(q[0])
-            med.append(q[1])
-            hi.append(q[2])
+            for column, value in zip((lo, med, hi), q, strict=True):
+                column.append(value)
     return np.array(mids), np.array(med), np.array(lo), np.array(hi)
 
 
