@@ -62,6 +62,7 @@ def minimise(engine, u0, steps: int, patience: int, free=None, y=None, bar=None,
     y = engine.warm_start(u) if y is None else y
     state = engine.init(u)
     run = Run(start, np.asarray(u0, float), np.asarray(u0, float), math.inf)
+    n_free = int(np.count_nonzero(np.asarray(free)))
     failed0, last_gain, ref = None, 0, math.inf
     for k in range(steps):
         t0 = time.perf_counter()
@@ -72,17 +73,14 @@ def minimise(engine, u0, steps: int, patience: int, free=None, y=None, bar=None,
         if not math.isfinite(lv):
             run.stopped = f"non-finite NLL at step {k + 1}"
             break
-        if int(bad) and int(bad) == int(jnp.sum(free > 0)):
-            run.stopped = (f"the gradient is not finite in any fitted coordinate at step "
-                           f"{k + 1}: the fit cannot move")
-            run.losses.append(lv)
-            if lv < run.nll:
-                run.nll, run.u, run.failed, run.y = lv, np.asarray(u), nf, y_next
-            break
-        run.nonfinite_steps += int(bad) > 0
         run.losses.append(lv)
         if lv < run.nll:
             run.nll, run.u, run.failed, run.y = lv, np.asarray(u), nf, y_next
+        if n_free and int(bad) == n_free:
+            run.stopped = (f"the gradient is not finite in any fitted coordinate at step "
+                           f"{k + 1}: the fit cannot move")
+            break
+        run.nonfinite_steps += int(bad) > 0
         if bar is not None:
             bar.advance(1, f"start {start}: NLL {lv:.4g}")
         u, y = new, y_next
