@@ -347,8 +347,23 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
 
     def step(self, terms, t0, t1, y0, args, solver_state, made_jump):
         del solver_state, made_jump
-        tab = self.tableau
         x0, unravel = ravel_pytree(y0)
+        # every array the step reads (state, times, parameters closed over by the vector
+        # field) becomes an explicit input of the gated step
+        arrays = eqx.filter_closure_convert(
+            lambda x: self._step_arrays(terms, t0, t1, x, args, unravel), x0)
+        x1, err, dense = _rejected_steps_carry_no_tangent(arrays, x0)
+        y1 = unravel(x1)
+        if self.tableau.H is None:  # cubic Hermite (diffrax's interpolation takes k = h f)
+            dense_info = dict(y0=y0, y1=y1, k0=unravel(dense[0]), k1=unravel(dense[1]))
+        else:
+            dense_info = dict(y0=y0, y1=y1, q=jax.vmap(unravel)(dense))
+        return y1, unravel(err), dense_info, None, dfx.RESULTS.successful
+
+    def _step_arrays(self, terms, t0, t1, x0, args, unravel):
+        """One step on the flat state: ``(x1, error estimate, dense output arrays)``; the
+        error estimate is infinite where the step is not usable."""
+        tab = self.tableau
         dtype = x0.dtype
         h = jnp.asarray(t1 - t0, dtype)
         # forward in time only: diffeqsolve integrates backwards (t1 < t0) by negating the
@@ -385,13 +400,48 @@ class AbstractRosenbrock(dfx.AbstractAdaptiveSolver):
         # failed): infinite error, and the step-size controller shrinks h
         ok = jnp.all(jnp.isfinite(x1)) & jnp.all(jnp.isfinite(err)) & lin_ok
         err = jnp.where(ok, err, jnp.inf)
-        y1 = unravel(x1)
-        if tab.H is None:  # cubic Hermite (diffrax's interpolation takes k = h f)
-            dense_info = dict(y0=y0, y1=y1, k0=unravel(h * f0), k1=unravel(h * f(t1, x1)))
-        else:
-            q = jnp.stack([_combine(row, ks) for row in tab.H])
-            dense_info = dict(y0=y0, y1=y1, q=jax.vmap(unravel)(q))
-        return y1, unravel(err), dense_info, None, dfx.RESULTS.successful
+        if tab.H is None:
+            return x1, err, (h * f0, h * f(t1, x1))
+        return x1, err, jnp.stack([_combine(row, ks) for row in tab.H])
+
+
+@eqx.filter_custom_jvp
+def _rejected_steps_carry_no_tangent(step, x0):
+    """``step(x0) -> (x1, err, dense)`` (``step`` a closure-converted function, its arrays
+    explicit), whose derivatives are ``step``'s own where the step is usable (finite ``err``)
+    and exactly zero where it is not.
+
+    A step that left the vector field's domain (non-finite stages) is rejected, and its outputs
+    are discarded by diffrax's ``where``; but in reverse mode the zero cotangent of the discarded
+    outputs still runs back through the step's linearisation, whose coefficients are not finite,
+    and ``0 x inf`` gives NaN in the gradient of the whole solve. Gating the tangents on both
+    sides of the linearisation (``where`` before and after) makes the step's linear map, and its
+    transpose, exactly zero for such a step, in forward and in reverse mode."""
+    return step(x0)
+
+
+@_rejected_steps_carry_no_tangent.def_jvp
+def _rejected_step_jvp(primals, tangents):
+    leaves, treedef = jax.tree.flatten(primals)
+    t_leaves = jax.tree.flatten(tangents, is_leaf=lambda t: t is None)[0]
+    moved = [i for i, t in enumerate(t_leaves) if t is not None]
+    out_of = lambda ls: (lambda step, x0: step(x0))(*jax.tree.unflatten(treedef, ls))  # noqa: E731
+    if not moved:
+        return out_of(leaves), None
+
+    def at(*diff):
+        ls = list(leaves)
+        for i, d in zip(moved, diff, strict=True):
+            ls[i] = d
+        return out_of(ls)
+
+    out, linear = jax.linearize(at, *[leaves[i] for i in moved])
+    usable = jnp.all(jnp.isfinite(out[1]))
+
+    def gate(t):
+        return jnp.where(usable, t, jnp.zeros_like(t))
+
+    return out, jax.tree.map(gate, linear(*[gate(t_leaves[i]) for i in moved]))
 
 
 @final

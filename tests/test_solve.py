@@ -274,6 +274,35 @@ def test_rosenbrock_rejects_what_it_does_not_solve():
         "Rodas4": True, "Rodas4P": True, "Rodas5P": True, "Ros3P": False}
 
 
+def test_rosenbrock_rejected_steps_leave_gradients_finite():
+    """y' = -k sqrt(y), y(0) = 1 over [0, 1.9] from a first step of 1.9: the early steps'
+    stages leave the domain (sqrt of a negative number), are rejected and shrink. The
+    derivative of y(1.9) = (1 - 1.9 k / 2)^2 in k, -0.095 at k = 1, comes out of reverse mode
+    (recursive checkpointing) and forward mode alike: the discarded steps' non-finite
+    linearisations carry no tangent (before, reverse mode gave NaN)."""
+    import diffrax as dfx
+
+    from popsim import rosenbrock
+
+    def y_end(k, adjoint):
+        sol = dfx.diffeqsolve(
+            dfx.ODETerm(lambda t, y, k: -k * jnp.sqrt(y)),
+            rosenbrock.Rodas5P(time_derivative=False), 0.0, 1.9, 1.9, jnp.array([1.0]),
+            args=k, adjoint=adjoint, max_steps=200,
+            stepsize_controller=dfx.PIDController(rtol=1e-8, atol=1e-10))
+        return sol.ys[-1, 0], sol.stats["num_rejected_steps"]
+
+    with jax.enable_x64(True):
+        k = jnp.float64(1.0)
+        value, rejected = y_end(k, dfx.RecursiveCheckpointAdjoint())
+        reverse = jax.grad(lambda k: y_end(k, dfx.RecursiveCheckpointAdjoint())[0])(k)
+        forward = jax.jacfwd(lambda k: y_end(k, dfx.ForwardMode())[0])(k)
+    assert int(rejected) > 0
+    assert float(value) == pytest.approx(0.05**2, rel=1e-6)
+    assert float(reverse) == pytest.approx(-0.095, rel=1e-6)
+    assert float(forward) == pytest.approx(-0.095, rel=1e-6)
+
+
 @jax.jit  # one small compilation per n (op by op, the 40 examples took 24 s)
 def _small_lu_solves(A, b):
     """``A x = b`` and ``A^T x = b`` with popsim.linear.SmallLU."""
