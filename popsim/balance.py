@@ -101,7 +101,8 @@ def _k_clearance(p: Params, gfr, k_o, urine):
     unit = potassium.potassium_handling(
         gfr, k_o, k_o, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, p.k_ckd_exponent, p.k_aldo_exponent,
         p.k_flow_exponent, p.k_proximal_fraction, p.k_loop_fraction, p.k_loop_coupling,
-        p.k_cd_reabsorption, p.k_cd_depletion_gain, p.k_cd_depletion_center, 0.0)
+        p.k_cd_reabsorption, p.k_cd_depletion_gain, p.k_cd_depletion_center, 0.0, 1.0,
+        p.k_bk_fraction, p.k_bk_flow_exponent)
     # urine = (escaping + G * secreted_per_unit_G) * (1 - r): solve for G
     kept = unit.urine / (unit.secreted + _escaping(p, gfr, k_o))
     escaping = _escaping(p, gfr, k_o)

@@ -343,7 +343,7 @@ def _potassium(y, p: Params, pt: Patient, c: Concentrations, d: Derived, na, loo
         y[K_ADAPTATION], d.k_secretion_clearance, p.k_ckd_exponent, p.k_aldo_exponent,
         p.k_flow_exponent, p.k_proximal_fraction, p.k_loop_fraction, p.k_loop_coupling,
         p.k_cd_reabsorption, p.k_cd_depletion_gain, p.k_cd_depletion_center, loop,
-        alkalosis)
+        alkalosis, p.k_bk_fraction, p.k_bk_flow_exponent)
     aldo_ng = raas.ALDOSTERONE_REFERENCE_NG_PER_L * y[ALDO]
     pump = (cells.aldosterone_pump_effect(aldo_ng, p.nka_aldosterone_cap)
             / cells.aldosterone_pump_effect(raas.ALDOSTERONE_REFERENCE_NG_PER_L,

@@ -30,6 +30,8 @@ COVARIATE_NAMES = tuple(cfg.COVARIATES)
 _STREAM = {name: k for k, name in enumerate(COVARIATE_NAMES)}
 _PARAM_STREAM_OFFSET = 1000
 _PARAM_INDEX = {s.name: k for k, s in enumerate(parameter_specs())}
+"""A parameter's random stream: its position in the table (new parameters are declared last, so
+existing draws stay as they are)."""
 
 
 def variability(pop: cfg.Population, base: dict[str, float] | None = None) -> dict[str, float]:

@@ -118,3 +118,19 @@ class HormoneParams:
                                     "followed by NaCl retention (Wilcox 1983)", upper=1)
     thiazide_max_block: float = lit(0.9, "1", "DCT NCC block at the maximal thiazide effect",
                                     "[M: Hallow 2017 HCTZ effect]", upper=1)
+
+    # --- kidney: flow-induced K secretion -----------------------------------------------------
+    # (declared last: a parameter's random stream is its position in the table, so a parameter
+    # added anywhere else would change the between-patient draws of every one after it)
+    k_bk_fraction: float = assumed(0.0, "1", "share of the reference distal K secretion that "
+                                   "is flow-induced (BK channels), outside the K-intake "
+                                   "adaptation and ROMK's Mg block", "flow-induced K secretion "
+                                   "runs through Ca2+/stretch-activated BK channels, basal "
+                                   "secretion through ROMK (Muto 2001, Physiol Rev 81:85); no "
+                                   "human number for its share: 0 keeps all secretion "
+                                   "adaptive until a fit informs it",
+                                   upper=0.9)
+    k_bk_flow_exponent: float = assumed(1.0, "1", "power of distal Na delivery on flow-induced "
+                                        "(BK) K secretion", "BK-mediated K secretion rises with "
+                                        "tubular flow (Muto 2001, Physiol Rev 81:85); "
+                                        "proportional taken as the simplest form", upper=3)

@@ -1,5 +1,6 @@
-"""Renal K excretion (mechanisms 5 and 9): filtration, fixed proximal and loop reabsorption, and
-regulated distal secretion through ROMK that intracellular Mg2+ restrains."""
+"""Renal K excretion (mechanisms 5 and 9): filtration, fixed proximal and loop reabsorption,
+regulated distal secretion through ROMK that intracellular Mg2+ restrains, and flow-induced
+secretion through BK channels that the K-intake adaptation does not regulate."""
 
 from __future__ import annotations
 
@@ -55,26 +56,35 @@ def potassium_handling(gfr, k_p, k_setpoint, nephron_fraction, aldosterone, dist
                        romk, adaptation, secretion_clearance, ckd_exponent, aldo_exponent,
                        flow_exponent, proximal_fraction, loop_fraction, loop_coupling,
                        cd_reabsorption, cd_depletion_gain, cd_depletion_center, loop_block,
-                       alkalosis=1.0):
+                       alkalosis=1.0, bk_fraction=0.0, bk_flow_exponent=1.0):
     """Renal K handling.
 
     ``E = GFR * K_p * (1 - PT - TAL * (1 - coupling * loop_block))`` escapes the PT and loop
     (Stadt 2022: 92% reabsorbed there); the CNT secretes
 
-    ``S = G * N**c * K_p * N_al**a * delivery**b * romk * exp(adaptation)``
+    ``S = G * N**c * K_p * ((1 - f) * N_al**a * delivery**b * romk * exp(adaptation)
+                             + f * delivery**b_bk)``
 
-    (aldosterone ``N_al`` relative to 85 ng/L with Stadt's exponent ~0.24, distal Na delivery per
-    nephron, ROMK's Mg block, the adaptation state; ``alkalosis``, the contraction alkalosis of
-    diuretics, multiplies it too), and the CD reabsorbs a fraction of all that
-    rises when plasma K is low (H+/K+-ATPase):
+    The first part is ROMK secretion by principal cells (aldosterone ``N_al`` relative to 85 ng/L
+    with Stadt's exponent ~0.24, distal Na delivery per nephron, ROMK's Mg block, the adaptation
+    state); the second, a share ``f`` at the reference, is flow-induced secretion through BK
+    channels of intercalated cells (Muto 2001, Physiol Rev 81:85), driven by distal flow and
+    outside both the K-intake adaptation and the Mg block, so a diuretic's distal delivery
+    wastes K past a ROMK pathway that a low K intake has turned down. Both are 1 at the
+    reference, whatever ``f``. ``alkalosis``, the contraction alkalosis of diuretics, multiplies
+    all of it, and the CD reabsorbs a fraction of all that rises when plasma K is low
+    (H+/K+-ATPase):
     ``r = r0 + 0.4 * logistic(-gain (K_p - center))``.
     """
     filtered = gfr * k_p
     escaping = filtered * (1.0 - proximal_fraction
                            - loop_fraction * (1.0 - loop_coupling * loop_block))
-    secreted = (secretion_clearance * nephron_fraction**ckd_exponent * k_p
-                * aldosterone**aldo_exponent * distal_delivery**flow_exponent * romk
-                * exp(adaptation) * alkalosis)
+    romk_secreted = (secretion_clearance * nephron_fraction**ckd_exponent * k_p
+                     * aldosterone**aldo_exponent * distal_delivery**flow_exponent * romk
+                     * exp(adaptation) * alkalosis)
+    bk_secreted = (secretion_clearance * nephron_fraction**ckd_exponent * k_p
+                   * distal_delivery**bk_flow_exponent * alkalosis)
+    secreted = (1.0 - bk_fraction) * romk_secreted + bk_fraction * bk_secreted
     reabsorbed = cd_reabsorption + 0.4 * logistic(-cd_depletion_gain
                                                   * (k_p - cd_depletion_center))
     urine = (escaping + secreted) * (1.0 - reabsorbed)
