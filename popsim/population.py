@@ -162,11 +162,14 @@ def _draws_fn(pop: cfg.Population, names: tuple[str, ...]):
     return _DRAWS_FNS[key]
 
 
-def individual_params(params: Params, z: dict, cvs: dict) -> Params:
+def individual_params(params: Params, z: dict, cvs: dict, n: int | None = None) -> Params:
     """Per-patient parameters: ``theta * exp(omega(cv) * z)`` for each varying parameter,
-    clipped to its physical bounds; the others broadcast. Differentiable in ``params`` and
-    ``cvs`` (used by calibration)."""
-    n = next(iter(z.values())).shape[0] if z else None
+    clipped to its physical bounds; the others broadcast to ``n`` patients (default: the
+    length of ``z``'s draws; give it when nothing varies, so every leaf still has the patient
+    axis the batched solves map over). Differentiable in ``params`` and ``cvs`` (used by
+    calibration)."""
+    if n is None:
+        n = next(iter(z.values())).shape[0] if z else None
     return _per_patient(params, z, {k: omega(v) for k, v in cvs.items() if k in z}, n)
 
 
@@ -246,7 +249,7 @@ def sample_cohort(pop: cfg.Population, seed: int, start: int, n: int,
     names = tuple(sorted(cvs))
     index, cov, z = sample_draws(pop, seed, start, n, names, index)
     with jax.enable_x64(True):
-        per_patient = individual_params(params, z, cvs)
+        per_patient = individual_params(params, z, cvs, len(index))
         patients = patients_from_covariates(per_patient, cov, pop.chronic_diuretic_dose)
     return Cohort(index=index, covariates=cov, params=per_patient, patients=patients,
                   varying=names)

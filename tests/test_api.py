@@ -169,6 +169,29 @@ def test_output_variables_choose_what_is_saved(api_cohort, tmp_path):
     assert set(summary[0].prevalence) == {"hypomagnesemia", "hypermagnesemia"}
 
 
+@pytest.mark.slow
+def test_a_population_without_variability_runs_with_the_typical_values(tmp_path):
+    """``variability.scale = 0``: no parameter varies, so patients of the same covariates get
+    the same results, at a reference steady state (before, nothing had a patient axis and the
+    run stopped with an IndexError)."""
+    config = tomllib.loads(SMALL_TRIAL)
+    fixed = {"age": 45.0, "sex": "female", "body_weight": 70.0, "egfr": 95.0,
+             "mg_intake": 320.0, "k_intake": 75.0, "na_intake": 150.0, "diuretic": "none",
+             "hypertension": "no"}
+    config["population"]["variability"] = {"scale": 0.0}
+    config["population"]["covariates"] = {k: {"distribution": "fixed", "value": v}
+                                          for k, v in fixed.items()}
+    ds = popsim.simulate(config, out=tmp_path / "typical.h5", chunk_size=7, progress=False)
+    assert (ds.status.values == "ok").all()
+    assert not [v for v in ds.data_vars if v.startswith("param_")]
+    for name in ("serum_k", "serum_mg", "serum_na"):
+        values = ds[name].values
+        np.testing.assert_array_equal(values, np.broadcast_to(values[:, :1], values.shape),
+                                      err_msg=name)
+    assert 3.5 < float(ds.serum_k.isel(arm=0, patient=0, day=0)) < 5.0
+    assert 0.70 < float(ds.serum_mg.isel(arm=0, patient=0, day=0)) < 1.00
+
+
 def test_output_variables_are_validated():
     config = tomllib.loads(SMALL_TRIAL)
     config["output"] = {"variables": ["serum_mg", "urine_kk"]}

@@ -133,7 +133,8 @@ def outputs(problem: Problem, u, y_warm):
     """
     values_, cvs_ = problem.physical(u)
     params = dataclasses.replace(problem.base, **values_)
-    per = individual_params(params, problem.z, {**problem.base_cvs, **cvs_})
+    per = individual_params(params, problem.z, {**problem.base_cvs, **cvs_},
+                            len(problem.cov["age"]))
     pts = patients_from_covariates(per, problem.cov, problem.pop.chronic_diuretic_dose)
     s = problem.settings
 
@@ -377,7 +378,8 @@ def warm_start(problem: Problem, u) -> jax.Array:
 def _initial_batch(problem: Problem, u=None):
     values_, cvs_ = problem.physical(problem.u0() if u is None else u)
     params = dataclasses.replace(problem.base, **values_)
-    per = individual_params(params, problem.z, {**problem.base_cvs, **cvs_})
+    per = individual_params(params, problem.z, {**problem.base_cvs, **cvs_},
+                            len(problem.cov["age"]))
     pts = patients_from_covariates(per, problem.cov, problem.pop.chronic_diuretic_dose)
     return per, pts
 

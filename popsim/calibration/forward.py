@@ -82,7 +82,7 @@ def patient_inputs(problem: Problem, data: dict, u):
     for name, v in fitted_cvs.items():
         keep = data["cv_override"][name] | (data["cv_scale"][name] == 0)
         cvs[name] = jnp.where(keep, cvs[name], v * data["cv_scale"][name])
-    per = individual_params(params, data["z"], cvs)
+    per = individual_params(params, data["z"], cvs, data["cov"]["age"].shape[0])
     return per, patients_from_covariates(per, data["cov"], data["dose"])
 
 
