@@ -7,8 +7,9 @@ parameter table and predicting ``HOLDOUT``. The output directory gets the fit re
 
 The shipped table is not this fit's output: the fitted K defence matches the population serum K
 studies but takes the serum K of severe Mg deficiency to 3.8 mmol/L and the thiazide fall to
--0.13 mmol/L (docs/MODEL.md, "Fitting the K defence"), so the parameters it fits stay
-``assumed`` until the model can meet both.
+about -0.2 mmol/L against -0.5 to -0.7 in the trials, with the flow-induced share of secretion
+not identified (docs/MODEL.md, "Fitting the K defence"), so the parameters it fits stay
+``assumed`` until a study set informs both.
 
 Usage: python scripts/fit_k_defence.py [--out build/k_defence_fit] [--studies ID ...]
        [--holdout ID ...] [--fit NAME[=LO:HI],...] [--size N] [--starts N] [--steps N]
