@@ -41,14 +41,15 @@ SCENARIO_BATCH = 8  # every scenario batch is padded to this size: one compilati
 
 
 MAX_MAPPINGS_KEPT = 15_000
-"""Before and after a test module, JAX's compiled programs are dropped if the process has more
+"""Before and after every test, JAX's compiled programs are dropped if the process has more
 memory mappings than this. Every compiled XLA:CPU program keeps its own mappings of JIT-compiled
 code; the whole suite in one process reached the kernel's limit (vm.max_map_count, 65,530 by
 default) and the next compilation aborted the process (in the calibration module, whose gradient
-programs are the largest). Dropping above 15,000 keeps a worker far below the limit; modules
-that use the same shapes (the scenario batches, the small trial) still share their compiled
-programs when they run one after the other, and a dropped program comes back from the on-disk
-cache (traced again, not compiled)."""
+programs are the largest: the reverse-mode gradient check alone adds ~10,000 mappings, and a
+check only between modules let the calibration module run past the limit). Dropping above
+15,000 keeps a worker far below the limit; tests that use the same shapes (the scenario
+batches, the small trial) still share their compiled programs while the count stays below it,
+and a dropped program comes back from the on-disk cache (traced again, not compiled)."""
 
 
 def _memory_mappings() -> int:
@@ -59,7 +60,7 @@ def _memory_mappings() -> int:
         return MAX_MAPPINGS_KEPT + 1
 
 
-@pytest.fixture(autouse=True, scope="module")
+@pytest.fixture(autouse=True)
 def _release_compiled_programs():
     if _memory_mappings() > MAX_MAPPINGS_KEPT:
         jax.clear_caches()
