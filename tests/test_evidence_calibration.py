@@ -467,3 +467,45 @@ def test_a_fit_whose_gradient_is_not_finite_stops_and_says_so():
     assert run.stopped.startswith("the gradient is not finite in any fitted coordinate at step 3")
     assert run.nonfinite_steps == 1 and len(run.losses) == 3
     assert run.nll == pytest.approx(10.8)
+
+
+def test_a_point_that_loses_patients_is_never_the_best():
+    """A failed patient drops out of the statistics, so the NLL can fall because patients
+    fail: such a point is counted but never taken as the start's best, and across starts the
+    fewest failures win before the lowest NLL."""
+    from popsim.calibration.optimize import Run, best_run, minimise
+
+    class Stub:  # the NLL falls every step; from the third step on, 5 more patients fail
+        def init(self, u):
+            return None
+
+        def warm_start(self, u):
+            return "warm"
+
+        def step(self, u, state, y, free):
+            failed = 5 if float(u[0]) < 0.85 else 0
+            return u - 0.1, state, 10.0 + float(u[0]), (None, failed, y), u * 0, 0
+
+    run = minimise(Stub(), np.array([1.0]), steps=6, patience=10, y="warm")
+    assert len(run.losses) == 6 and run.losses[-1] < run.losses[1]
+    assert run.u[0] == pytest.approx(0.9) and run.nll == pytest.approx(10.9)
+    assert run.failed == 0 and run.worse_failed_steps == 4
+    a = Run(0, np.zeros(1), np.zeros(1), nll=50.0, failed=0)
+    b = Run(1, np.zeros(1), np.zeros(1), nll=20.0, failed=3)
+    assert best_run([b, a]) is a
+
+
+def test_starts_stay_near_the_base_inside_the_bounds():
+    from popsim.calibration.optimize import EDGE, START_SPREAD, starts
+    from popsim.calibration.spec import parse_fit
+
+    values = {f.name: float(getattr(BASE.params, f.name))
+              for f in dataclasses.fields(BASE.params)}
+    # k_bk_fraction's value, 0, is its lower bound: its starts are clipped at the edge
+    params = parse_fit("mg_gut_km,romk_mg_kd,k_bk_fraction=0:0.9", values, BASE.cvs)
+    u = starts(params, 9, seed=3)
+    edge = np.log(EDGE) - np.log1p(-EDGE)
+    assert u.shape == (9, 3) and np.all(u >= edge - 1e-9) and np.all(u <= -edge + 1e-9)
+    assert np.all(np.abs(u[1:] - u[0]) <= START_SPREAD + 1e-9)
+    assert np.ptp(u[1:, :2], axis=0).min() > START_SPREAD  # the hypercube spreads them
+    np.testing.assert_array_equal(u, starts(params, 9, seed=3))
