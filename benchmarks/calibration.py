@@ -62,12 +62,20 @@ def evidence_run(args) -> dict:
     values = {f.name: float(getattr(base.params, f.name))
               for f in dataclasses.fields(base.params)}
     spec = build_spec({"studies": args.evidence, "fit": args.fit, "size": args.size,
+                       "population_size": args.population_size,
                        "starts": args.starts, "steps": args.steps,
                        "gradient": args.gradient}, values, base.cvs)
     res = fit_evidence(spec, base, progress=False)
     return {"studies": list(spec.studies), "parameters": list(spec.names),
-            "patients": res.problem.n_patients, "starts": spec.starts, "steps": spec.steps,
+            "patients": res.problem.n_patients, "size": spec.size,
+            "population_size": spec.population_size, "starts": spec.starts, "steps": spec.steps,
             "gradient": spec.gradient, "best_nll": res.best.nll,
+            "runs": [{"start": r.start, "steps": len(r.losses), "stopped": r.stopped,
+                      "first_nll": r.losses[0] if r.losses else None, "best_nll": r.nll,
+                      "failed_patients": r.failed, "nonfinite_steps": r.nonfinite_steps,
+                      "steps_losing_patients": r.worse_failed_steps}
+                     for r in res.runs],
+            "flagged": {k: v for k, v in res.laplace.flags.items() if v},
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in res.timing.items()}}
 
 
@@ -80,6 +88,8 @@ def main():
     ap.add_argument("--evidence", nargs="+", default=None, metavar="STUDY")
     ap.add_argument("--fit", default="mg_gut_absorbed_ref,mg_dct_half_load")
     ap.add_argument("--size", type=int, default=8)
+    ap.add_argument("--population-size", type=int, default=None,
+                    help="patients per population study (default: each file's min_size)")
     ap.add_argument("--starts", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--gradient", default="reverse", choices=("reverse", "forward"))

@@ -56,8 +56,10 @@ class ValidationReport:
 
 
 def run_studies(chosen: list[evidence.Study], size: int | None = None, params=None,
-                progress: bool = True) -> ValidationReport:
-    """Simulate every study (each after the ones it requires) and evaluate its observations."""
+                progress: bool = True, population_size: int | None = None) -> ValidationReport:
+    """Simulate every study (each after the ones it requires) and evaluate its observations.
+    ``size``: patients per trial; ``population_size``: per population study (default: each
+    file's, see :func:`popsim.evidence.design_config`)."""
     from popsim.evidence.trial import simulate_study
     from popsim.progress import Progress
 
@@ -66,15 +68,15 @@ def run_studies(chosen: list[evidence.Study], size: int | None = None, params=No
         for s in chosen:
             bar.phase(f"{s.study.id} (compiling on first use)" if not report.trials
                       else s.study.id)
-            report.trials[s.study.id] = simulate_study(s, size, params)
+            report.trials[s.study.id] = simulate_study(s, size, params, population_size)
             bar.advance()
     report.results = evaluate_all(list(report.trials.values()))
-    report.decompositions = decompose(chosen, report, size, params)
+    report.decompositions = decompose(chosen, report, size, params, population_size)
     return report
 
 
 def decompose(chosen: list[evidence.Study], report: ValidationReport, size: int | None,
-              params=None) -> list[Decomposed]:
+              params=None, population_size: int | None = None) -> list[Decomposed]:
     """Re-run each study that has a ``decomposition`` once per switched-off mechanism (its
     parameter overrides on top of ``params``) and collect the named observations."""
     from popsim.evidence.trial import simulate_study
@@ -94,7 +96,8 @@ def decompose(chosen: list[evidence.Study], report: ValidationReport, size: int 
             switched = ParameterSet(dataclasses.replace(base.params, **overrides), base.cvs,
                                     f"{base.source} without {label}", base.meta)
             needed = [report.trials[r] for r in s.study.requires]
-            results = evaluate_all([*needed, simulate_study(s, size, switched)])
+            results = evaluate_all([*needed, simulate_study(s, size, switched,
+                                                            population_size)])
             by_id = {r.observation.id: r.model for r in results if r.study == sid}
             for oid, row in rows.items():
                 row.values[f"without {label}"] = by_id[oid]

@@ -73,7 +73,7 @@ SOLVING_FIXTURES = frozenset({
     "small_trial", "reference_cohort", "api_cohort", "hypokalaemia_trial", "small_runs",
     "validation_report", "recovery", "truth_targets", "grad_problem", "central_differences",
     "mixed_batch", "mixed_cohort", "deficiency", "replicate_run", "model_result", "plausible",
-    "exported", "popsim_courses",
+    "exported", "popsim_courses", "evidence_report",
 })
 """Fixtures that compile and run ODE solves (steady states, time courses, whole runs). A test
 that uses one is marked ``slow`` (:func:`pytest_collection_modifyitems`): `make test-fast` runs

@@ -1,8 +1,10 @@
 """The built-in physiology scenarios of `popsim validate` (SPEC §1 behaviours): every
 observation with a value or window is a test. CI runs them at 16 patients per scenario (the
-reference-range scenario asks for 200)."""
+reference-range scenario asks for 200). The published studies run at the same sizes, and every
+observation they matched when `tests/data/evidence_matches.txt` was written must still match."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,3 +122,67 @@ def test_documented_study_table_covers_every_study_and_no_reserved_one():
     total = re.search(r"(\d+) of (\d+) observations in (\d+) studies match", section)
     assert total and int(total[1]) == sum(int(m) for _, m, _ in rows)
     assert int(total[2]) == sum(int(n) for _, _, n in rows) and int(total[3]) == len(rows)
+
+
+PIN = Path(__file__).parent / "data" / "evidence_matches.txt"
+"""The published-study observations the model matches at the sizes the file names
+(scripts/pin_evidence_matches.py writes it from an `evidence run --all --table`)."""
+
+
+def _pin() -> tuple[dict[str, int], list[str]]:
+    sizes, keys = {}, []
+    for line in PIN.read_text().splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        if "=" in line:
+            name, value = (x.strip() for x in line.split("="))
+            sizes[name] = int(value)
+        else:
+            keys.append(line.strip())
+    return sizes, keys
+
+
+PINNED = _pin()[1]
+
+
+@pytest.fixture(scope="module")
+def evidence_report():
+    """Every non-reserved study at the pin's sizes (the scenarios' sizes: their compiled
+    programs are reused)."""
+    sizes, _ = _pin()
+    return validation.run_studies(evidence.studies(), sizes["size"], progress=False,
+                                  population_size=sizes["population_size"])
+
+
+def test_pin_names_observations_of_non_reserved_studies():
+    sizes, keys = _pin()
+    known = {f"{s.study.id}.{o.label}" for s in evidence.studies() for o in s.observation
+             if o.value is not None or o.expected is not None}
+    assert keys and set(keys) <= known, sorted(set(keys) - known)[:3]
+    assert len(set(keys)) == len(keys)
+    assert sizes == {"size": 16, "population_size": 200}  # the scenarios' sizes (shared programs)
+
+
+@pytest.mark.parametrize("key", PINNED)
+def test_pinned_study_observation_still_matches(evidence_report, key):
+    """A published-study observation the model matched when the pin was written still matches
+    (a model change that loses a match fails here; a new match is added by re-pinning)."""
+    study, label = key.split(".", 1)
+    [r] = [r for r in evidence_report.results
+           if r.study == study and r.observation.label == label]
+    o = r.observation
+    assert r.match, (f"{key}: model {r.model:.4g} {o.unit}, data's interval {r.interval} "
+                     f"({o.source or o.quote})")
+
+
+def test_population_size_sets_population_studies_only():
+    """``population_size`` replaces a population study's own size (its ``min_size``), never a
+    trial's; without it a population study keeps at least its ``min_size``."""
+    cat = evidence.catalogue()
+    population, trial = cat["iom_2005"], cat["krishna_1991"]
+    assert population.study.min_size > 200 and not trial.study.min_size
+    assert evidence.design_config(population, 16, 200).population.size == 200
+    assert evidence.design_config(population, 16).population.size == population.study.min_size
+    assert evidence.design_config(trial, 16, 200).population.size == 16
+    assert evidence.design_config(trial, None, 200).population.size == \
+        trial.design.population.size

@@ -16,7 +16,7 @@ import numpy as np
 
 from popsim import evidence
 from popsim.calibration.engine import Engine
-from popsim.calibration.optimize import Run, multistart
+from popsim.calibration.optimize import Run, best_run, multistart
 from popsim.calibration.problem import Problem, build_problem
 from popsim.calibration.spec import FitSpec, from_transformed
 from popsim.calibration.uncertainty import Laplace, Profile, laplace, profile
@@ -55,7 +55,7 @@ class EvidenceFit:
 
     @property
     def best(self) -> Run:
-        return min(self.runs, key=lambda r: r.nll)
+        return best_run(self.runs)
 
     @property
     def values(self) -> dict[str, float]:
@@ -94,7 +94,8 @@ def _fit(spec: FitSpec, base_set, progress: bool, studies, holdout, engine) -> E
         holdout = evidence.resolve(list(spec.holdout))
     if engine is None:
         problem = build_problem(studies, spec.parameters, base_set.params, base_set.cvs,
-                                spec.size, spec.gradient)
+                                spec.size, spec.gradient,
+                                population_size=spec.population_size)
         engine = Engine(problem, spec.optimizer, spec.learning_rate)
     problem = engine.problem
     timing: dict = {}
@@ -104,7 +105,7 @@ def _fit(spec: FitSpec, base_set, progress: bool, studies, holdout, engine) -> E
         t1 = time.perf_counter()
         runs = multistart(engine, spec, bar)
         timing["optimisation_seconds"] = time.perf_counter() - t1
-        best = min(runs, key=lambda r: r.nll)
+        best = best_run(runs)
         bar.phase("Hessian" + (" (compiling)" if spec.hessian == "exact" else ""))
         t2 = time.perf_counter()
         try:
@@ -128,7 +129,7 @@ def _fit(spec: FitSpec, base_set, progress: bool, studies, holdout, engine) -> E
             bar.phase("held-out studies (compiling)")
             hp = build_problem(holdout, spec.parameters,
                                base_set.params, base_set.cvs, spec.size, spec.gradient,
-                               fitted=False)
+                               fitted=False, population_size=spec.population_size)
             he = Engine(hp)
             held = evaluation(he, best.u, he.warm_start(best.u))
     timing["total_seconds"] = time.perf_counter() - t0

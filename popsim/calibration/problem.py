@@ -134,13 +134,16 @@ def observation_days(study: Study) -> list[float]:
 
 def build_problem(studies: list[Study], params: tuple[FitParam, ...], base: Params,
                   base_cvs: dict[str, float], size: int | None = None,
-                  gradient: str = "reverse", fitted: bool = True) -> Problem:
-    """Sample every study's patients and lay out the lanes. ``fitted``: whether the studies'
-    fittable observations are likelihood terms (held-out studies: ``False``)."""
+                  gradient: str = "reverse", fitted: bool = True,
+                  population_size: int | None = None) -> Problem:
+    """Sample every study's patients and lay out the lanes (``size`` per trial,
+    ``population_size`` per population study: :func:`popsim.evidence.design_config`).
+    ``fitted``: whether the studies' fittable observations are likelihood terms (held-out
+    studies: ``False``)."""
     days = [observation_days(s) for s in studies]
     n_times = max([len(d) for d in days if len(d) > 1] + [1])
     n_times = -(-n_times // 4) * 4
-    configs = [design_config(s, size) for s in studies]
+    configs = [design_config(s, size, population_size) for s in studies]
     names = _varying_names(configs, base_cvs, params)
     blocks, per_patient = [], []
     counts = {"patient": 0, "dynamic": 0, "static": 0}
@@ -273,7 +276,8 @@ def _check_observations(obs: list[ObsSpec], blocks: list[Block]) -> None:
         if s.fitted and s.obs.combine is None and s.cov_mask.sum() < 2:
             raise CalibrationError(
                 f"{s.key}: {int(s.cov_mask.sum())} of {b.n} virtual patients are in its "
-                f"subgroup; raise --size (the file asks for at least {b.study.study.min_size})")
+                f"subgroup; raise --size or --population-size (the file asks for at least "
+                f"{b.study.study.min_size})")
         if s.obs.combine is not None:
             for ref in s.obs.combine.of:
                 ref = ref if ":" in ref else f"{b.sid}:{ref}"

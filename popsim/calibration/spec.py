@@ -71,7 +71,8 @@ class FitSpec:
     holdout: tuple[str, ...] = ()
     starts: int = 4
     seed: int = 0
-    size: int | None = None  # virtual patients per study (default: each file's)
+    size: int | None = None  # virtual patients per trial (default: each file's)
+    population_size: int | None = None  # per population study (default: its min_size)
     steps: int = 150
     optimizer: str = "adam"
     learning_rate: float = 0.1
@@ -189,7 +190,8 @@ def split_ids(text: str | list[str] | None) -> tuple[str, ...]:
     return tuple(i.strip() for p in parts for i in p.split(",") if i.strip())
 
 
-CONFIG_KEYS = {"studies", "holdout", "fit", "starts", "seed", "size", "steps", "optimizer",
+CONFIG_KEYS = {"studies", "holdout", "fit", "starts", "seed", "size", "population_size",
+               "steps", "optimizer",
                "hessian", "learning_rate", "gradient", "profile", "profile_points", "profile_steps",
                "patience", "params"}
 
@@ -267,6 +269,7 @@ def build_spec(options: dict, base_values: dict[str, float], base_cvs: dict[str,
     return FitSpec(
         studies, params, holdout, starts=_number(options, "starts", 4),
         seed=_number(options, "seed", 0, low=0), size=_number(options, "size", None, low=2),
+        population_size=_number(options, "population_size", None, low=2),
         steps=_number(options, "steps", 150),
         optimizer=_choice(options, "optimizer", "adam", OPTIMIZERS),
         learning_rate=_number(options, "learning_rate", 0.1, float, 1e-9),

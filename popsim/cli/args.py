@@ -209,7 +209,10 @@ def _add_calibrate(sub) -> None:
                      help="optimisations from the base set and a Latin hypercube (default 4)")
     cal.add_argument("--seed", type=_seed, default=None, help="seed of the starts (default 0)")
     cal.add_argument("--size", type=_positive_int("--size", 2), default=None,
-                     help="virtual patients per study (default: each file's)")
+                     help="virtual patients per trial (default: each file's)")
+    cal.add_argument("--population-size", type=_positive_int("--population-size", 2),
+                     default=None, help="virtual patients per population study (default: each "
+                     "file's min_size)")
     cal.add_argument("--steps", type=_positive_int("--steps"), default=None,
                      help="optimiser steps per start (default 150)")
     cal.add_argument("--optimizer", choices=("adam", "lbfgs"), default=None,
@@ -272,7 +275,10 @@ def _add_evidence(sub) -> None:
     ev.add_argument("--reserved", action="store_true",
                     help="include the studies reserved for independent validation")
     ev.add_argument("--size", type=_positive_int("--size"), default=None,
-                    help="virtual patients per study (default: each file's)")
+                    help="virtual patients per trial (default: each file's)")
+    ev.add_argument("--population-size", type=_positive_int("--population-size", 2),
+                    default=None, help="virtual patients per population study (default: each "
+                    "file's min_size; fewer give noisier statistics, quicker)")
     ev.add_argument("--out", type=Path, default=None,
                     help="directory for figures and evidence.json")
     ev.add_argument("--table", type=Path, default=None,

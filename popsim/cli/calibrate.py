@@ -8,7 +8,8 @@ import tomllib
 from typing import Any
 
 OPTION_KEYS = {"evidence": "studies", "fit": "fit", "holdout": "holdout", "starts": "starts",
-               "seed": "seed", "size": "size", "steps": "steps", "optimizer": "optimizer",
+               "seed": "seed", "size": "size", "population_size": "population_size",
+               "steps": "steps", "optimizer": "optimizer",
                "learning_rate": "learning_rate", "gradient": "gradient", "hessian": "hessian",
                "profile": "profile", "profile_points": "profile_points"}
 """Command-line option -> key of the spec (and of a config's ``[fit]`` table)."""

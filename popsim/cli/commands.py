@@ -233,7 +233,8 @@ def cmd_evidence(args) -> int:
         return _fail(err)
     from popsim.validation import print_report, run_studies, write_results, write_table
 
-    report = run_studies(chosen, args.size, params, progress=not args.quiet)
+    report = run_studies(chosen, args.size, params, progress=not args.quiet,
+                         population_size=args.population_size)
     if args.table is not None:  # first: the results are saved whatever happens to stdout
         write_table(report, args.table)
     if args.out is not None:

@@ -468,9 +468,15 @@ def resolve(ids: list[str], include_reserved: bool = False) -> list[Study]:
     return chosen
 
 
-def design_config(study: Study, size: int | None = None) -> RunConfig:
+def design_config(study: Study, size: int | None = None,
+                  population_size: int | None = None) -> RunConfig:
     """The study's virtual trial, with ``size`` patients (default: the file's, at least
-    ``min_size``)."""
-    n = max(size or study.design.population.size, study.study.min_size)
+    ``min_size``). A population study (its file sets ``min_size`` for its statistics) gets
+    ``population_size`` patients instead when that is given: fewer make its statistics noisier
+    but its programs smaller, for quick checks and quick fits."""
+    if study.study.min_size and population_size is not None:
+        n = population_size
+    else:
+        n = max(size or study.design.population.size, study.study.min_size)
     pop = study.design.population.model_copy(update={"size": n})
     return study.design.model_copy(update={"population": pop})

@@ -56,10 +56,12 @@ def saved_times(study: Study) -> np.ndarray:
     return times
 
 
-def simulate_study(study: Study, size: int | None = None, params=None) -> TrialResult:
-    """Run ``study``'s design with ``size`` patients (default: the file's) and the parameter set
+def simulate_study(study: Study, size: int | None = None, params=None,
+                   population_size: int | None = None) -> TrialResult:
+    """Run ``study``'s design with ``size`` patients (default: the file's; ``population_size``
+    for a population study, see :func:`popsim.evidence.design_config`) and the parameter set
     ``params`` (:class:`popsim.parameters.io.ParameterSet`; default: the shipped one)."""
-    config = design_config(study, size)
+    config = design_config(study, size, population_size)
     data = config.simulation.model_dump()
     data["max_steps"] = MAX_STEPS
     sim = cfg.Simulation.model_validate(data)
