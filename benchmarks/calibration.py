@@ -73,7 +73,8 @@ def evidence_run(args) -> dict:
             "runs": [{"start": r.start, "steps": len(r.losses), "stopped": r.stopped,
                       "first_nll": r.losses[0] if r.losses else None, "best_nll": r.nll,
                       "failed_patients": r.failed, "nonfinite_steps": r.nonfinite_steps,
-                      "steps_losing_patients": r.worse_failed_steps}
+                      "steps_losing_patients": r.worse_failed_steps,
+                      "learning_rate_halvings": r.shortenings}
                      for r in res.runs],
             "flagged": {k: v for k, v in res.laplace.flags.items() if v},
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in res.timing.items()}}

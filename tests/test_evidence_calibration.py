@@ -469,27 +469,37 @@ def test_a_fit_whose_gradient_is_not_finite_stops_and_says_so():
     assert run.nll == pytest.approx(10.8)
 
 
-def test_a_point_that_loses_patients_is_never_the_best():
+def test_a_point_that_loses_patients_is_stepped_back_from_never_the_best():
     """A failed patient drops out of the statistics, so the NLL can fall because patients
-    fail: such a point is counted but never taken as the start's best, and across starts the
-    fewest failures win before the lowest NLL."""
-    from popsim.calibration.optimize import Run, best_run, minimise
+    fail: such a point (even after robust steady states) is never a start's best, the optimiser
+    goes back to the last point that lost none with half the learning rate, and gives up after
+    MAX_SHORTENINGS halvings; across starts the fewest failures win before the lowest NLL."""
+    from popsim.calibration.optimize import MAX_SHORTENINGS, Run, best_run, minimise
 
-    class Stub:  # the NLL falls every step; from the third step on, 5 more patients fail
+    class Stub:  # the NLL falls with u; below u = 0.84 five patients lose their steady state
+        robust = 0
+
         def init(self, u):
-            return None
+            return 0.1  # the learning rate
+
+        def shorter(self, state):
+            return state / 2
 
         def warm_start(self, u):
-            return "warm"
+            self.robust += 1
+            return "robust"
 
         def step(self, u, state, y, free):
-            failed = 5 if float(u[0]) < 0.85 else 0
-            return u - 0.1, state, 10.0 + float(u[0]), (None, failed, y), u * 0, 0
+            failed = 5 if float(u[0]) < 0.84 else 0
+            return u - state, state, 10.0 + float(u[0]), (None, failed, y), u * 0, 0
 
-    run = minimise(Stub(), np.array([1.0]), steps=6, patience=10, y="warm")
-    assert len(run.losses) == 6 and run.losses[-1] < run.losses[1]
-    assert run.u[0] == pytest.approx(0.9) and run.nll == pytest.approx(10.9)
-    assert run.failed == 0 and run.worse_failed_steps == 4
+    stub = Stub()
+    run = minimise(stub, np.array([1.0]), steps=50, patience=50, y="warm")
+    assert run.stopped.startswith(f"steps lose patients at 1/{2 ** MAX_SHORTENINGS} of")
+    assert run.shortenings == MAX_SHORTENINGS
+    assert run.worse_failed_steps == MAX_SHORTENINGS + 1 == stub.robust
+    assert run.failed == 0 and 0.84 <= run.u[0] < 0.85
+    assert run.nll == pytest.approx(10.0 + run.u[0])
     a = Run(0, np.zeros(1), np.zeros(1), nll=50.0, failed=0)
     b = Run(1, np.zeros(1), np.zeros(1), nll=20.0, failed=3)
     assert best_run([b, a]) is a

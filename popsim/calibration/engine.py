@@ -45,9 +45,21 @@ def _value_and_grad(problem: Problem):
 
 
 def make_optimizer(name: str, learning_rate: float):
+    """L-BFGS (its own line search), or adam with its learning rate in the optimiser state, so
+    that a step can be retried shorter without compiling again (:func:`shorter`)."""
     if name == "lbfgs":
         return optax.lbfgs()
-    return optax.adam(learning_rate)
+    return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
+
+
+def shorter(state, factor: float = 0.5):
+    """``state`` with its learning rate times ``factor``, or ``None`` for an optimiser without
+    one in its state (L-BFGS)."""
+    hyper = getattr(state, "hyperparams", None)
+    if not isinstance(hyper, dict) or "learning_rate" not in hyper:
+        return None
+    return state._replace(hyperparams={**hyper,
+                                       "learning_rate": hyper["learning_rate"] * factor})
 
 
 class Engine:
@@ -109,6 +121,10 @@ class Engine:
 
     def init(self, u):
         return self.opt.init(jnp.asarray(u, jnp.float64))
+
+    def shorter(self, state):
+        """The optimiser state with half its learning rate (``None``: the optimiser has none)."""
+        return shorter(state)
 
     def step(self, u, state, y, free):
         """One optimiser step: ``(new u, state, NLL at u, (per study, failed, warm), grad,

@@ -10,7 +10,9 @@ same compiled step until the step budget, or until the best NLL has not improved
 
 A failed patient (no steady state) drops out of the statistics, so a point where more patients
 fail than at the start is not comparable with it (the optimiser could "improve" by losing
-patients): such a point is never taken as the start's best. Fixed coordinates (profiles) are
+patients): such a point is never taken as the start's best, and the optimiser steps back from
+it with half its learning rate (adam's rate lives in its state, so no program is compiled
+again). Fixed coordinates (profiles) are
 held by a 0/1 mask, so the same compiled step serves them.
 """
 
@@ -27,6 +29,7 @@ from popsim.calibration.spec import FitParam, to_transformed
 
 MIN_IMPROVEMENT = 1e-3  # nats
 EDGE = 0.02  # starts keep this fraction of each range away from its bounds
+MAX_SHORTENINGS = 6  # a step that loses patients is retried down to 1/64 of the learning rate
 START_SPREAD = 1.0
 """Half-width of the starts' hypercube around the base, in the transformed (logit) coordinate:
 a parameter bounded at its value / 4 .. x 4 starts between about / 1.9 and x 1.9."""
@@ -44,6 +47,7 @@ class Run:
     stopped: str = ""
     failed: int = 0  # patients without a steady state at the best point
     worse_failed_steps: int = 0  # steps at points where more patients failed than at the start
+    shortenings: int = 0  # times the learning rate was halved after such a point
     nonfinite_steps: int = 0  # steps whose gradient was not finite in some coordinate
     y: object = None  # steady states at the best point (warm start)
     seconds: list[float] = field(default_factory=list)  # wall time of each step (the first
@@ -65,30 +69,52 @@ def starts(params: tuple[FitParam, ...], n: int, seed: int) -> np.ndarray:
     return np.asarray(u, float)
 
 
+def _step_keeping_patients(engine, u, state, y, free, failed_start: int | None):
+    """The engine's step at ``u``; when Newton from the warm start ``y`` leaves more patients
+    unsolved than at the start, once more from steady states found robustly at ``u``."""
+    out = engine.step(u, state, y, free)
+    if failed_start is not None and int(out[3][1]) > failed_start:
+        out = engine.step(u, state, engine.warm_start(u), free)
+    return out
+
+
 def minimise(engine, u0, steps: int, patience: int, free=None, y=None, bar=None,
              start: int = 0) -> Run:
     """Run the engine's optimiser from ``u0`` (``free``: 1 for optimised coordinates, 0 for
-    fixed ones; ``y``: warm-start steady states, found robustly when not given)."""
+    fixed ones; ``y``: warm-start steady states, found robustly when not given). A point that
+    loses patients (more unsolved than at the start, even robustly) is stepped back from: the
+    step is retried from the last point that lost none with half the learning rate, at most
+    :data:`MAX_SHORTENINGS` times."""
     u = jnp.asarray(u0, jnp.float64)
     free = jnp.ones_like(u) if free is None else jnp.asarray(free, jnp.float64)
     y = engine.warm_start(u) if y is None else y
     state = engine.init(u)
     run = Run(start, np.asarray(u0, float), np.asarray(u0, float), math.inf)
     n_free = int(np.count_nonzero(np.asarray(free)))
-    failed0, last_gain, ref, failed_start = None, 0, math.inf, 0
+    last_gain, ref, failed_start, prev = 0, math.inf, None, None
     for k in range(steps):
         t0 = time.perf_counter()
-        new, state, val, (per_study, failed, y_next), _, bad = engine.step(u, state, y, free)
+        new, state_new, val, (_, failed, y_next), _, bad = _step_keeping_patients(
+            engine, u, state, y, free, failed_start)
         lv, nf = float(val), int(failed)
         run.seconds.append(time.perf_counter() - t0)
-        failed0 = nf if failed0 is None else failed0
-        failed_start = failed0 if k == 0 else failed_start
+        failed_start = nf if failed_start is None else failed_start
         if not math.isfinite(lv):
             run.stopped = f"non-finite NLL at step {k + 1}"
             break
         run.losses.append(lv)
-        run.worse_failed_steps += nf > failed_start
-        if lv < run.nll and nf <= failed_start:
+        if nf > failed_start:  # back to the last point that lost no patient, half the step
+            run.worse_failed_steps += 1
+            short = engine.shorter(prev[1]) if prev is not None else None
+            if prev is None or short is None or run.shortenings >= MAX_SHORTENINGS:
+                run.stopped = (f"steps lose patients at 1/{2 ** run.shortenings} of the "
+                               f"learning rate (step {k + 1})")
+                break
+            run.shortenings += 1
+            u, state, y = prev[0], short, prev[2]
+            continue
+        prev = (u, state, y)
+        if lv < run.nll:
             run.nll, run.u, run.failed, run.y = lv, np.asarray(u), nf, y_next
         if n_free and int(bad) == n_free:
             run.stopped = (f"the gradient is not finite in any fitted coordinate at step "
@@ -97,9 +123,7 @@ def minimise(engine, u0, steps: int, patience: int, free=None, y=None, bar=None,
         run.nonfinite_steps += int(bad) > 0
         if bar is not None:
             bar.advance(1, f"start {start}: NLL {lv:.4g}")
-        u, y = new, y_next
-        if nf > failed0:  # new Newton failures: find those steady states robustly, once
-            y, failed0 = engine.warm_start(u), nf
+        u, state, y = new, state_new, y_next
         if run.nll < ref - MIN_IMPROVEMENT:
             ref, last_gain = run.nll, k
         elif k - last_gain >= patience:
