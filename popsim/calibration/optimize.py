@@ -12,8 +12,8 @@ A failed patient (no steady state) drops out of the statistics, so a point where
 fail than at the start is not comparable with it (the optimiser could "improve" by losing
 patients): such a point is never taken as the start's best, and the optimiser steps back from
 it with half its learning rate (adam's rate lives in its state, so no program is compiled
-again). Fixed coordinates (profiles) are
-held by a 0/1 mask, so the same compiled step serves them.
+again). Fixed coordinates (profiles) are held by a 0/1 mask, so the same compiled step serves
+them.
 """
 
 from __future__ import annotations
