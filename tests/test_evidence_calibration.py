@@ -162,6 +162,40 @@ def test_monte_carlo_se_of_a_mean_is_sd_over_root_n(agreement):
     assert mc[i] == pytest.approx(sd / math.sqrt(x.n_patients), rel=0.15)
 
 
+@pytest.mark.parametrize("emptied", ["every patient", "one patient left", "one study"])
+def test_gradient_stays_finite_when_patients_drop_out(agreement, emptied):
+    """A study whose patients all fail (or all but one) gives its statistics a zero gradient,
+    never NaN: one NaN would reach every coordinate of the fit's gradient through the sum of
+    the likelihood, and the fit would stop with every parameter at once."""
+    import jax
+
+    prob, *_ = agreement
+    rng = np.random.default_rng(3)
+    outs = [{name: jnp.asarray(_centre(b.study, name) * (1 + 0.08 * rng.standard_normal(
+        (len(b.arms), b.n, len(b.times))))) for name in b.outputs} for b in prob.blocks]
+    oks = [np.ones(b.n, bool) for b in prob.blocks]
+    for i, ok in enumerate(oks):
+        if emptied == "every patient" or (emptied == "one study" and i == 0):
+            ok[:] = False
+        elif emptied == "one patient left":
+            ok[1:] = False
+    # zero where failed, as the forward model leaves a failed patient's outputs
+    outs = [{k: jnp.where(jnp.asarray(ok)[None, :, None], v, 0.0) for k, v in o.items()}
+            for o, ok in zip(outs, oks, strict=True)]
+
+    def total(outs):
+        values, mc, _ = st.evaluate(prob.obs, outs, [jnp.asarray(ok) for ok in oks],
+                                    prob.blocks)
+        use = np.array([s.supported for s in prob.obs])
+        return jnp.sum(jnp.where(use, values, 0.0)) + jnp.sum(jnp.where(use, mc, 0.0))
+
+    grad = jax.grad(total)(outs)
+    leaves = jax.tree.leaves(grad)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+    if emptied == "one study":  # the other studies' statistics still move with their outputs
+        assert any(bool(jnp.any(g != 0)) for o in grad[1:] for g in o.values())
+
+
 # --- bad input: one line, exit 2, nothing written -----------------------------------------------
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -10,7 +10,10 @@ outputs:
 * fractions below/above a threshold count each patient by a logistic step of width
   :data:`FRACTION_SOFTNESS` x |threshold| (or of the output's SD for a threshold of 0), and a
   subgroup on an output weighs patients by the same step;
-* patients not solved have weight 0 (never NaN arithmetic).
+* patients not solved have weight 0 (never NaN arithmetic), and a statistic over no patient
+  (or one) has a zero gradient, never a NaN one: square roots and divisions take the double
+  ``where`` (a safe argument in the branch not taken), so one emptied study cannot make every
+  coordinate of the fit's gradient NaN through the sum of the likelihood.
 
 Each statistic comes with its Monte-Carlo standard error over the virtual patients (normal
 theory with the effective number of patients, Kish's (sum w)^2 / sum w^2), which the likelihood
@@ -41,8 +44,9 @@ def quantity(spec, outs: dict, times) -> jax.Array:
             x = y[:, spec.t]
         if spec.t_base is not None:
             b = y[:, spec.t_base]
-            x = {"difference": lambda: x - b, "ratio": lambda: x / b,
-                 "percent": lambda: 100.0 * (x / b - 1.0)}[o.change]()
+            # a failed patient's outputs are 0: safe_divide keeps its 0/0 out of the gradient
+            x = {"difference": lambda: x - b, "ratio": lambda: safe_divide(x, b),
+                 "percent": lambda: 100.0 * (safe_divide(x, b) - 1.0)}[o.change]()
         return x
 
     x = one(spec.arm)
@@ -78,6 +82,18 @@ def weights(spec, outs: dict, ok) -> jax.Array:
     return w
 
 
+def safe_sqrt(x):
+    """``sqrt(max(x, 0))`` with a zero gradient where ``x <= 0`` (not an infinite one)."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+
+def safe_divide(a, b):
+    """``a / b``, and 0 with a zero gradient where ``b == 0``."""
+    nonzero = b != 0
+    return jnp.where(nonzero, a / jnp.where(nonzero, b, 1.0), 0.0)
+
+
 def _moments(x, w):
     """Weighted mean and SD (ddof 1 on the summed weights) and the effective count."""
     n = jnp.maximum(jnp.sum(w), 1e-12)
@@ -85,7 +101,7 @@ def _moments(x, w):
     mean = jnp.sum(w * xs) / n
     var = jnp.sum(w * (xs - mean) ** 2) / jnp.maximum(n - 1.0, 1e-12)
     n_eff = n**2 / jnp.maximum(jnp.sum(w**2), 1e-24)
-    return mean, jnp.sqrt(jnp.maximum(var, 0.0)), n_eff
+    return mean, safe_sqrt(var), n_eff
 
 
 def smooth_quantile(x, w, q: float):
@@ -120,8 +136,9 @@ def reduce(spec, x, w):
         q = 0.5 if s == "median" else o.q
         return smooth_quantile(x, w, q), _quantile_factor(q) * sd / root_n
     if s in ("min", "max"):
-        big = jnp.where(w > 0.5, x if s == "max" else -x, -jnp.inf)
-        v = jnp.max(big)
+        counted = w > 0.5
+        v = jnp.max(jnp.where(counted, x if s == "max" else -x, -jnp.inf))
+        v = jnp.where(jnp.any(counted), v, 0.0)  # no patient: 0, not -inf
         return (v if s == "max" else -v), sd
     if s == "fraction_below":
         ind = 1.0 - step(x, o.threshold, _width(o.threshold, x, w))
@@ -131,7 +148,7 @@ def reduce(spec, x, w):
         lo, hi = o.thresholds
         ind = step(x, lo, _width(lo, x, w)) * (1.0 - step(x, hi, _width(hi, x, w)))
     p = jnp.sum(w * jnp.where(w > 0, ind, 0.0)) / jnp.maximum(jnp.sum(w), 1e-12)
-    return p, jnp.sqrt(jnp.maximum(p * (1 - p), 0.25 / n) / n)
+    return p, safe_sqrt(jnp.maximum(p * (1 - p), 0.25 / n) / n)
 
 
 def combine(op: str, a, b):
@@ -139,9 +156,9 @@ def combine(op: str, a, b):
     independent errors)."""
     (va, sa), (vb, sb) = a, b
     if op == "difference":
-        return va - vb, jnp.sqrt(sa**2 + sb**2)
-    r = va / vb
-    return r, jnp.abs(r) * jnp.sqrt((sa / va) ** 2 + (sb / vb) ** 2)
+        return va - vb, safe_sqrt(sa**2 + sb**2)
+    r = safe_divide(va, vb)  # |r| sqrt((sa/va)^2 + (sb/vb)^2), without dividing by va
+    return r, safe_sqrt(safe_divide(sa, vb) ** 2 + (r * safe_divide(sb, vb)) ** 2)
 
 
 def evaluate(specs, block_outs: list[dict], block_ok: list, blocks) -> tuple:
