@@ -117,6 +117,9 @@ class Population(_Strict):
             if name not in v:
                 continue
             dist = v[name]
+            if name in ("age", "sex") and isinstance(dist, BySex):
+                raise ValueError(f"{name} cannot be given by sex (age and sex are drawn first, "
+                                 "the others by sex): give one distribution")
             unit, kind, cats = COVARIATES[name]
             ages = (AGE_REFERENCE,) if name == "age" else (AGE_REFERENCE, *age_range(v))
             for sex, d in ((("female", dist.female), ("male", dist.male))

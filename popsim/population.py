@@ -87,46 +87,90 @@ def truncated_draw(u, kind: str, location, spread, lo, hi):
     return a + u * jnp.maximum(b - a, 0.0)
 
 
-def _draw(key, dist, name, age):
-    """One draw of covariate ``name`` from ``dist`` (a config distribution) for one patient."""
-    if isinstance(dist, cfg.Categorical):
-        labels = cfg.COVARIATES[name][2]
-        codes = jnp.array([labels.index(v) for v in dist.values], jnp.int32)
-        cum = jnp.cumsum(jnp.array(dist.probabilities, jnp.float64))
-        u = jax.random.uniform(key, dtype=jnp.float64) * cum[-1]
-        return codes[jnp.minimum(jnp.searchsorted(cum, u, side="right"), len(codes) - 1)]
-    if isinstance(dist, cfg.Fixed):
-        if isinstance(dist.value, str):
-            return jnp.int32(cfg.COVARIATES[name][2].index(dist.value))
-        return jnp.float64(dist.value)
+_KINDS = ("fixed", "normal", "lognormal", "uniform")
+"""Codes of a continuous covariate's distribution in its number row (see :func:`numbers`)."""
+
+
+def _part_numbers(dist, name: str) -> dict[str, np.ndarray]:
+    """One distribution of covariate ``name`` as arrays of a fixed shape per covariate.
+
+    A categorical covariate: ``codes`` (the values' category codes in the config's order,
+    padded to every category with the last one) and ``cum`` (their cumulative probabilities,
+    padded with the total); a fixed category is one value of probability 1. A continuous one:
+    ``row`` = (kind code of :data:`_KINDS`, location, spread, lower bound, upper bound, age
+    slope), with location/spread the mean and SD, the median and geometric SD, or low and
+    high, and a fixed value as its location."""
+    labels = cfg.COVARIATES[name][2]
+    if labels:
+        values, probs = (([dist.value], [1.0]) if isinstance(dist, cfg.Fixed)
+                         else (dist.values, dist.probabilities))
+        codes = [labels.index(v) for v in values]
+        cum = list(np.cumsum(np.asarray(probs, np.float64)))
+        pad = len(labels) - len(codes)
+        return {"codes": np.asarray(codes + [codes[-1]] * pad, np.int32),
+                "cum": np.asarray(cum + [cum[-1]] * pad, np.float64)}
     lo, hi = cfg.continuous_bounds(name, dist)
-    shift = dist.age_slope * (age - cfg.AGE_REFERENCE) if age is not None else 0.0
+    if isinstance(dist, cfg.Fixed):
+        row = (0, float(dist.value), 0.0, lo, hi, 0.0)
+    elif isinstance(dist, cfg.Normal):
+        row = (1, dist.mean, dist.sd, lo, hi, dist.age_slope)
+    elif isinstance(dist, cfg.LogNormal):
+        row = (2, dist.median, dist.gsd, lo, hi, dist.age_slope)
+    else:
+        row = (3, dist.low, dist.high, lo, hi, dist.age_slope)
+    return {"row": np.asarray(row, np.float64)}
+
+
+def numbers(pop: cfg.Population) -> dict[str, dict]:
+    """Every covariate's distribution as arrays: a ``female`` and a ``male`` part
+    (:func:`_part_numbers`; the same twice unless the covariate is given by sex) and ``by_sex``.
+    They are arguments of the compiled draw program, not constants in it, so every population
+    shares one program."""
+    out = {}
+    for name in COVARIATE_NAMES:
+        spec = pop.covariate(name)
+        by_sex = isinstance(spec, cfg.BySex)
+        female, male = (spec.female, spec.male) if by_sex else (spec, spec)
+        out[name] = {"female": _part_numbers(female, name), "male": _part_numbers(male, name),
+                     "by_sex": np.asarray(by_sex)}
+    return out
+
+
+def _draw(key, p: dict, age):
+    """One draw for one patient from a distribution's arrays ``p`` (:func:`_part_numbers`)."""
     u = jax.random.uniform(key, dtype=jnp.float64)
-    if isinstance(dist, cfg.Normal):
-        return truncated_draw(u, "normal", dist.mean + shift, dist.sd, lo, hi)
-    if isinstance(dist, cfg.LogNormal):
-        return truncated_draw(u, "lognormal", jnp.maximum(dist.median + shift, 1e-6), dist.gsd,
-                              lo, hi)
-    return truncated_draw(u, "uniform", dist.low + shift, dist.high + shift, lo, hi)
+    if "codes" in p:
+        codes, cum = p["codes"], p["cum"]
+        i = jnp.searchsorted(cum, u * cum[-1], side="right")
+        return codes[jnp.minimum(i, codes.shape[0] - 1)]
+    kind, location, spread, lo, hi, slope = (p["row"][i] for i in range(6))
+    shift = slope * (age - cfg.AGE_REFERENCE) if age is not None else 0.0
+    normal = truncated_draw(u, "normal", location + shift, spread, lo, hi)
+    lognormal = truncated_draw(u, "lognormal", jnp.maximum(location + shift, 1e-6), spread,
+                               lo, hi)
+    uniform = truncated_draw(u, "uniform", location + shift, spread + shift, lo, hi)
+    return jnp.select([kind == 0, kind == 1, kind == 2], [location, normal, lognormal], uniform)
 
 
-def _covariate(key, spec, name, age, sex):
-    if isinstance(spec, cfg.BySex):
-        kf, km = jax.random.split(key)
-        f = _draw(kf, spec.female, name, age)
-        m = _draw(km, spec.male, name, age)
-        return jnp.where(sex == 1, m, f)
-    return _draw(key, spec, name, age)
+def _covariate(key, p, age, sex):
+    """A covariate's draw: from the patient's own stream ``key``, or, for one given by sex,
+    from the female or the male half of that stream (both computed, one kept)."""
+    one = _draw(key, p["female"], age)
+    if sex is None:  # age and sex themselves (never given by sex: the config refuses it)
+        return one
+    kf, km = jax.random.split(key)
+    by_sex = jnp.where(sex == 1, _draw(km, p["male"], age), _draw(kf, p["female"], age))
+    return jnp.where(p["by_sex"], by_sex, one)
 
 
-def _sample_one(key, pop: cfg.Population, names: tuple[str, ...]):
+def _sample_one(key, p: dict, names: tuple[str, ...]):
     k = lambda name: jax.random.fold_in(key, _STREAM[name])  # noqa: E731
-    age = _covariate(k("age"), pop.covariate("age"), "age", None, None)
-    sex = _covariate(k("sex"), pop.covariate("sex"), "sex", age, None)
+    age = _covariate(k("age"), p["age"], None, None)
+    sex = _covariate(k("sex"), p["sex"], age, None)
     cov = {"age": age, "sex": sex}
     for name in COVARIATE_NAMES:
         if name not in cov:
-            cov[name] = _covariate(k(name), pop.covariate(name), name, age, sex)
+            cov[name] = _covariate(k(name), p[name], age, sex)
     z = {name: jax.random.normal(jax.random.fold_in(key, _PARAM_STREAM_OFFSET
                                                     + _PARAM_INDEX[name]), dtype=jnp.float64)
          for name in names}
@@ -140,26 +184,25 @@ def sample_draws(pop: cfg.Population, seed: int, start: int, n: int, names: tupl
     independent of chunking)."""
     index = (jnp.arange(start, start + n, dtype=jnp.int64) if index is None
              else jnp.asarray(index, jnp.int64))
-    cov, z = _draws_fn(pop, tuple(names))(jax.random.key(seed), index)
+    cov, z = _draws_fn(tuple(names))(jax.random.key(seed), index, numbers(pop))
     return index, cov, z
 
 
 _DRAWS_FNS: dict = {}
 
 
-def _draws_fn(pop: cfg.Population, names: tuple[str, ...]):
-    """The compiled draw function of a population section, made once per (population, names)
-    and reused by every chunk: a fresh ``jit`` per call would recompile for each chunk (3.8 s
-    per 1,000-patient chunk when it did). The draws depend on the covariate distributions only,
-    so populations that differ in other keys (size, enrolment criteria) share it."""
-    key = (pop.model_dump_json(include={"covariates"}), names)
-    if key not in _DRAWS_FNS:
-        def draws(root, index):
+def _draws_fn(names: tuple[str, ...]):
+    """The compiled draw function for the varying parameters ``names``, made once and reused
+    by every chunk and population: the distributions are arguments (:func:`numbers`), so one
+    program serves every population (one per population compiled a 5 s program for each
+    study of the evidence folder)."""
+    if names not in _DRAWS_FNS:
+        def draws(root, index, p):
             keys = jax.vmap(lambda i: jax.random.fold_in(root, i))(index)
-            return jax.vmap(lambda kk: _sample_one(kk, pop, names))(keys)
+            return jax.vmap(lambda kk: _sample_one(kk, p, names))(keys)
 
-        _DRAWS_FNS[key] = jax.jit(draws)
-    return _DRAWS_FNS[key]
+        _DRAWS_FNS[names] = jax.jit(draws)
+    return _DRAWS_FNS[names]
 
 
 def individual_params(params: Params, z: dict, cvs: dict, n: int | None = None) -> Params:
@@ -271,7 +314,7 @@ def sample_lanes(pop: cfg.Population, seed: int, index, typical: Params,
     """
     names = tuple(sorted(omegas))
     index = jnp.asarray(index, jnp.int64)
-    cov, z = _draws_fn(pop, names)(jax.random.key(seed), index)
+    cov, z = _draws_fn(names)(jax.random.key(seed), index, numbers(pop))
     with jax.enable_x64(True):
         per_lane = _per_patient(typical, z, omegas, int(index.shape[0]))
         patients = patients_from_covariates(per_lane, cov, pop.chronic_diuretic_dose)

@@ -75,3 +75,37 @@ def test_no_variability_when_scale_zero():
     c = sample_cohort(conf.population, 1, 0, 50)
     assert c.varying == ()
     assert np.ptp(np.asarray(c.params.nka_vmax)) == 0.0
+
+
+def test_populations_share_one_draw_program_and_keep_their_distributions():
+    """The covariate distributions are arguments of the compiled draw program: a population
+    that differs in every number, and in which covariates are given by sex, draws with the
+    program the first compiled (evidence studies and runs reuse it) and still gets its own
+    distributions."""
+    from popsim.compilation import CompileCounter
+    from popsim.population import sample_draws
+
+    names = ("k_setpoint",)
+    first = cfg.Population(size=400)  # US adults: weight and intakes by sex
+    other = cfg.Population.model_validate({"size": 400, "covariates": {
+        "age": {"distribution": "uniform", "low": 60, "high": 70},
+        "sex": {"distribution": "fixed", "value": "male"},
+        "body_weight": {"distribution": "fixed", "value": 81.5},
+        "egfr": {"distribution": "normal", "mean": 30, "sd": 5, "min": 15, "max": 45},
+        "mg_intake": {"distribution": "lognormal", "median": 500, "gsd": 1.1},
+        "k_intake": {"female": {"distribution": "fixed", "value": 10},
+                     "male": {"distribution": "fixed", "value": 20}},
+        "diuretic": {"distribution": "categorical", "values": ["thiazide", "loop"],
+                     "probabilities": [0.25, 0.75]}}})
+    sample_draws(first, 1, 0, 400, names)
+    with CompileCounter() as counter:
+        _, cov, _ = sample_draws(other, 1, 0, 400, names)
+    assert counter.compilations == 0 and counter.cache_hits == 0, counter.programs
+    cov = {k: np.asarray(v) for k, v in cov.items()}
+    assert cov["age"].min() >= 60 and cov["age"].max() <= 70
+    assert np.all(cov["sex"] == 1) and np.all(cov["body_weight"] == 81.5)
+    assert np.all(cov["k_intake"] == 20.0)  # every patient male: the male value
+    assert 15 <= cov["egfr"].min() and cov["egfr"].max() <= 45
+    assert abs(np.median(cov["mg_intake"]) - 500) < 15
+    assert set(np.unique(cov["diuretic"])) == {1, 2}
+    assert abs(np.mean(cov["diuretic"] == 1) - 0.75) < 0.07
