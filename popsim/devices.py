@@ -246,3 +246,19 @@ def place_parts(tree, devices=None) -> list:
     k = size // n
     return [jax.device_put(jax.tree.map(lambda x, i=i: x[i * k:(i + 1) * k], tree), devices[i])
             for i in range(n)]
+
+
+BARRIER_TIMEOUT_S = 24 * 3600
+"""How long a process waits at the end of a multi-process run for the others to finish their
+chunks (a process that dies ends the wait earlier: the coordination service reports it)."""
+
+
+def barrier(name: str) -> None:
+    """Wait until every process of the run reaches ``name``: a barrier of JAX's coordination
+    service, not a device collective (whose CPU set-up, gloo, gives up after 30 s when one
+    process reaches it that much later than another, e.g. while it still compiles)."""
+    from jax._src import distributed  # the client JAX's own multi-host tools use
+
+    client = distributed.global_state.client
+    if client is not None:
+        client.wait_at_barrier(name, int(BARRIER_TIMEOUT_S * 1000))

@@ -406,16 +406,14 @@ def _run_chunks(job: _Job, done: np.ndarray, pid: int, nproc: int, progress: boo
 
 def _stitch_when_all_done(out: Path, nproc: int, pid: int) -> None:
     """Every process waits for the others; process 0 writes the master file; all wait again."""
-    from jax.experimental import multihost_utils
-
-    multihost_utils.sync_global_devices("popsim: shards written")
+    dev.barrier(f"popsim: shards of {out.name} written")
     if pid == 0:
         try:
             store.stitch(out, [store.shard_path(out, i, nproc) for i in range(nproc)],
                          owner=lambda c: c % nproc)
         except store.StoreError as e:
             raise RunError(*e.args) from None
-    multihost_utils.sync_global_devices("popsim: master written")
+    dev.barrier(f"popsim: master {out.name} written")
 
 
 def _resumable(out: Path, attrs: dict) -> np.ndarray:
