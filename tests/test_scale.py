@@ -228,6 +228,32 @@ def test_two_processes_write_shards_and_a_virtual_master(small_trial, tmp_path):
     assert ds["serum_k"].attrs["units"] == "mmol/L"
 
 
+def test_processes_meet_at_coordination_barriers_not_device_collectives(tmp_path, monkeypatch):
+    """At the end of a multi-process run the processes wait for each other at barriers of
+    JAX's coordination service (one name per wait, a day's timeout), never at a device
+    collective: gloo's set-up of one gives up after 30 s, and a process that finished its
+    chunks 30 s before the other failed the run so."""
+    from jax._src import distributed
+    from jax.experimental import multihost_utils
+
+    from popsim import devices
+
+    calls = []
+
+    class Client:
+        def wait_at_barrier(self, name, timeout_in_ms):
+            calls.append((name, timeout_in_ms))
+
+    monkeypatch.setattr(distributed.global_state, "client", Client())
+    monkeypatch.setattr(multihost_utils, "sync_global_devices",
+                        lambda name: pytest.fail("a device collective as a barrier"))
+    monkeypatch.setattr(store, "stitch", lambda *a, **kw: calls.append("stitch"))
+    run_mod._stitch_when_all_done(tmp_path / "x.h5", 2, 0)
+    (first, t1), stitched, (second, t2) = calls
+    assert stitched == "stitch" and first != second
+    assert t1 == t2 == devices.BARRIER_TIMEOUT_S * 1000 >= 3600 * 1000
+
+
 def test_coarser_output_interval_stores_the_daily_values_exactly(small_trial, tmp_path):
     """`output_interval_days = 3` on the 10-day trial saves days 0, 3, 6, 9 and 10 (the end of
     the simulation is always saved): bit for bit the daily run's values on those days, the same
