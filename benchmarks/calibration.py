@@ -74,6 +74,7 @@ def evidence_run(args) -> dict:
                       "first_nll": r.losses[0] if r.losses else None, "best_nll": r.nll,
                       "failed_patients": r.failed, "nonfinite_steps": r.nonfinite_steps,
                       "steps_losing_patients": r.worse_failed_steps,
+                      "most_patients_lost": r.most_lost,
                       "learning_rate_halvings": r.shortenings}
                      for r in res.runs],
             "flagged": {k: v for k, v in res.laplace.flags.items() if v},

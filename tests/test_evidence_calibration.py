@@ -534,9 +534,25 @@ def test_a_point_that_loses_patients_is_stepped_back_from_never_the_best():
     assert run.worse_failed_steps == MAX_SHORTENINGS + 1 == stub.robust
     assert run.failed == 0 and 0.84 <= run.u[0] < 0.85
     assert run.nll == pytest.approx(10.0 + run.u[0])
+    assert run.most_lost == 5
+    # five lost patients tolerated (0.1% of a fit's 5,000): no step back, the walk goes on
+    run = minimise(Stub(), np.array([1.0]), steps=5, patience=50, y="warm", tolerate=5)
+    assert run.worse_failed_steps == run.shortenings == 0 and run.stopped == "5 steps"
+    assert run.failed == 5 and run.u[0] == pytest.approx(0.6) and run.most_lost == 5
     a = Run(0, np.zeros(1), np.zeros(1), nll=50.0, failed=0)
     b = Run(1, np.zeros(1), np.zeros(1), nll=20.0, failed=3)
     assert best_run([b, a]) is a
+    assert best_run([a, b], tolerate=3) is b
+
+
+def test_lost_patients_tolerated_scale_with_the_fit():
+    """0.1% of the fit's patients, rounded down: none of 888, five of 5,464."""
+    from types import SimpleNamespace
+
+    from popsim.calibration.optimize import tolerated
+
+    fit = lambda n: SimpleNamespace(problem=SimpleNamespace(n_patients=n))  # noqa: E731
+    assert [tolerated(fit(n)) for n in (888, 999, 1000, 5464)] == [0, 0, 1, 5]
 
 
 def test_starts_stay_near_the_base_inside_the_bounds():

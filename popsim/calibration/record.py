@@ -107,6 +107,7 @@ def fit_record(res: EvidenceFit) -> dict:
                                stopped=r.stopped, failed_patients=r.failed,
                                nonfinite_gradient_steps=r.nonfinite_steps,
                                steps_losing_patients=r.worse_failed_steps,
+                               most_patients_lost=r.most_lost,
                                learning_rate_halvings=r.shortenings) for r in res.runs],
         "profiles": {p.name: dict(values=p.values.tolist(), delta_nll=p.delta_nll.tolist(),
                                   threshold=PROFILE_THRESHOLD, interval95=list(p.interval()),
