@@ -35,7 +35,7 @@ LOST_PATIENTS_TOLERATED = 0.001
 still count. Dropping one patient of ``n`` moves a statistic by about SD/n, inside its
 Monte-Carlo error SD/sqrt(n) that the likelihood already carries, so a few lost patients cannot
 buy a better fit; a hundred can (a 20-parameter fit went from 4 to 101 lost in one step). With
-none tolerated, an 8-parameter fit on 5,464 patients stopped at step 21 of 150, every step
+none tolerated, an 8-parameter fit on 5,480 patients stopped at step 29 of 150, every step
 from there losing a patient or two."""
 START_SPREAD = 1.0
 """Half-width of the starts' hypercube around the base, in the transformed (logit) coordinate:
