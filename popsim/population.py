@@ -110,14 +110,12 @@ def _part_numbers(dist, name: str) -> dict[str, np.ndarray]:
         return {"codes": np.asarray(codes + [codes[-1]] * pad, np.int32),
                 "cum": np.asarray(cum + [cum[-1]] * pad, np.float64)}
     lo, hi = cfg.continuous_bounds(name, dist)
-    if isinstance(dist, cfg.Fixed):
-        row = (0, float(dist.value), 0.0, lo, hi, 0.0)
-    elif isinstance(dist, cfg.Normal):
-        row = (1, dist.mean, dist.sd, lo, hi, dist.age_slope)
-    elif isinstance(dist, cfg.LogNormal):
-        row = (2, dist.median, dist.gsd, lo, hi, dist.age_slope)
-    else:
-        row = (3, dist.low, dist.high, lo, hi, dist.age_slope)
+    location, spread, slope = {
+        "fixed": lambda: (float(dist.value), 0.0, 0.0),
+        "normal": lambda: (dist.mean, dist.sd, dist.age_slope),
+        "lognormal": lambda: (dist.median, dist.gsd, dist.age_slope),
+        "uniform": lambda: (dist.low, dist.high, dist.age_slope)}[dist.distribution]()
+    row = (_KINDS.index(dist.distribution), location, spread, lo, hi, slope)
     return {"row": np.asarray(row, np.float64)}
 
 
@@ -149,7 +147,9 @@ def _draw(key, p: dict, age):
     lognormal = truncated_draw(u, "lognormal", jnp.maximum(location + shift, 1e-6), spread,
                                lo, hi)
     uniform = truncated_draw(u, "uniform", location + shift, spread + shift, lo, hi)
-    return jnp.select([kind == 0, kind == 1, kind == 2], [location, normal, lognormal], uniform)
+    code = {k: kind == i for i, k in enumerate(_KINDS)}
+    return jnp.select([code["fixed"], code["normal"], code["lognormal"]],
+                      [location, normal, lognormal], uniform)
 
 
 def _covariate(key, p, age, sex):

@@ -547,12 +547,9 @@ def test_a_point_that_loses_patients_is_stepped_back_from_never_the_best():
 
 def test_lost_patients_tolerated_scale_with_the_fit():
     """0.1% of the fit's patients, rounded down: none of 888, five of 5,464."""
-    from types import SimpleNamespace
-
     from popsim.calibration.optimize import tolerated
 
-    fit = lambda n: SimpleNamespace(problem=SimpleNamespace(n_patients=n))  # noqa: E731
-    assert [tolerated(fit(n)) for n in (888, 999, 1000, 5464)] == [0, 0, 1, 5]
+    assert [tolerated(n) for n in (888, 999, 1000, 5464)] == [0, 0, 1, 5]
 
 
 def test_starts_stay_near_the_base_inside_the_bounds():

@@ -16,13 +16,7 @@ import numpy as np
 
 from popsim import evidence
 from popsim.calibration.engine import Engine
-from popsim.calibration.optimize import (
-    LOST_PATIENTS_TOLERATED,
-    Run,
-    best_run,
-    multistart,
-    tolerated,
-)
+from popsim.calibration.optimize import Run, best_run, multistart, tolerated
 from popsim.calibration.problem import Problem, build_problem
 from popsim.calibration.spec import FitSpec, from_transformed
 from popsim.calibration.uncertainty import Laplace, Profile, laplace, profile
@@ -61,7 +55,7 @@ class EvidenceFit:
 
     @property
     def best(self) -> Run:
-        return best_run(self.runs, int(LOST_PATIENTS_TOLERATED * self.problem.n_patients))
+        return best_run(self.runs, tolerated(self.problem.n_patients))
 
     @property
     def values(self) -> dict[str, float]:
@@ -111,7 +105,7 @@ def _fit(spec: FitSpec, base_set, progress: bool, studies, holdout, engine) -> E
         t1 = time.perf_counter()
         runs = multistart(engine, spec, bar)
         timing["optimisation_seconds"] = time.perf_counter() - t1
-        best = best_run(runs, tolerated(engine))
+        best = best_run(runs, tolerated(engine.problem.n_patients))
         bar.phase("Hessian" + (" (compiling)" if spec.hessian == "exact" else ""))
         t2 = time.perf_counter()
         try:

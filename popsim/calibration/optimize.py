@@ -77,9 +77,9 @@ def starts(params: tuple[FitParam, ...], n: int, seed: int) -> np.ndarray:
     return np.asarray(u, float)
 
 
-def tolerated(engine) -> int:
-    """Patients a point of ``engine``'s fit may lose (:data:`LOST_PATIENTS_TOLERATED`)."""
-    return int(LOST_PATIENTS_TOLERATED * engine.problem.n_patients)
+def tolerated(n_patients: int) -> int:
+    """Patients a point of a fit of ``n_patients`` may lose (:data:`LOST_PATIENTS_TOLERATED`)."""
+    return int(LOST_PATIENTS_TOLERATED * n_patients)
 
 
 def _step_keeping_patients(engine, u, state, y, free, allowed: int | None):
@@ -162,5 +162,5 @@ def multistart(engine, spec, bar=None) -> list[Run]:
         if bar is not None:
             bar.phase(f"start {i + 1}/{spec.starts}" + (" (compiling)" if not runs else ""))
         runs.append(minimise(engine, u0, spec.steps, spec.patience, bar=bar, start=i,
-                             tolerate=tolerated(engine)))
+                             tolerate=tolerated(engine.problem.n_patients)))
     return runs
