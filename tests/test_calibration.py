@@ -276,6 +276,25 @@ def test_run_with_params_file_uses_it_and_records_it(small_trial, tmp_path, caps
     assert np.all((shift > 3.0) & (shift < 5.0)), shift
 
 
+def test_params_table_is_the_table_and_a_file_named_table_is_a_file(tmp_path, monkeypatch):
+    """``--params table`` names the parameter table without the shipped fit (what fits start
+    from); a file called ``table`` is still read as a file when given as a path."""
+    from popsim.cli.args import build_parser
+    from popsim.cli.commands import _load_params
+    from popsim.parameters.io import write_params_file
+
+    def loaded(value):
+        args = build_parser().parse_args(["validate", "--params", value, "--out", "v"])
+        return _load_params(args.params)
+
+    ps, err = loaded("table")
+    assert err is None and ps.source == "table" and ps.params == Params() and ps.cvs == {}
+    monkeypatch.chdir(tmp_path)
+    write_params_file(tmp_path / "table", {"na_osmotic_setpoint": (144.0, 140.0)}, {}, {}, [])
+    ps, err = loaded("./table")
+    assert err is None and ps.params.na_osmotic_setpoint == 144.0
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("[parameters.mg_dct_half_loads]\nvalue = 0.1\n",
      "unknown parameter (did you mean 'mg_dct_half_load'?)"),

@@ -76,6 +76,12 @@ def _days(text):
     return days
 
 
+def _params(text: str) -> Path | str:
+    """``--params``: a parameter file's path, or the word ``table`` (the parameter table without
+    the shipped fit; a file of that name is ``./table``)."""
+    return text if text == "table" else Path(text)
+
+
 def _names(flag):
     def parse(text):
         names = [x.strip() for x in text.split(",") if x.strip()]
@@ -159,9 +165,9 @@ def _add_run(sub) -> None:
                      help="also write a figure (PNG) to this path: a trial's arms side by "
                           "side over time, or for one arm without interventions serum Mg and "
                           "K against Mg intake and eGFR")
-    run.add_argument("--params", type=Path, default=None,
-                     help="parameter file from popsim calibrate (default: the shipped "
-                          "calibrated set)")
+    run.add_argument("--params", type=_params, default=None,
+                     help="parameter file from popsim calibrate (default: the shipped set; "
+                          "'table': the parameter table without the shipped fit)")
     run.add_argument("--uncertainty", type=Path, default=None, metavar="FIT",
                      help="fit record (a directory, or its fit.json, with parameters.toml "
                           "beside it): run the cohort once per parameter set drawn from the "
@@ -228,8 +234,9 @@ def _add_calibrate(sub) -> None:
                      help="profile likelihoods of these fitted parameters (a figure each)")
     cal.add_argument("--profile-points", type=_positive_int("--profile-points", 3),
                      default=None, help="grid points per profile (default 9)")
-    cal.add_argument("--params", type=Path, default=None,
-                     help="base parameter set (default: the shipped set)")
+    cal.add_argument("--params", type=_params, default=None,
+                     help="base parameter set (default: the shipped set; 'table': the "
+                          "parameter table without the shipped fit)")
     cal.add_argument("--out", type=Path, required=True,
                      help="--evidence: directory for fit.json, parameters.toml and figures; "
                           "reference ranges: the parameter file (figures beside it)")
@@ -258,8 +265,9 @@ def _add_validate(sub) -> None:
                      help="patients per scenario (default 32)")
     val.add_argument("--scenario", action="append", default=None,
                      help="run only this scenario (repeatable)")
-    val.add_argument("--params", type=Path, default=None,
-                     help="parameter file from popsim calibrate (default: the shipped set)")
+    val.add_argument("--params", type=_params, default=None,
+                     help="parameter file from popsim calibrate (default: the shipped set; "
+                          "'table': the parameter table without the shipped fit)")
     val.add_argument("--force", action="store_true",
                      help="replace the contents of an existing output directory")
     val.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -283,8 +291,9 @@ def _add_evidence(sub) -> None:
                     help="directory for figures and evidence.json")
     ev.add_argument("--table", type=Path, default=None,
                     help="also write the comparison table to this file (.json or .csv)")
-    ev.add_argument("--params", type=Path, default=None,
-                    help="parameter file (default: the shipped set)")
+    ev.add_argument("--params", type=_params, default=None,
+                    help="parameter file (default: the shipped set; 'table': the parameter "
+                         "table without the shipped fit)")
     ev.add_argument("--force", action="store_true",
                     help="replace the contents of an existing output directory")
     ev.add_argument("--quiet", action="store_true", help="no progress display")
@@ -294,8 +303,9 @@ def _add_evidence(sub) -> None:
 def _add_export_sbml(sub) -> None:
     exp = sub.add_parser("export-sbml", help="write a virtual patient as an SBML Level 3 model")
     exp.add_argument("--out", type=Path, required=True, help="SBML file to write (.xml)")
-    exp.add_argument("--params", type=Path, default=None,
-                     help="parameter file from popsim calibrate (default: the shipped set)")
+    exp.add_argument("--params", type=_params, default=None,
+                     help="parameter file from popsim calibrate (default: the shipped set; "
+                          "'table': the parameter table without the shipped fit)")
     exp.add_argument("--cohort", type=Path, default=None,
                      help="cohort file written by popsim run (with --patient)")
     exp.add_argument("--patient", type=_positive_int("--patient", 0), default=None,

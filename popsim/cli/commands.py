@@ -25,11 +25,20 @@ def _fail(problem) -> int:
     return EXIT_BAD_INPUT
 
 
+TABLE = "table"
+"""``--params table``: the parameter table, without the shipped fit."""
+
+
 def _load_params(path):
-    """``(parameter set, None)``, ``(None, None)`` without a path, or ``(None, error line)``."""
+    """``(parameter set, None)``, ``(None, None)`` without a path, or ``(None, error line)``.
+    The string ``table`` (``--params table``; a file of that name arrives as a path) is the
+    parameter table without the shipped fit."""
     if path is None:
         return None, None
-    from popsim.parameters.io import ParamsFileError, load_params_file
+    from popsim.parameters.io import ParamsFileError, load_params_file, table_parameters
+
+    if isinstance(path, str) and path == TABLE:
+        return table_parameters(), None
 
     try:
         return load_params_file(path), None
