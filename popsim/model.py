@@ -372,7 +372,8 @@ def _minerals(y, p: Params, pt: Patient, c: Concentrations, d: Derived, loop,
         pt.gfr, c.p_p, pt.nephron_fraction, action, d.pth_action_ref,
         p.p_ultrafilterable_fraction, d.p_threshold, p.p_ckd_exponent, p.p_pth_effect,
         p.p_threshold_width)
-    ca_bone = bone.ca_bone_net_release(action, d.pth_action_ref, p.ca_bone_gain)
+    ca_bone = bone.ca_bone_net_release(action, d.pth_action_ref, p.ca_bone_gain, c.ca_p,
+                                       p.serum_ca_ref, p.ca_bone_buffer)
     return dict(
         ca_absorbed=gut.ca_absorption(p.ca_intake, p.ca_gut_basal_fraction,
                                       p.ca_gut_calcitriol_slope, y[CALCITRIOL]),

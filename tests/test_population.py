@@ -109,3 +109,19 @@ def test_populations_share_one_draw_program_and_keep_their_distributions():
     assert abs(np.median(cov["mg_intake"]) - 500) < 15
     assert set(np.unique(cov["diuretic"])) == {1, 2}
     assert abs(np.mean(cov["diuretic"] == 1) - 0.75) < 0.07
+
+
+def test_parameters_are_only_ever_added_at_the_end_of_the_table():
+    """A parameter's between-patient random stream is its position in the table, so a parameter
+    declared anywhere but last would give every later parameter another patient's draw: the
+    table's order must extend the pinned one (append new names to the file)."""
+    from pathlib import Path
+
+    from popsim.parameters import parameter_specs
+
+    pinned = [line for line in (Path(__file__).parent / "data" / "parameter_order.txt")
+              .read_text().splitlines() if line and not line.startswith("#")]
+    names = [s.name for s in parameter_specs()]
+    moved = [f"position {i}: {a!r}, pinned {b!r}"
+             for i, (a, b) in enumerate(zip(names, pinned, strict=False)) if a != b]
+    assert names[:len(pinned)] == pinned, (moved or ["parameters were removed"])[0]

@@ -19,7 +19,7 @@ KNOWN_MISSES = {
     ("antacid_normal_kidneys", "in_range"), ("antacid_normal_kidneys", "rise"),
     ("depletion", "urine_mg_day7"),
     ("diuretics", "loop_day1_urine_na"),
-    ("diuretics", "loop_full_serum_ca"), ("diuretics", "loop_full_urine_ca"),
+    ("diuretics", "loop_full_urine_ca"),
     ("iv_magnesium_ckd", "excess_ratio"),
     ("mg_specific_potassium", "k_alone_fails_in_mg_deficiency"),
     ("mg_specific_potassium", "cell_k_repletion_fails"),

@@ -134,3 +134,11 @@ class HormoneParams:
                                         "(BK) K secretion", "BK-mediated K secretion rises with "
                                         "tubular flow (Muto 2001, Physiol Rev 81:85); "
                                         "proportional taken as the simplest form", upper=3)
+
+    # --- bone: Ca exchange without PTH (declared last, as above) ----------------------------
+    ca_bone_buffer: float = assumed(10.0, "mmol/day", "net bone Ca release per unit fall of "
+                                    "ln(serum Ca / reference), PTH-independent", "exchange "
+                                    "with bone-surface mineral; set by hand equal to the PTH "
+                                    "gain: with a tenth of it a year on 10 mg/day of Mg still "
+                                    "took serum Ca to 0.1 mmol/L (without it, below zero), "
+                                    "with it the lowest is 1.28 at serum Mg 0.38", upper=50)

@@ -20,13 +20,19 @@ def mg_bone_release(rate_constant, mg_bone):
     return rate_constant * mg_bone
 
 
-def ca_bone_net_release(pth_action, pth_action_ref, gain):
-    """Net Ca released from bone (mmol/day): ``gain * ln(A / A_ref)``.
+def ca_bone_net_release(pth_action, pth_action_ref, gain, ca, ca_ref, buffer):
+    """Net Ca released from bone (mmol/day): ``gain * ln(A / A_ref) - buffer * ln(Ca / Ca_ref)``.
 
     PTH action above its reference mobilises bone Ca (resorption exceeds mineralisation), below
     it bone takes Ca up. Bone Ca is an open reservoir (~25 mol, far more than any simulated
-    change), so this is the ECF's Ca buffer over days to months (Peterson & Riggs 2010)."""
-    return gain * log(pth_action / pth_action_ref)
+    change), so this is the ECF's Ca buffer over days to months (Peterson & Riggs 2010).
+
+    The second term is the exchange with bone-surface mineral that does not need PTH: as serum
+    Ca falls, less Ca is laid down and more dissolves. Near the reference it is a tenth of PTH's
+    effect (PTH secretion rises steeply as Ca falls), but it grows without bound as Ca falls, so
+    bone never draws Ca from an empty ECF: without it, the collapse of PTH action in severe Mg
+    deficiency (resistance) kept mineralisation going until serum Ca passed through zero."""
+    return gain * log(pth_action / pth_action_ref) - buffer * log(ca / ca_ref)
 
 
 def phosphate_bone_net_release(ca_net, ratio):
