@@ -23,6 +23,8 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from _fit_script import run_calibrate
+
 STUDIES = ("iom_2005", "fang_2000", "jin_2020", "krishna_1991", "buus_2020", "cappuccio_1991",
            "lipworth_1989", "mukete_2013")
 """K homeostasis in people: the serum K distribution of US adults by sex and age (IOM 2005,
@@ -84,13 +86,7 @@ def main(argv: list[str] | None = None) -> int:
            "--starts", str(args.starts), "--steps", str(args.steps), "--seed", str(args.seed),
            "--out", args.out, "--params", str(START)]
     cmd += ["--holdout", *args.holdout] if args.holdout else []
-    cmd += ["--force"] if args.force else []
-    print("popsim " + " ".join(cmd))
-    if args.dry_run:
-        return 0
-    from popsim.cli import main as popsim
-
-    return popsim(cmd)
+    return run_calibrate(cmd, args.force, args.dry_run)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from _fit_script import run_calibrate
+
 STUDIES = ("fatemi_1991", "gullestad_1994", "zhang_2016_jnutr")
 """Mg handling in people: three weeks of a Mg-free diet (Fatemi 1991: serum Mg, Ca, PTH,
 calcitriol and red-cell free Mg), the 24-h excretion of a 30 mmol IV Mg load in 88 healthy adults
@@ -55,13 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = ["calibrate", "--evidence", *STUDIES, "--fit", *names, "--holdout", *HOLDOUT,
            "--params", "table", "--size", str(args.size), "--starts", "1", "--steps",
            str(args.steps), "--seed", str(args.seed), "--out", args.out]
-    cmd += ["--force"] if args.force else []
-    print("popsim " + " ".join(cmd))
-    if args.dry_run:
-        return 0
-    from popsim.cli import main as popsim
-
-    return popsim(cmd)
+    return run_calibrate(cmd, args.force, args.dry_run)
 
 
 if __name__ == "__main__":
