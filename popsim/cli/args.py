@@ -168,6 +168,9 @@ def _add_run(sub) -> None:
     run.add_argument("--params", type=_params, default=None,
                      help="parameter file from popsim calibrate (default: the shipped set; "
                           "'table': the parameter table without the shipped fit)")
+    run.add_argument("--precision", choices=("float64", "float32"), default=None,
+                     help="floating-point precision, instead of the config's [simulation] "
+                          "precision (float32 agrees with float64 to < 1e-3; slower on CPU)")
     run.add_argument("--uncertainty", type=Path, default=None, metavar="FIT",
                      help="fit record (a directory, or its fit.json, with parameters.toml "
                           "beside it): run the cohort once per parameter set drawn from the "

@@ -82,6 +82,9 @@ def cmd_run(args) -> int:
         config, text = load_config(args.config)
     except ConfigError as e:
         return _fail(e)
+    if args.precision is not None:
+        config = config.model_copy(update={"simulation": config.simulation.model_copy(
+            update={"precision": args.precision})})
     out = args.out if args.out is not None else args.config.with_suffix(".h5")
     problem = run_arguments_problem(args, out)
     if problem:
