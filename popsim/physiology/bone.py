@@ -28,10 +28,11 @@ def ca_bone_net_release(pth_action, pth_action_ref, gain, ca, ca_ref, buffer):
     change), so this is the ECF's Ca buffer over days to months (Peterson & Riggs 2010).
 
     The second term is the exchange with bone-surface mineral that does not need PTH: as serum
-    Ca falls, less Ca is laid down and more dissolves. Near the reference it is a tenth of PTH's
-    effect (PTH secretion rises steeply as Ca falls), but it grows without bound as Ca falls, so
-    bone never draws Ca from an empty ECF: without it, the collapse of PTH action in severe Mg
-    deficiency (resistance) kept mineralisation going until serum Ca passed through zero."""
+    Ca falls, less Ca is laid down and more dissolves. Near the reference it is several times
+    smaller than PTH's effect (PTH secretion rises steeply as Ca falls), but it grows without
+    bound as Ca falls, so bone never draws Ca from an empty ECF: without it, the collapse of PTH
+    action in severe Mg deficiency (resistance) kept mineralisation going until serum Ca passed
+    through zero."""
     return gain * log(pth_action / pth_action_ref) - buffer * log(ca / ca_ref)
 
 
