@@ -76,10 +76,14 @@ def _days(text):
     return days
 
 
+PARAMS_TABLE = "table"
+"""``--params table``: the parameter table, without the shipped fit."""
+
+
 def _params(text: str) -> Path | str:
-    """``--params``: a parameter file's path, or the word ``table`` (the parameter table without
-    the shipped fit; a file of that name is ``./table``)."""
-    return text if text == "table" else Path(text)
+    """``--params``: a parameter file's path, or the word :data:`PARAMS_TABLE` (a file of that
+    name is ``./table``)."""
+    return text if text == PARAMS_TABLE else Path(text)
 
 
 def _names(flag):

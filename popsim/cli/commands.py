@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-from popsim.cli.args import EXIT_BAD_INPUT, EXIT_FAILED_PATIENTS
+from popsim.cli.args import EXIT_BAD_INPUT, EXIT_FAILED_PATIENTS, PARAMS_TABLE
 from popsim.cli.run_args import load_fit_record, run_arguments_problem
 
 SHUTDOWN_TIMEOUT_SECONDS = 30 * 24 * 3600
@@ -25,10 +25,6 @@ def _fail(problem) -> int:
     return EXIT_BAD_INPUT
 
 
-TABLE = "table"
-"""``--params table``: the parameter table, without the shipped fit."""
-
-
 def _load_params(path):
     """``(parameter set, None)``, ``(None, None)`` without a path, or ``(None, error line)``.
     The string ``table`` (``--params table``; a file of that name arrives as a path) is the
@@ -37,7 +33,7 @@ def _load_params(path):
         return None, None
     from popsim.parameters.io import ParamsFileError, load_params_file, table_parameters
 
-    if isinstance(path, str) and path == TABLE:
+    if isinstance(path, str) and path == PARAMS_TABLE:
         return table_parameters(), None
 
     try:
