@@ -307,7 +307,8 @@ def _volume_and_pressure(y, p: Params, pt: Patient, c: Concentrations, d: Derive
     """ECF volume signal, vascular tone, MAP and renal perfusion pressure."""
     tone = circulation.vascular_tone(c.na_i, p.na_icf_ref, c.mg_ionized,
                                      p.mg_ionized_fraction * p.serum_mg_ref, p.tone_na_exponent,
-                                     p.tone_mg_effect, p.tone_mg_gain, pt.responsiveness)
+                                     p.tone_mg_effect, p.tone_mg_gain, pt.responsiveness,
+                                     c.k_o, p.k_setpoint, p.tone_k_exponent)
     mean = circulation.mean_arterial_pressure(pt.map_ref, tone, y[V_ECF], pt.v_ecf,
                                               pt.volume_gain)
     sbp, dbp = circulation.systolic_diastolic(mean, pt.map_ref, pt.pulse_ref, p.pulse_exponent)

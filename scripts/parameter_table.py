@@ -55,6 +55,23 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _fitted_source(s, shipped) -> str:
+    """Where a fitted value comes from: the studies, the script, the 95% interval of the fit
+    record, and the table's value and provenance it replaced."""
+    import tomllib
+
+    from popsim.parameters.io import SHIPPED
+
+    entry = tomllib.loads(SHIPPED.read_text())["parameters"].get(s.name, {})
+    studies = ", ".join(shipped.meta.get("studies", []))
+    where = f"fitted to {studies}" if studies else "fitted"
+    if shipped.meta.get("script"):
+        where += f" (`{shipped.meta['script']}`"
+        lo_hi = entry.get("interval95")
+        where += f"; 95% interval {lo_hi[0]:.3g}-{lo_hi[1]:.3g})" if lo_hi else ")"
+    return f"{where}; table value {s.value:.6g}, {s.provenance}: {s.source}"
+
+
 def render() -> str:
     shipped = default_parameters()
     table = Params()
@@ -96,7 +113,7 @@ def render() -> str:
             value = float(getattr(shipped.params, s.name))
             if s.name in fitted:
                 prov = "fitted"
-                src = f"fitted (table value {s.value:.6g}, {s.provenance}: {s.source})"
+                src = _fitted_source(s, shipped)
             else:
                 prov, src = s.provenance, s.source
             lines.append(f"| `{s.name}` | {value:.6g} | {_cell(s.unit)} | {prov} | "

@@ -320,34 +320,70 @@ def test_run_with_bad_params_file_exits_2(tmp_path, capsys, text, message):
     assert not out.exists()
 
 
-def test_shipped_parameters_are_the_reference_calibration():
-    """The default parameter set is the output of configs/calibration_reference.toml when the
-    package ships a calibration of its model version, and it met every one of its targets (the
-    >= 95%-inside-reference-range check on reference_healthy is
-    tests/test_physiology.py::test_reference_population_inside_reference_ranges, which runs on
-    these defaults); without one it is the parameter table. Either way the calibration config
-    names only parameters the model has, with bounds around their values."""
+def test_reference_range_calibration_config_names_parameters_the_model_has():
+    """configs/calibration_reference.toml (the reference-range example) loads: every parameter
+    it names exists, with bounds around its value."""
+    from popsim.calibration.config import load_calibration
+
+    conf, _, _ = load_calibration(ROOT / "configs" / "calibration_reference.toml")
+    assert len(conf.parameter) >= 5
+
+
+def _fit_script():
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        spec = importlib.util.spec_from_file_location("fit_blood_pressure",
+                                                      ROOT / "scripts" / "fit_blood_pressure.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return module
+
+
+def test_shipped_parameters_are_the_committed_evidence_fit(capsys):
+    """The default parameter set is what scripts/fit_blood_pressure.py --ship installed: its
+    studies, held-out studies and fitted names are the script's, no reserved study was read,
+    the fit record's command is the script's, and every fitted value is the record's and inside
+    the script's bounds. Every other parameter keeps its table value."""
+    import json
     import tomllib
 
-    from popsim.calibration.config import load_calibration
+    from popsim import evidence
     from popsim.parameters.io import SHIPPED, default_parameters
 
-    path = ROOT / "configs" / "calibration_reference.toml"
-    conf, _, _ = load_calibration(path)  # raises on an unknown name or a value out of bounds
+    script = _fit_script()
+    assert SHIPPED == script.SHIPPED
     ps = default_parameters()
-    if not SHIPPED.exists():
-        assert ps.source == "table" and ps.params == Params() and ps.cvs == {}
-        return
     assert ps.source == "popsim/parameters/reference_calibration.toml"
     shipped = tomllib.loads(SHIPPED.read_text())
-    config = tomllib.loads(path.read_text())
-    assert shipped["meta"]["calibration_config"] == path.read_text()
-    assert {t["target"] for t in shipped["target"]} and all(t["met_after"]
-                                                           for t in shipped["target"])
-    fitted = {p["name"] for p in config["parameter"]}
-    assert fitted == set(shipped["parameters"]) | {"cv." + k for k in shipped["variability"]}
+    meta = shipped["meta"]
+    assert meta["script"] == "scripts/fit_blood_pressure.py"
+    assert meta["base_parameters"] == "table"
+    assert tuple(meta["studies"]) == script.STUDIES
+    assert tuple(meta["held_out"]) == script.HOLDOUT
+    reserved = {i for i, s in evidence.catalogue().items() if s.study.reserved}
+    assert reserved and not reserved & {*meta["studies"], *meta["held_out"]}
+    record = json.loads((SHIPPED.parent / meta["fit_record"]).read_text())
+    assert script.main(["--dry-run", "--out", "OUT"]) == 0
+    command = capsys.readouterr().out.strip()
+    assert record["command"].split("--out")[0].removeprefix("popsim ") == \
+        command.split("--out")[0].removeprefix("popsim ")
+    bounds = {n.split("=")[0]: tuple(map(float, n.split("=")[1].split(":")))
+              for n in script.FIT}
+    assert set(shipped["parameters"]) == set(bounds) == set(record["names"])
+    table = Params()
     for name, entry in shipped["parameters"].items():
-        assert getattr(ps.params, name) == entry["value"]
+        assert entry["status"] == "fitted"
+        assert getattr(ps.params, name) == entry["value"] == record["parameters"][name]["value"]
+        assert bounds[name][0] <= entry["value"] <= bounds[name][1]
+    for f in dataclasses.fields(Params):
+        if f.name not in bounds:
+            assert getattr(ps.params, f.name) == getattr(table, f.name), f.name
 
 
 def test_validate_with_bad_params_file_exits_2(tmp_path, capsys):

@@ -142,3 +142,13 @@ class HormoneParams:
                                     "gain: with a tenth of it a year on 10 mg/day of Mg still "
                                     "took serum Ca to 0.1 mmol/L (without it, below zero), "
                                     "with it the lowest is 1.28 at serum Mg 0.38", upper=50)
+
+    # --- blood pressure: K and vascular tone (declared last, as above) -----------------------
+    tone_k_exponent: float = assumed(0.5, "1", "power of plasma K (relative to the patient's "
+                                     "set point) on vascular tone, negative: K dilates",
+                                     "a rise of plasma K within the physiological range "
+                                     "dilates arterioles and a fall constricts them, through "
+                                     "the smooth muscle's electrogenic Na+/K+ pump (Haddy "
+                                     "1983, Fed Proc 42:239); no human dose-response: 0.5 "
+                                     "(about -1% of MAP per +0.1 mmol/L) until a fit informs "
+                                     "it", upper=5)

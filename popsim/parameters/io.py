@@ -6,8 +6,9 @@ replaced, plus the calibration's targets, final loss, seed and versions (``[meta
 parameter it does not mention keeps its table value.
 
 The package ships one for its model version, ``popsim/parameters/reference_calibration.toml``
-(the output of ``configs/calibration_reference.toml``), when a calibration of that model exists;
-:func:`default_parameters` applies it, or the parameter table when there is none. A file written
+with its fit record ``reference_fit.json``: the blood-pressure fit that
+``scripts/fit_blood_pressure.py --ship`` runs on the evidence folder's BP trials.
+:func:`default_parameters` applies it (the parameter table when there is none). A file written
 for another model version is refused (``meta.model_version``).
 """
 

@@ -8,16 +8,18 @@ from popsim.physiology._math import logistic, tanh
 
 
 def vascular_tone(na_i, na_i_ref, mg_ionized, mg_ionized_ref, na_exponent, mg_effect, mg_gain,
-                  responsiveness):
+                  responsiveness, k_o, k_ref, k_exponent):
     """Vascular smooth-muscle tone relative to the reference (dimensionless).
 
-    Higher cell Na raises tone through Na+/Ca2+ exchange (Blaustein; exponent ~0.25); Mg2+ is a
+    Higher cell Na raises tone through Na+/Ca2+ exchange (Blaustein; exponent ~0.25); a higher
+    plasma K lowers it, ``(K/K_ref)**-k_exponent``, by hyperpolarising smooth muscle through
+    its electrogenic Na+/K+ pump (Haddy 1983), and a lower K raises it; Mg2+ is a
     physiological Ca2+ antagonist in vascular muscle, so ionized Mg above normal lowers tone and
     below normal raises it, by at most ``mg_effect`` (tanh), in proportion to the patient's
     ``responsiveness`` (hypertensive vessels respond; normotensive ones hardly: Rosanoff 2021,
     Zhang 2016)."""
     mg = 1.0 - mg_effect * responsiveness * tanh(mg_gain * (mg_ionized - mg_ionized_ref))
-    return (na_i / na_i_ref) ** na_exponent * mg
+    return (na_i / na_i_ref) ** na_exponent * (k_o / k_ref) ** (-k_exponent) * mg
 
 
 def mean_arterial_pressure(map_reference, tone, ecf_volume, ecf_reference, volume_gain):
