@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's popsim, whatever is installed
 
 from popsim._version import MODEL_VERSION  # noqa: E402
 from popsim.parameters import Params, parameter_specs  # noqa: E402
-from popsim.parameters.io import default_parameters  # noqa: E402
+from popsim.parameters.io import default_parameters, provenance  # noqa: E402
 
 OUT = ROOT / "docs" / "PARAMETERS.md"
 SECTION = re.compile(r"#\s*---\s*(.+?)\s*-*\s*$")
@@ -55,30 +55,13 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _fitted_source(s, shipped) -> str:
-    """Where a fitted value comes from: the studies, the script, the 95% interval of the fit
-    record, and the table's value and provenance it replaced."""
-    import tomllib
-
-    from popsim.parameters.io import SHIPPED
-
-    entry = tomllib.loads(SHIPPED.read_text())["parameters"].get(s.name, {})
-    studies = ", ".join(shipped.meta.get("studies", []))
-    where = f"fitted to {studies}" if studies else "fitted"
-    if shipped.meta.get("script"):
-        where += f" (`{shipped.meta['script']}`"
-        lo_hi = entry.get("interval95")
-        where += f"; 95% interval {lo_hi[0]:.3g}-{lo_hi[1]:.3g})" if lo_hi else ")"
-    return f"{where}; table value {s.value:.6g}, {s.provenance}: {s.source}"
-
-
 def render() -> str:
     shipped = default_parameters()
     table = Params()
     fitted = {f.name for f in dataclasses.fields(Params)
               if getattr(shipped.params, f.name) != getattr(table, f.name)}
     specs = parameter_specs()
-    provenance = Counter("fitted" if s.name in fitted else s.provenance for s in specs)
+    counts = Counter("fitted" if s.name in fitted else s.provenance for s in specs)
     lines = [
         f"# Model {MODEL_VERSION} parameter table",
         "",
@@ -95,9 +78,9 @@ def render() -> str:
         "IIV: between-patient coefficient of variation (log-normal; blank = shared by every",
         "patient)" + (", the shipped set's where it fits one." if shipped.cvs else "."),
         "",
-        f"{len(specs)} parameters: " + ", ".join(f"{provenance[k]} {k}"
+        f"{len(specs)} parameters: " + ", ".join(f"{counts[k]} {k}"
                                                   for k in ("literature", "assumed", "fitted")
-                                                  if provenance[k]) + ".",
+                                                  if counts[k]) + ".",
     ]
     by_topic: dict[str, list] = {}
     where = topics()
@@ -111,11 +94,7 @@ def render() -> str:
             cv = shipped.cvs.get(s.name, s.iiv)
             iiv = f"{cv:.3g}" if cv else ""
             value = float(getattr(shipped.params, s.name))
-            if s.name in fitted:
-                prov = "fitted"
-                src = _fitted_source(s, shipped)
-            else:
-                prov, src = s.provenance, s.source
+            prov, src = provenance(s.name, shipped)
             lines.append(f"| `{s.name}` | {value:.6g} | {_cell(s.unit)} | {prov} | "
                          f"{_cell(src)} | {iiv} | {_cell(s.description)} |")
     return "\n".join(lines) + "\n"

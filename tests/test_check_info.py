@@ -16,6 +16,7 @@ from popsim import config as cfg
 from popsim.covariates import COVARIATES
 from popsim.outputs import OUTPUT_SPECS
 from popsim.parameters import parameter_specs
+from popsim.parameters.io import default_parameters
 
 
 def _row(stdout: str, name: str) -> list[str]:
@@ -91,9 +92,16 @@ def test_info_covariates_and_parameters(capsys):
         cells = _row(out, name)
         assert cells[1] == unit and all(label in cells[3] for label in labels)
     code, out, _ = run_main(capsys, "info", "parameters")
+    shipped = default_parameters()
+    fitted = []
     for spec in parameter_specs():
         cells = _row(out, spec.name)
         assert cells[1] == spec.unit and cells[4] == spec.description
+        # a value the shipped set changed is labelled fitted, never with the table's label
+        changed = getattr(shipped.params, spec.name) != spec.value
+        assert cells[5] == ("fitted" if changed else spec.provenance), spec.name
+        fitted += [spec.name] if changed else []
+    assert bool(fitted) == (shipped.source != "table")
 
 
 def test_info_interventions_come_from_the_registry(capsys, monkeypatch):

@@ -327,7 +327,8 @@ def test_shipped_fitted_set_is_backed_by_its_record():
         claims = fitted_claims(tomllib.loads(path.read_text()))
         load_params_file(path)
         if claims:
-            record = json.loads((path.parent / "fit.json").read_text())
+            meta = tomllib.loads(path.read_text())["meta"]
+            record = json.loads((path.parent / meta["fit_record"]).read_text())
             assert set(claims) == set(record["names"]), path
 
 

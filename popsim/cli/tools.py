@@ -107,17 +107,18 @@ def _default_text(d) -> str:
 
 def _parameters():
     from popsim.parameters import parameter_specs
-    from popsim.parameters.io import default_parameters
+    from popsim.parameters.io import default_parameters, provenance
 
     shipped = default_parameters()
     rows = []
     for s in parameter_specs():
         value = getattr(shipped.params, s.name)
         cv = shipped.cvs.get(s.name, s.iiv)
+        prov, source = provenance(s.name, shipped)
         rows.append((s.name, s.unit, f"{value:.4g}", f"{cv:g}" if cv else "",
-                     s.description, s.source))
+                     s.description, prov, source))
     return (f"parameters (values of {shipped.source})",
-            ["name", "unit", "value", "CV", "meaning", "source"], rows)
+            ["name", "unit", "value", "CV", "meaning", "provenance", "source"], rows)
 
 
 def _interventions():

@@ -38,6 +38,25 @@ class ParameterSet:
     cvs: dict[str, float]  # between-patient CVs that replace the table's
     source: str  # where they came from (recorded in cohort files)
     meta: dict
+    intervals: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # 95%
+
+
+def provenance(name: str, ps: ParameterSet) -> tuple[str, str]:
+    """``(provenance, source)`` of a parameter's typical value in the set ``ps``: the table's
+    when ``ps`` keeps the table value, else ``fitted`` with the fit's studies, script and 95%
+    interval, followed by the table value and provenance it replaced."""
+    spec = {s.name: s for s in parameter_specs()}[name]
+    if getattr(ps.params, name) == spec.value:
+        return spec.provenance, spec.source
+    studies = ", ".join(ps.meta.get("studies", []))
+    where = f"fitted to {studies}" if studies else f"fitted ({ps.source})"
+    details = [f"`{ps.meta['script']}`"] if ps.meta.get("script") else []
+    if name in ps.intervals:
+        lo, hi = ps.intervals[name]
+        details.append(f"95% interval {lo:.3g}-{hi:.3g}")
+    if details:
+        where += f" ({'; '.join(details)})"
+    return "fitted", f"{where}; table value {spec.value:.6g}, {spec.provenance}: {spec.source}"
 
 
 def load_params_file(path: str | Path) -> ParameterSet:
@@ -82,7 +101,10 @@ def load_params_file(path: str | Path) -> ParameterSet:
         cvs[name] = float(v)
     check_fitted_claims(path, data)
     params = dataclasses.replace(Params(), **values)
-    return ParameterSet(params, cvs, str(path), data.get("meta", {}))
+    intervals = {name: (float(e["interval95"][0]), float(e["interval95"][1]))
+                 for name, e in data.get("parameters", {}).items()
+                 if isinstance(e, dict) and len(e.get("interval95", ())) == 2}
+    return ParameterSet(params, cvs, str(path), data.get("meta", {}), intervals)
 
 
 def fitted_claims(data: dict) -> dict[str, float]:
@@ -170,5 +192,5 @@ def default_parameters() -> ParameterSet:
     if SHIPPED.exists():
         ps = load_params_file(SHIPPED)
         return ParameterSet(ps.params, ps.cvs, "popsim/parameters/reference_calibration.toml",
-                            ps.meta)
+                            ps.meta, ps.intervals)
     return table_parameters()
