@@ -18,12 +18,11 @@ Usage: python scripts/fit_blood_pressure.py [--out build/blood_pressure_fit]
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
 
-from _fit_script import run_calibrate
+from _fit_script import parser, run_calibrate, table_fit_command
 
 STUDIES = ("he_2013", "whelton_1997", "zhang_2016")
 """One pooled meta-analysis of randomised trials per intervention, each lasting weeks: salt
@@ -69,23 +68,12 @@ def ship(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--out", default="build/blood_pressure_fit", help="fit directory")
-    ap.add_argument("--fit", default=None, help="NAME[=LO:HI],... (default: FIT)")
-    ap.add_argument("--size", type=int, default=32, help="virtual patients per trial")
-    ap.add_argument("--steps", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--force", action="store_true")
-    ap.add_argument("--dry-run", action="store_true", help="print the command only")
+    ap = parser(__doc__, "build/blood_pressure_fit", 32, 100)
     ap.add_argument("--ship", action="store_true",
                     help="install the fit as the package's default parameter set")
     args = ap.parse_args(argv)
-
-    names = args.fit.split(",") if args.fit else list(FIT)
-    cmd = ["calibrate", "--evidence", *STUDIES, "--fit", *names, "--holdout", *HOLDOUT,
-           "--params", "table", "--size", str(args.size), "--starts", "1", "--steps",
-           str(args.steps), "--seed", str(args.seed), "--out", args.out]
-    status = run_calibrate(cmd, args.force, args.dry_run)
+    status = run_calibrate(table_fit_command(STUDIES, FIT, HOLDOUT, args), args.force,
+                           args.dry_run)
     if status == 0 and args.ship and not args.dry_run:
         ship(Path(args.out))
     return status

@@ -18,10 +18,9 @@ Usage: python scripts/fit_mg_handling.py [--out build/mg_handling_fit] [--fit NA
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from _fit_script import run_calibrate
+from _fit_script import parser, run_calibrate, table_fit_command
 
 STUDIES = ("fatemi_1991", "gullestad_1994", "zhang_2016_jnutr")
 """Mg handling in people: three weeks of a Mg-free diet (Fatemi 1991: serum Mg, Ca, PTH,
@@ -43,21 +42,9 @@ and the ionized Mg at half PTH responsiveness (how far serum Ca follows a fallin
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    ap.add_argument("--out", default="build/mg_handling_fit", help="fit directory")
-    ap.add_argument("--fit", default=None, help="NAME[=LO:HI],... (default: FIT)")
-    ap.add_argument("--size", type=int, default=16, help="virtual patients per trial")
-    ap.add_argument("--steps", type=int, default=120)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--force", action="store_true")
-    ap.add_argument("--dry-run", action="store_true", help="print the command only")
-    args = ap.parse_args(argv)
-
-    names = args.fit.split(",") if args.fit else list(FIT)
-    cmd = ["calibrate", "--evidence", *STUDIES, "--fit", *names, "--holdout", *HOLDOUT,
-           "--params", "table", "--size", str(args.size), "--starts", "1", "--steps",
-           str(args.steps), "--seed", str(args.seed), "--out", args.out]
-    return run_calibrate(cmd, args.force, args.dry_run)
+    args = parser(__doc__, "build/mg_handling_fit", 16, 120).parse_args(argv)
+    return run_calibrate(table_fit_command(STUDIES, FIT, HOLDOUT, args), args.force,
+                         args.dry_run)
 
 
 if __name__ == "__main__":
