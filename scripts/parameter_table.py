@@ -11,7 +11,6 @@ value and provenance.
 """
 
 import ast
-import dataclasses
 import inspect
 import io
 import re
@@ -57,11 +56,8 @@ def _cell(text: str) -> str:
 
 def render() -> str:
     shipped = default_parameters()
-    table = Params()
-    fitted = {f.name for f in dataclasses.fields(Params)
-              if getattr(shipped.params, f.name) != getattr(table, f.name)}
     specs = parameter_specs()
-    counts = Counter("fitted" if s.name in fitted else s.provenance for s in specs)
+    counts = Counter(provenance(s.name, shipped)[0] for s in specs)
     lines = [
         f"# Model {MODEL_VERSION} parameter table",
         "",

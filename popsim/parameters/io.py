@@ -190,7 +190,6 @@ def table_parameters() -> ParameterSet:
 def default_parameters() -> ParameterSet:
     """The shipped calibrated parameter set if present, else the table."""
     if SHIPPED.exists():
-        ps = load_params_file(SHIPPED)
-        return ParameterSet(ps.params, ps.cvs, "popsim/parameters/reference_calibration.toml",
-                            ps.meta, ps.intervals)
+        return dataclasses.replace(load_params_file(SHIPPED),
+                                   source="popsim/parameters/reference_calibration.toml")
     return table_parameters()
