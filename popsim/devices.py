@@ -29,6 +29,7 @@ from popsim import batch, model
 from popsim.model import Patient
 from popsim.options import Message, Option
 from popsim.parameters import Params
+from popsim.population import batch_size, padded
 from popsim.protocols import Protocol
 from popsim.solve import SolverSettings
 
@@ -52,10 +53,10 @@ def patient_devices(devices: int | str | None) -> list | None:
 
 
 def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSettings,
-                  dtype=jnp.float64, track_balance: bool = False, devices=None, phases=None):
+                  dtype=jnp.float64, track_balance: bool = False, devices=None, phases=None,
+                  needed: int | None = None):
     """Steady states of a sampled cohort (:class:`popsim.population.Cohort`), then every arm from
-    them, on one device or split over ``devices`` along the patient axis (the cohort's size a
-    multiple of their number).
+    them, on one device or split over ``devices`` along the patient axis.
 
     Returns ``(outputs, status)``: a dict of NumPy arrays ``(arm, patient, time)`` and the
     status codes ``(arm, patient)``; a patient without a steady state has status 1 in every arm
@@ -66,19 +67,24 @@ def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSetting
     ``phases`` (a :class:`popsim.progress.Phases`): adds the wall time until the steady states
     are known (``"steady_state"``) and until the outputs are on the host (``"time_course"``:
     integration and outputs, one program per arm).
+
+    The cohort is computed padded to :func:`popsim.population.batch_size` (copies of its
+    last patient, dropped from the results). ``needed``: only the first ``needed`` patients are
+    wanted (the others, e.g. a run's padding draws, are computed but their failed steady
+    states not retried).
     """
     timed = phases if phases is not None else _untimed
-    parts = place_parts(cohort, devices)
-    inputs = [part.inputs(dtype) for part in parts]
+    n = cohort.size if needed is None else needed
+    inputs = [part.inputs(dtype) for part in batch_parts(cohort, devices)]
     with timed("steady_state"):
-        starts = parts_steady_states(inputs, settings)
+        starts = parts_steady_states(inputs, settings, needed=n)
     with timed("time_course"):
         results = [batch.arms(p, pts, y0, ok, protocols, ts, settings, track_balance)
                    for (p, pts), (y0, ok) in zip(inputs, starts, strict=True)]
         results = [jax.tree.map(np.asarray, r) for r in results]  # every device has started
-    if len(results) == 1:
-        return results[0]
-    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *results)
+    if len(results) > 1:
+        results = [jax.tree.map(lambda *xs: np.concatenate(xs, axis=1), *results)]
+    return jax.tree.map(lambda x: x[:, :cohort.size], results[0])
 
 
 @contextlib.contextmanager
@@ -86,7 +92,10 @@ def _untimed(name: str):
     yield
 
 
-FALLBACK_BUCKET = 32  # Newton failures are retried in fixed-size batches (one compilation)
+FALLBACK_BUCKET = 32
+"""Newton failures are retried in batches of this many patients, whatever the cohort's size
+(padded by repeating the last failure): one fallback program serves every run and cohort."""
+
 
 
 def steady_states_with_fallback(params: Params, patients: Patient, settings: SolverSettings,
@@ -116,7 +125,8 @@ def fit_steady_states(params: Params, patients: Patient, settings: SolverSetting
         return steady_states_with_fallback(params, patients, settings)
 
 
-def parts_steady_states(parts, settings: SolverSettings, newtons=None) -> list:
+def parts_steady_states(parts, settings: SolverSettings, newtons=None,
+                        needed: int | None = None) -> list:
     """Steady states of a batch cut into parts (one per device): ``parts`` is a list of
     ``(params, patients)``; returns one ``(y0, ok)`` per part, on the part's device.
 
@@ -128,17 +138,21 @@ def parts_steady_states(parts, settings: SolverSettings, newtons=None) -> list:
     is compiled for one device only, and sees the same batches however the patients are split over
     devices. The patients' inputs are gathered on the host (a fixed-shape batch
     whatever the number of failures: nothing recompiles), and each part's results are merged on
-    its own device.
+    its own device. ``needed``: only the first ``needed`` patients' steady states are wanted
+    (the others pad the batch, :func:`popsim.population.batch_size`); the others' failures
+    are not retried.
     """
     if newtons is None:
         newtons = [batch.steady_states_jit(p, pt, settings) for p, pt in parts]
     oks = [np.asarray(ok) for _, ok in newtons]
     failed = np.flatnonzero(~np.concatenate(oks))
+    if needed is not None:
+        failed = failed[failed < needed]
     if not failed.size:
         return list(newtons)
     sizes = [ok.size for ok in oks]
     offsets = np.cumsum([0, *sizes])
-    b = min(FALLBACK_BUCKET, int(offsets[-1]))
+    b = FALLBACK_BUCKET
     # the whole batch's inputs on the host (a few hundred kB per 1,000 patients)
     host = jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]),
                         *[tuple(part) for part in parts])
@@ -214,10 +228,9 @@ def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance:
         for p, pt in parts:
             submit(batch.steady_states_jit, p, pt, settings)
         if fallback:  # on the first part's device only (parts_steady_states)
-            n = sum(jax.tree.leaves(p)[0].shape[0] for p, _ in parts)
-            b = min(FALLBACK_BUCKET, n)
             bucket = jax.device_put(  # as parts_steady_states makes it
-                jax.tree.map(lambda x: np.resize(np.asarray(x), (b, *x.shape[1:])), parts[0]),
+                jax.tree.map(lambda x: np.resize(np.asarray(x), (FALLBACK_BUCKET, *x.shape[1:])),
+                             parts[0]),
                 _fallback_device(parts))
             submit(batch.steady_states_fallback_jit, *bucket, settings)
         for p, pt in parts:
@@ -231,6 +244,14 @@ def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance:
                 submit(batch.simulate_observe_jit, p, pt, prot, y0, ts, settings, track_balance)
         for f in futures:
             f.result()
+
+
+def batch_parts(cohort, devices=None) -> list:
+    """A cohort (:class:`popsim.population.Cohort`) as :func:`simulate_arms` computes it: padded
+    to its :func:`popsim.population.batch_size` and cut into one part per device (what
+    :func:`compile_ahead` must be given to compile the programs the solve will use)."""
+    size = batch_size(cohort.size, len(devices) if devices else 1)
+    return place_parts(padded(cohort, size), devices)
 
 
 def place_parts(tree, devices=None) -> list:

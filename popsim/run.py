@@ -37,7 +37,7 @@ from popsim.options import Message, Option
 from popsim.parameters import parameter_specs
 from popsim.parameters.io import ParameterSet, default_parameters, fingerprint
 from popsim.parameters.uncertainty import UncertainFit, options_problem
-from popsim.population import COVARIATE_NAMES, sample_cohort, variability
+from popsim.population import COVARIATE_NAMES, batch_size, sample_cohort, variability
 from popsim.progress import Phases
 from popsim.protocols import Protocol, protocols_for
 from popsim.report import ArmSummary, summarize
@@ -152,11 +152,10 @@ class _Job:
 
     @property
     def batch_size(self) -> int:
-        """Patients per compute batch: the chunk, padded to a multiple of the device count
-        (the padding patients are real draws, discarded)."""
-        if self.devices is None:
-            return self.chunk_size
-        return -(-self.chunk_size // len(self.devices)) * len(self.devices)
+        """Patients per compute batch: the chunk, padded to one of a few fixed sizes and a
+        multiple of the device count (:func:`popsim.population.batch_size`; the padding patients
+        are real draws, discarded)."""
+        return batch_size(self.chunk_size, len(self.devices) if self.devices else 1)
 
 
 def _check_output_path(out: Path, force: bool, resume: bool) -> None:
@@ -362,7 +361,7 @@ def _screen(job: _Job, progress: bool):
         if not any(c.on_output for c in [*pop.inclusion.values(), *pop.exclusion.values()]):
             return
         bar.phase("compiling XLA programs")
-        dev.compile_ahead([part.inputs(job.dtype) for part in dev.place_parts(cohort,
+        dev.compile_ahead([part.inputs(job.dtype) for part in dev.batch_parts(cohort,
                                                                               job.devices)],
                           job.protocols, job.ts, job.settings, fallback=job.n >= FALLBACK_AHEAD)
         compiled.append(True)
@@ -475,12 +474,12 @@ def _run_chunk(job: _Job, c: int, writer=None, precompile=False, precompile_fall
     if precompile:
         with job.phases("compile"):
             dev.compile_ahead([part.inputs(job.dtype)
-                               for part in dev.place_parts(cohort, job.devices)],
+                               for part in dev.batch_parts(cohort, job.devices)],
                               job.protocols, job.ts, job.settings, fallback=precompile_fallback)
         if on_compiled is not None:
             on_compiled()
     outs, status = dev.simulate_arms(cohort, job.protocols, job.ts, job.settings, job.dtype,
-                                     devices=job.devices, phases=job.phases)
+                                     devices=job.devices, phases=job.phases, needed=n_real)
     with job.phases("collect"):
         covs = {k: np.asarray(v[:n_real]) for k, v in cohort.covariates.items()}
         pars = {k: v[:n_real] for k, v in cohort.varying_parameters().items()}

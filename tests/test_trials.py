@@ -111,3 +111,36 @@ def test_report_refuses_incomplete_and_foreign_files(small_trial, tmp_path):
         f["x"] = 1
     with pytest.raises(ReportError, match="not a popsim cohort"):
         report(other, tmp_path / "y")
+
+
+@pytest.mark.slow
+def test_a_smaller_cohort_reuses_the_programs_and_gives_the_same_bits(small_trial, tmp_path):
+    """Batches are padded to a few fixed sizes (`popsim.population.batch_size`): a run of the
+    first 5 patients of the small trial (a batch of 8, as the trial's chunks of 7) compiles none
+    of the draw, steady-state, fallback or time-course programs again, and gives those
+    patients' numbers bit for bit."""
+    import tomllib
+
+    import h5py
+    from conftest import SMALL_TRIAL
+
+    from popsim.compilation import CompileCounter
+    from popsim.population import batch_size
+    from popsim.run import run_cohort
+
+    assert [batch_size(n) for n in (1, 5, 7, 8, 9, 200, 513, 1000, 1001)] == \
+        [8, 8, 8, 8, 16, 256, 1000, 1000, 1001]
+    assert batch_size(7, 4) == 8 and batch_size(7, 3) == 9
+    reference, _ = small_trial
+    out = tmp_path / "five.h5"
+    with CompileCounter() as counted:
+        run_cohort(cfg.parse_config(tomllib.loads(SMALL_TRIAL)), SMALL_TRIAL, out, size=5,
+                   progress=False)
+    solver = {"jit(draws)", "jit(steady_states)", "jit(steady_states_fallback)",
+              "jit(simulate_observe)"}
+    assert not solver & set(counted.programs), counted.programs
+    with h5py.File(reference) as a, h5py.File(out) as b:
+        assert b["status"].shape == (2, 5) and (a["status"][:, :5] == 0).sum() > 0
+        for name in ("serum_mg", "serum_k", "status", "egfr"):
+            np.testing.assert_array_equal(b[name][...], a[name][..., :5, :] if
+                                          a[name].ndim == 3 else a[name][..., :5], err_msg=name)

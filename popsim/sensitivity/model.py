@@ -196,12 +196,11 @@ class _CohortEvaluator:
         self.covariates: dict = {}
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        from popsim.population import batch_size
         from popsim.progress import Progress
 
         total, split = len(x), self.split
-        size = min(self.chunk_size, total)
-        if split is not None:
-            size = -(-size // len(split)) * len(split)
+        size = batch_size(min(self.chunk_size, total), len(split) if split else 1)
         values = np.column_stack([r.values(x[:, j]) for j, r in enumerate(self.setup.ranges)])
         y = np.empty((total, len(self.setup.outputs)))
         status = np.empty(total, np.int64)
@@ -242,7 +241,7 @@ class _CohortEvaluator:
         self.protocol = protocols_for([arm], sim.days, self.dtype)[0]
         self.ts = jnp.asarray(sim.output_times, self.dtype)
         self.settings = SolverSettings.from_simulation(sim)
-        parts = dev.place_parts(self._cohort(rows), split)
+        parts = dev.batch_parts(self._cohort(rows), split)
         dev.compile_ahead([p.inputs(self.dtype) for p in parts], [self.protocol], self.ts,
                           self.settings, fallback=total >= FALLBACK_AHEAD)
         self.compile_seconds = time.perf_counter() - t0
