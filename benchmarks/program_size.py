@@ -13,11 +13,12 @@ with the compile cache off (a real XLA compilation), and measured:
   costs, whatever else the machine runs; XLA compiles in several threads, so compile CPU can
   exceed its wall time).
 
-Programs: ``newton`` (steady states), ``fallback`` (pseudo-transient continuation),
-``simulate_observe`` (the time course and every output: one program per arm shape), and the
-variants ``simulate_only`` (no outputs: the state trajectory), ``observe_only`` (the outputs
-from a given trajectory), ``rodas4`` (the time course with a 6-stage instead of the 8-stage
-Rodas5P), ``no_jumps`` (a protocol with one segment: no breakpoints for the controller).
+Programs: ``draws`` (the cohort's covariates and parameter draws), ``newton`` (steady
+states), ``fallback`` (pseudo-transient continuation), ``simulate_observe`` (the time course
+and every output: one program per arm shape), and the variants ``simulate_only`` (no outputs:
+the state trajectory), ``observe_only`` (the outputs from a given trajectory), ``rodas4`` (the
+time course with a 6-stage instead of the 8-stage Rodas5P), ``no_jumps`` (a protocol with one
+segment: no breakpoints for the controller).
 
 Usage: POPSIM_CACHE_DIR=off python benchmarks/program_size.py [--size 500] [--only a,b]
   [--out benchmarks/results/program_size.json]
@@ -38,7 +39,8 @@ import jax.numpy as jnp  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
-from popsim import batch, bench, model, solve  # noqa: E402
+from popsim import batch, bench, model, population, solve  # noqa: E402
+from popsim.parameters.io import default_parameters  # noqa: E402
 from popsim.population import sample_cohort  # noqa: E402
 from popsim.protocols import baseline_protocol  # noqa: E402
 
@@ -94,7 +96,12 @@ def programs(n: int):
         return jax.vmap(lambda a, b, y: solve.observe_series(a, b, prot, ts, y))(p, pt, ys)
 
     sim = batch.simulate_observe_jit
+    names = tuple(sorted(population.variability(conf.population, default_parameters().cvs)))
+    draws = (population._draws_fn(names),  # the cohort's covariates and parameter draws
+             (jax.random.key(conf.population.seed), jnp.arange(n, dtype=jnp.int64),
+              population.numbers(conf.population)))
     return {
+        "draws": draws,
         "newton": (batch.steady_states_jit, (p, pt, s)),
         "fallback": (batch.steady_states_fallback_jit, (p, pt, s)),
         "simulate_observe": (sim, (p, pt, prot, y0, ts, s)),
@@ -113,7 +120,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     rows = []
     with jax.enable_x64(True):
-        for name, (fn, a) in programs(args.size).items():
+        progs = programs(args.size)
+        jax.clear_caches()  # sampling the cohort compiled the draw program: measure it anew
+        for name, (fn, a) in progs.items():
             if args.only and name not in args.only.split(","):
                 continue
             rows.append(measure(name, fn, *a))
