@@ -97,7 +97,6 @@ FALLBACK_BUCKET = 32
 (padded by repeating the last failure): one fallback program serves every run and cohort."""
 
 
-
 def steady_states_with_fallback(params: Params, patients: Patient, settings: SolverSettings,
                                 newton=None):
     """Batched steady states: Newton, then pseudo-transient continuation for Newton's failures
