@@ -39,6 +39,7 @@ class Derived(NamedTuple):
     ca_tal_max_fraction: Any  # 1
     p_threshold: Any  # mmol/L
     pth_action_ref: Any  # 1
+    mg_tubular_max: Any  # mmol/L of filtrate: the renal Mg threshold
 
 
 def derived(p: Params) -> Derived:
@@ -71,13 +72,26 @@ def derived(p: Params) -> Derived:
         ca_tal_max_fraction=_ca_tal_max(p, gfr),
         p_threshold=_p_threshold(p, gfr),
         pth_action_ref=parathyroid.pth_action(p.pth_ref, p.pth_action_k),
+        mg_tubular_max=p.mg_tubular_max_ratio * _mg_reabsorbed(p, gfr, mg_urine),
     )
+
+
+def _mg_reabsorbed(p: Params, gfr, urine):
+    """Mg the reference adult's kidney reabsorbs per litre of filtrate (mmol/L) when it
+    excretes ``urine``."""
+    return p.mg_ultrafilterable_fraction * p.serum_mg_ref - urine / gfr
 
 
 def _mg_tal_ki(p: Params, gfr, mg_ion, urine):
     """The TAL's CaSR constant that makes the kidney excrete ``urine`` at the reference serum
-    Mg: the DCT load ``x`` solves ``x (1 - dmax / (1 + x/a)) = urine`` (a quadratic), the TAL
-    reabsorbs the rest."""
+    Mg. Below the tubular maximum ``T`` the smooth minimum of :func:`minerals.magnesium_handling`
+    reabsorbs ``m`` of an unconstrained ``a = m + w^2 / (4 (T - m))`` per litre (``w`` its
+    corner width), so the segments must excrete ``urine_u = urine - (a - m) GFR``; then the DCT
+    load ``x`` solves ``x (1 - dmax / (1 + x/c)) = urine_u`` (a quadratic) and the TAL reabsorbs
+    the rest."""
+    m = _mg_reabsorbed(p, gfr, urine)
+    excess = p.mg_tubular_max_width**2 / (4.0 * (p.mg_tubular_max_ratio - 1.0) * m)
+    urine = urine - excess * gfr
     filtered = gfr * p.mg_ultrafilterable_fraction * p.serum_mg_ref
     a = gfr * p.mg_dct_half_load
     b = 1.0 - p.mg_dct_max_fraction - urine / a

@@ -286,7 +286,7 @@ def _magnesium(y, p: Params, pt: Patient, u: Inputs, c: Concentrations, d: Deriv
         pt.gfr, c.mg_uf, c.mg_ionized, pt.nephron_fraction, p.mg_pt_fraction,
         p.mg_tal_max_fraction, d.mg_tal_casr_ki, p.mg_tal_casr_hill, p.mg_ckd_exponent,
         p.mg_loop_coupling, p.mg_dct_max_fraction, p.mg_dct_half_load, p.mg_thiazide_trpm6,
-        loop, thiazide)
+        loop, thiazide, d.mg_tubular_max, p.mg_tubular_max_width)
     return (u.mg_oral + supplements,
             gut.mg_absorption(soluble + secreted, d.mg_gut_vmax, p.mg_gut_km,
                               p.mg_gut_paracellular_fraction),

@@ -134,7 +134,8 @@ def _mg_urine(mg_p, loop_dose=0.0, thiazide_dose=0.0):
         P.mg_pt_fraction, P.mg_tal_max_fraction, D.mg_tal_casr_ki, P.mg_tal_casr_hill,
         P.mg_ckd_exponent, P.mg_loop_coupling, P.mg_dct_max_fraction, P.mg_dct_half_load,
         P.mg_thiazide_trpm6, drugs.transporter_block(loop_dose, P.loop_max_block),
-        drugs.transporter_block(thiazide_dose, P.thiazide_max_block)).urine))
+        drugs.transporter_block(thiazide_dose, P.thiazide_max_block), D.mg_tubular_max,
+        P.mg_tubular_max_width).urine))
 
 
 def test_renal_mg_threshold():
@@ -149,6 +150,24 @@ def test_renal_mg_threshold():
     assert fe(0.65) < 1.5
     assert fe(1.05) > 10.0
     assert np.all(np.diff([_mg_urine(x) for x in np.linspace(0.4, 1.6, 25)]) > 0)
+
+
+def test_renal_mg_tubular_maximum():
+    """Rude 1980 (J Clin Endocrinol Metab 51:1425): the tubule reabsorbs at most 1.4 mg/100 mL
+    of glomerular filtrate (0.576 mmol/L). At the reference serum Mg the kidney reabsorbs within
+    3% below it; above it nearly every extra mmol filtered is excreted (> 0.9 of the rise of
+    the filtered load between serum Mg 1.0 and 1.2 mmol/L), and no serum Mg makes the kidney
+    reabsorb more than the model's maximum (Rude's to 1%)."""
+    rude = 1.4 * 10 / 24.305  # mg/100 mL -> mg/L -> mmol/L
+    assert D.mg_tubular_max == pytest.approx(rude, rel=0.01)
+
+    def reabsorbed_per_litre(mg_p):
+        return (GFR_REF * P.mg_ultrafilterable_fraction * mg_p - _mg_urine(mg_p)) / GFR_REF
+
+    assert 0.97 * rude < reabsorbed_per_litre(P.serum_mg_ref) < rude
+    filtered_rise = GFR_REF * P.mg_ultrafilterable_fraction * 0.2
+    assert (_mg_urine(1.2) - _mg_urine(1.0)) / filtered_rise > 0.9
+    assert max(reabsorbed_per_litre(x) for x in np.linspace(0.4, 3.0, 27)) < D.mg_tubular_max
 
 
 def test_diuretics_raise_urinary_mg_acutely():

@@ -152,3 +152,19 @@ class HormoneParams:
                                      "1983, Fed Proc 42:239); no human dose-response: 0.5 "
                                      "(about -1% of MAP per +0.1 mmol/L) until a fit informs "
                                      "it", upper=5)
+
+    # --- kidney: the renal Mg threshold (declared last, as above) ----------------------------
+    mg_tubular_max_ratio: float = lit(1.02, "1", "renal tubular maximum for Mg relative to what "
+                                      "the reference adult reabsorbs per litre of filtrate",
+                                      "TmMg 1.4 mg/100 mL of glomerular filtrate (0.576 "
+                                      "mmol/L) by Mg infusion in normal adults (Rude 1980, J "
+                                      "Clin Endocrinol Metab 51:1425), against the 0.565 "
+                                      "mmol/L the reference adult reabsorbs (0.595 filtered, "
+                                      "4.3 of 85.7 mmol/day excreted): normal serum Mg sits "
+                                      "at the renal threshold", lower=1.001, upper=3)
+    mg_tubular_max_width: float = assumed(0.01, "mmol/L", "splay of the renal Mg threshold "
+                                          "(corner width, per litre of filtrate)", "a sharp "
+                                          "threshold: above TmMg urinary Mg rises with the "
+                                          "filtered load (Rude 1980); a tenth of the distance "
+                                          "from normal ultrafilterable Mg to deficiency",
+                                          lower=0.001, upper=0.2)

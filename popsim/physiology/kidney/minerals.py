@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from popsim.physiology._math import hill, hill_inhibition, softplus
+from popsim.physiology._math import hill, hill_inhibition, smooth_min, softplus
 
 
 class MagnesiumHandling(NamedTuple):
@@ -15,7 +15,8 @@ class MagnesiumHandling(NamedTuple):
 
 def magnesium_handling(gfr, mg_uf, mg_ionized, nephron_fraction, pt_fraction, tal_max_fraction,
                        tal_casr_ki, tal_casr_hill, ckd_exponent, loop_coupling, dct_max_fraction,
-                       dct_half_load, thiazide_trpm6, loop_block, thiazide_block):
+                       dct_half_load, thiazide_trpm6, loop_block, thiazide_block, tubular_max,
+                       tubular_max_width):
     """Renal Mg excretion (mechanism 2).
 
     * PT: a fixed ~20% of the filtered load (paracellular; 10-25% in the textbooks).
@@ -27,6 +28,11 @@ def magnesium_handling(gfr, mg_uf, mg_ionized, nephron_fraction, pt_fraction, ta
     * DCT: transcellular through TRPM6, a saturable fraction of its load,
       ``max / (1 + c / c50)`` with ``c`` the Mg delivered per litre of filtrate; ~5-10% of the
       filtered load; chronic thiazide down-regulates TRPM6 (Nijenhuis 2005).
+    * The whole tubule reabsorbs at most ``tubular_max`` per litre of filtrate (TmMg, Rude
+      1980), a smooth minimum of corner ``tubular_max_width``: normal serum Mg sits at this
+      renal threshold, so above it urinary Mg rises with the filtered load and a Mg load is
+      excreted (the segments' own saturation is gentler). The threshold is per litre of
+      filtrate in remnant nephrons too (no CKD measurement).
 
     FEMg ~4-5% at serum Mg 0.85 mmol/L, ~1% in deficiency, tens of % with a Mg load or in
     CKD 4-5 (Seo & Park 2008; Elisaf 1997; Oliveira 2018).
@@ -39,7 +45,9 @@ def magnesium_handling(gfr, mg_uf, mg_ionized, nephron_fraction, pt_fraction, ta
     to_dct = to_tal * (1.0 - tal)
     dct = (dct_max_fraction * adapt * (1.0 - thiazide_trpm6 * thiazide_block)
            / (1.0 + to_dct / gfr / dct_half_load))
-    return MagnesiumHandling(filtered, to_dct, to_dct * (1.0 - dct))
+    reabsorbed = smooth_min(filtered - to_dct * (1.0 - dct), gfr * tubular_max,
+                            gfr * tubular_max_width)
+    return MagnesiumHandling(filtered, to_dct, filtered - reabsorbed)
 
 
 class CalciumHandling(NamedTuple):
