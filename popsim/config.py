@@ -43,7 +43,7 @@ from popsim.covariates import (
     mass_inside_bounds,
 )
 from popsim.criteria import Criterion, CriterionError, parse_criteria
-from popsim.interventions import REGISTRY, Dosed, Intervention, Titration
+from popsim.interventions import REGISTRY, Intervention, Scheduled, Titration
 from popsim.outputs import OUTPUT_SPECS
 from popsim.parameters import parameter_specs
 
@@ -266,7 +266,7 @@ and end and resolves what it does in between)."""
 
 def _check_schedule(a: Arm, days: float) -> None:
     """An arm's schedule fits the solver: segments, titration (one per arm, with a visit)."""
-    spans = sum(iv.n_administrations(days) if isinstance(iv, Dosed) else 1
+    spans = sum(iv.n_administrations(days) if isinstance(iv, Scheduled) else 1
                 for iv in a.intervention)
     if 2 * spans + 1 > MAX_PROTOCOL_SEGMENTS:
         raise ValueError(f"arm {a.name!r}: its interventions need {2 * spans + 1:,} time "
@@ -319,7 +319,7 @@ class RunConfig(_Strict):
         :data:`STEPS_PER_ADMINISTRATION` per administration of the busiest arm."""
         return STEPS_PER_ADMINISTRATION * max(
             [sum(iv.n_administrations(self.simulation.days) for iv in a.intervention
-                 if isinstance(iv, Dosed) and iv.every_hours is not None)
+                 if isinstance(iv, Scheduled) and iv.every_hours is not None)
              for a in self.arms] + [0])
 
     @property

@@ -20,6 +20,10 @@ Kinds with a dose (:class:`Dosed`) also accept, as clinical protocols write them
   ``duration_hours`` (the model has no gut transit compartment: an oral dose is absorbed while it
   enters), instead of a constant rate;
 * ``titrate``: the dose changed per patient at visits (:class:`Titration`).
+
+The diuretics (:class:`LoopDiuretic`, :class:`ThiazideDiuretic`) accept ``every_hours`` too: a
+once-daily tablet acts at ``dose`` for ``duration_hours`` after each administration and not in
+between (:class:`Scheduled`), instead of a steady effect all day.
 """
 
 from __future__ import annotations
@@ -178,7 +182,68 @@ class Titration(BaseModel):
         return [start + k * self.every_days for k in range(1, self.n_visits(start, end) + 1)]
 
 
-class Dosed(Intervention):
+class Scheduled(Intervention):
+    """Base of the kinds that may act in periodic administrations (``every_hours``, with
+    ``duration_hours`` and ``first_dose_hour``) instead of steadily.
+
+    ``conserves_daily_amount`` says what an administration carries: the day's dose divided
+    among the administrations, entering faster the shorter it is (a supplement, :class:`Dosed`),
+    or the full effect of ``dose`` for as long as it acts (a diuretic tablet)."""
+
+    every_hours: Annotated[float | None, Field(gt=0, le=168, description="hours between "
+                                               "administrations (default: a constant rate)")] \
+        = None
+    duration_hours: Annotated[float | None, Field(gt=0, description="hours one administration "
+                                                  "acts (with every_hours)")] = None
+    first_dose_hour: Annotated[float | None, Field(ge=0, lt=24, description="hours after the "
+                                                   "start of start_day of the first "
+                                                   "administration (default 8)")] = None
+
+    periodic: ClassVar[bool] = True  # every_hours is allowed
+    conserves_daily_amount: ClassVar[bool] = True
+    default_duration_hours: ClassVar[float] = 1.0
+
+    @model_validator(mode="after")
+    def _periodic(self):
+        if not self.periodic:
+            for key in ("every_hours", "duration_hours", "first_dose_hour"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} is not available for {self.kind}")
+        if self.every_hours is None:
+            for key in ("duration_hours", "first_dose_hour"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"{key} needs every_hours (periodic administrations)")
+        elif self.width_hours > self.every_hours:
+            raise ValueError(f"duration_hours ({self.width_hours:g}) is longer than "
+                             f"every_hours ({self.every_hours:g})")
+        return self
+
+    @property
+    def width_hours(self) -> float:
+        """Hours one administration acts: ``duration_hours`` or the kind's default."""
+        return self.default_duration_hours if self.duration_hours is None else self.duration_hours
+
+    def schedule(self, days):
+        if self.every_hours is None:
+            return super().schedule(days)
+        period, width = self.every_hours / 24.0, self.width_hours / 24.0
+        end, first = self.end(days), self._first_dose()
+        factor = period / width if self.conserves_daily_amount else 1.0
+        times = (first + k * period for k in range(self.n_administrations(days)))
+        return [(t, min(t + width, end), factor) for t in times if t < end]
+
+    def n_administrations(self, days: float) -> int:
+        """How many spans :meth:`schedule` has (at most), counted without listing them."""
+        if self.every_hours is None:
+            return 1
+        return max(0, math.ceil((self.end(days) - self._first_dose()) * 24.0 / self.every_hours))
+
+    def _first_dose(self) -> float:
+        hour = 8.0 if self.first_dose_hour is None else self.first_dose_hour
+        return self.start_day + hour / 24.0
+
+
+class Dosed(Scheduled):
     """Base of the kinds with a dose (see the module docstring): the dose as a number or per
     kg of body weight, a constant rate or periodic administrations, optionally titrated.
 
@@ -188,21 +253,12 @@ class Dosed(Intervention):
 
     dose: float | None = None  # subclasses give the unit and limits
     dose_per_kg: float | None = None
-    every_hours: Annotated[float | None, Field(gt=0, le=168, description="hours between "
-                                               "administrations (default: a constant rate)")] \
-        = None
-    duration_hours: Annotated[float | None, Field(gt=0, description="hours one administration "
-                                                  "enters (default 1; with every_hours)")] = None
-    first_dose_hour: Annotated[float | None, Field(ge=0, lt=24, description="hours after the "
-                                                   "start of start_day of the first "
-                                                   "administration (default 8)")] = None
     titrate: Annotated[Titration | None, Field(description="per-patient titration at "
                                                "visits")] = None
 
     channel: ClassVar[str] = ""
     dose_unit: ClassVar[str] = ""
     rate_unit: ClassVar[str] = ""
-    periodic: ClassVar[bool] = True  # every_hours and titrate are allowed
 
     @model_validator(mode="after")
     def _dose(self):
@@ -211,17 +267,8 @@ class Dosed(Intervention):
         if (self.dose is None) == (self.dose_per_kg is None):
             raise ValueError(f"give either dose ({self.dose_unit}) or dose_per_kg ({per_kg})"
                              + (", not both" if self.dose is not None else ""))
-        if not self.periodic:
-            for key in ("every_hours", "duration_hours", "first_dose_hour", "titrate"):
-                if getattr(self, key) is not None:
-                    raise ValueError(f"{key} is not available for {self.kind}")
-        if self.every_hours is None:
-            for key in ("duration_hours", "first_dose_hour"):
-                if getattr(self, key) is not None:
-                    raise ValueError(f"{key} needs every_hours (periodic administrations)")
-        elif self.duration_hours is not None and self.duration_hours > self.every_hours:
-            raise ValueError(f"duration_hours ({self.duration_hours:g}) is longer than "
-                             f"every_hours ({self.every_hours:g})")
+        if not self.periodic and self.titrate is not None:
+            raise ValueError(f"titrate is not available for {self.kind}")
         if self.titrate is not None and self.titrate.max < self.amount:
             raise ValueError(f"titrate.max ({self.titrate.max:g}) is below the first dose "
                              f"({self.amount:g})")
@@ -247,24 +294,6 @@ class Dosed(Intervention):
 
     def effects(self, days):
         return [Effect(self.channel, self.to_model_units(self.rate(days)), per_kg=self.per_kg)]
-
-    def schedule(self, days):
-        if self.every_hours is None:
-            return super().schedule(days)
-        period, width = self.every_hours / 24.0, (self.duration_hours or 1.0) / 24.0
-        end, first = self.end(days), self._first_dose()
-        times = (first + k * period for k in range(self.n_administrations(days)))
-        return [(t, min(t + width, end), period / width) for t in times if t < end]
-
-    def n_administrations(self, days: float) -> int:
-        """How many spans :meth:`schedule` has (at most), counted without listing them."""
-        if self.every_hours is None:
-            return 1
-        return max(0, math.ceil((self.end(days) - self._first_dose()) * 24.0 / self.every_hours))
-
-    def _first_dose(self) -> float:
-        hour = 8.0 if self.first_dose_hour is None else self.first_dose_hour
-        return self.start_day + hour / 24.0
 
     def to_model_units(self, x):
         """``x`` in ``rate_unit`` (per kg or not) in the channel's model units."""
@@ -360,22 +389,35 @@ class Diet(Intervention):
 
 
 @register
-class LoopDiuretic(Intervention):
+class LoopDiuretic(Scheduled):
+    """With ``every_hours``, each tablet blocks NKCC2 at ``dose`` for ``duration_hours``
+    (default 6: oral furosemide's natriuresis lasts about six hours, hence the name Lasix) and
+    not in between, so the post-diuretic Na retention of the rest of the day is simulated."""
+
     kind: Literal["loop_diuretic"] = "loop_diuretic"
     dose: Annotated[float, Field(ge=0, le=1, description="fraction of the maximal effect "
-                                 "(0.5: a usual daily dose)")]
+                                 "(0.5: a usual daily dose; with every_hours, while a tablet "
+                                 "acts)")]
     summary: ClassVar[str] = "loop diuretic (furosemide-like), fraction of the maximal effect"
+    conserves_daily_amount: ClassVar[bool] = False
+    default_duration_hours: ClassVar[float] = 6.0
 
     def effects(self, days):
         return [Effect("loop_dose", self.dose)]
 
 
 @register
-class ThiazideDiuretic(Intervention):
+class ThiazideDiuretic(Scheduled):
+    """With ``every_hours``, each tablet blocks NCC at ``dose`` for ``duration_hours``
+    (default 12: hydrochlorothiazide's diuresis lasts 6-12 hours)."""
+
     kind: Literal["thiazide_diuretic"] = "thiazide_diuretic"
     dose: Annotated[float, Field(ge=0, le=1, description="fraction of the maximal effect "
-                                 "(0.5: a usual daily dose)")]
+                                 "(0.5: a usual daily dose; with every_hours, while a tablet "
+                                 "acts)")]
     summary: ClassVar[str] = "thiazide diuretic, fraction of the maximal effect"
+    conserves_daily_amount: ClassVar[bool] = False
+    default_duration_hours: ClassVar[float] = 12.0
 
     def effects(self, days):
         return [Effect("thiazide_dose", self.dose)]

@@ -39,6 +39,12 @@ K_TITRATED = {"kind": "oral_potassium", "dose": 40,
      r"duration_hours needs every_hours"),
     ({"kind": "oral_potassium", "dose": 40, "every_hours": 8, "duration_hours": 9},
      r"duration_hours \(9\) is longer than every_hours \(8\)"),
+    ({"kind": "loop_diuretic", "dose": 0.9, "every_hours": 24, "duration_hours": 30},
+     r"duration_hours \(30\) is longer than every_hours \(24\)"),
+    ({"kind": "thiazide_diuretic", "dose": 0.5, "every_hours": 4},
+     r"duration_hours \(12\) is longer than every_hours \(4\)"),
+    ({"kind": "loop_diuretic", "dose": 0.5, "first_dose_hour": 7},
+     r"first_dose_hour needs every_hours"),
     ({**K_TITRATED, "dose": 140}, r"titrate\.max \(120\) is below the first dose \(140\)"),
     ({**K_TITRATED, "titrate": {**K_TITRATED["titrate"], "output": "serum_kk"}},
      r"titrate\.output: unknown output \(did you mean 'serum_k'\?\)"),
@@ -109,6 +115,32 @@ def test_periodic_administrations_deliver_the_daily_dose_in_pulses():
     for day in range(2, 6):
         for hour in (8, 10, 20, 22):
             assert np.min(np.abs(jumps - (day + hour / 24))) < 1e-12
+
+
+def test_a_once_daily_diuretic_acts_at_its_dose_while_the_tablet_acts():
+    """A once-daily loop diuretic blocks at its dose for 6 h from 08:00 (its default
+    duration) and not in between, a thiazide for 12 h; the daily dose is not spread over the
+    day as a supplement's is."""
+    conf = _conf([{"kind": "loop_diuretic", "dose": 0.9, "every_hours": 24, "start_day": 1,
+                   "end_day": 4}],
+                 [{"kind": "thiazide_diuretic", "dose": 0.5, "every_hours": 24,
+                   "first_dose_hour": 20, "start_day": 1}], days=6.0)
+    with jax.enable_x64(True):
+        loop, thiazide = protocols_for(conf.arms, conf.simulation.days)
+        _, pt = patients(n=1)
+        one = _one(pt, 0)
+        at = lambda prot, h, ch: float(getattr(prot.inputs(jnp.float64(h / 24), one), ch))  # noqa: E731
+        for day in (1, 2, 3):
+            assert at(loop, day * 24 + 8.5, "loop_dose") == pytest.approx(0.9)
+            assert at(loop, day * 24 + 13.9, "loop_dose") == pytest.approx(0.9)
+            assert at(loop, day * 24 + 14.1, "loop_dose") == 0.0
+            assert at(loop, day * 24 + 7.9, "loop_dose") == 0.0
+        assert at(loop, 4 * 24 + 9, "loop_dose") == 0.0  # after end_day
+        assert at(thiazide, 1 * 24 + 21, "thiazide_dose") == pytest.approx(0.5)
+        assert at(thiazide, 2 * 24 + 7.9, "thiazide_dose") == pytest.approx(0.5)
+        assert at(thiazide, 2 * 24 + 8.1, "thiazide_dose") == 0.0
+        np.testing.assert_allclose(_daily_integrals(loop, one, "loop_dose", 5),
+                                   [0, 0.9 / 4, 0.9 / 4, 0.9 / 4, 0], atol=1e-12)
 
 
 def test_weight_based_doses_follow_each_patients_weight():

@@ -16,11 +16,14 @@ from popsim.devices import simulate_arms
 from popsim.evidence import Study, design_config
 from popsim.evidence.statistics import TrialResult
 from popsim.population import sample_cohort
-from popsim.protocols import protocols_for
+from popsim.protocols import n_segments_for, protocols_for
 from popsim.solve import SolverSettings
 
 N_TIMES = 128
 N_SEGMENTS = 8
+"""Protocol segments of every trial whose arms need no more (periodic doses need two per
+administration: such a trial is padded to the next power of 2, see
+:func:`popsim.protocols.n_segments_for`)."""
 MAX_STEPS = 2000 + 10 * 360
 """Solver steps allowed per patient and arm in every trial (the step budget is part of the
 compiled program, so one budget for all trials lets them share it)."""
@@ -63,14 +66,16 @@ def simulate_study(study: Study, size: int | None = None, params=None,
     ``params`` (:class:`popsim.parameters.io.ParameterSet`; default: the shipped one)."""
     config = design_config(study, size, population_size)
     data = config.simulation.model_dump()
-    data["max_steps"] = MAX_STEPS
+    data["max_steps"] = MAX_STEPS + config.extra_steps  # periodic doses: more steps
     sim = cfg.Simulation.model_validate(data)
     n = config.population.size
     times = saved_times(study)
     with jax.enable_x64(True):
         cohort = sample_cohort(config.population, config.population.seed, 0, n,
                                *((params.params, params.cvs) if params is not None else ()))
-        protocols = protocols_for(config.arms, sim.days, jnp.float64, n_segments=N_SEGMENTS)
+        segments = max(N_SEGMENTS, n_segments_for((a.intervention for a in config.arms),
+                                                  sim.days))
+        protocols = protocols_for(config.arms, sim.days, jnp.float64, n_segments=segments)
         outputs, status = simulate_arms(cohort, protocols, jnp.asarray(times),
                                         SolverSettings.from_simulation(sim), jnp.float64,
                                         track_balance=True)
