@@ -165,6 +165,7 @@ class HormoneParams:
     mg_tubular_max_width: float = assumed(0.01, "mmol/L", "splay of the renal Mg threshold "
                                           "(corner width, per litre of filtrate)", "a sharp "
                                           "threshold: above TmMg urinary Mg rises with the "
-                                          "filtered load (Rude 1980); a tenth of the distance "
-                                          "from normal ultrafilterable Mg to deficiency",
+                                          "filtered load (Rude 1980); about 2% of normal "
+                                          "ultrafilterable Mg (0.595 mmol/L), small beside "
+                                          "the 0.1-0.25 mmol/L a deficiency lowers it",
                                           lower=0.001, upper=0.2)
