@@ -194,7 +194,8 @@ class Scheduled(Intervention):
                                                "administrations (default: a constant rate)")] \
         = None
     duration_hours: Annotated[float | None, Field(gt=0, description="hours one administration "
-                                                  "acts (with every_hours)")] = None
+                                                  "acts (with every_hours; default 1, a loop "
+                                                  "diuretic 6, a thiazide 12)")] = None
     first_dose_hour: Annotated[float | None, Field(ge=0, lt=24, description="hours after the "
                                                    "start of start_day of the first "
                                                    "administration (default 8)")] = None
