@@ -40,6 +40,7 @@ from popsim import config as cfg
 from popsim import devices as pdev
 from popsim._version import __version__, library_versions
 from popsim.compilation import CompileCounter
+from popsim.options import Message, Option
 from popsim.population import sample_cohort
 from popsim.protocols import arm_protocol
 
@@ -74,6 +75,28 @@ mg_intake = 50
 start_day = 0
 end_day = 180
 """
+
+
+class BenchError(RuntimeError):
+    """A benchmark that cannot run as asked (its message names the option that avoids it)."""
+
+
+def require_roadrunner(patients: int) -> None:
+    """Raise :class:`BenchError` when ``patients`` are to be timed with libRoadRunner and it is
+    not installed. libRoadRunner is in the ``[dev]`` extra only; checking first reports it before
+    anything compiles rather than after the popsim rows."""
+    import importlib.util
+
+    if not patients:
+        return
+    try:
+        found = importlib.util.find_spec("roadrunner") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise BenchError(Message(
+            "the benchmark's reference timing needs libRoadRunner, which is not installed: "
+            "pip install 'popsim[dev]' (or ", Option("roadrunner_patients", 0), " to skip it)"))
 
 
 def workload(rtol: float = 1e-6, atol: float = 1e-8):
@@ -396,7 +419,12 @@ def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: floa
     default) is also timed on min(1000, largest size) patients, side by side. ``accuracy``:
     the max relative error of every row against a tight reference (one more compilation);
     ``end_to_end``: also time a ``popsim run`` command of this many patients on the same
-    workload, ``end_to_end_repeats`` times (:func:`popsim.bench_run.end_to_end`)."""
+    workload, ``end_to_end_repeats`` times (:func:`popsim.bench_run.end_to_end`).
+
+    Raises:
+        BenchError: ``roadrunner_patients`` without libRoadRunner installed.
+    """
+    require_roadrunner(roadrunner_patients)
     devices = jax.local_devices() if devices is None else devices
     from popsim.progress import Progress
 

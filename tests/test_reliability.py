@@ -307,6 +307,30 @@ def test_bench_writes_only_where_told(tmp_path, capsys):
     assert_one_line_error(code, err, "must end in .json")
 
 
+def test_bench_without_roadrunner_says_so_before_compiling(tmp_path, capsys, monkeypatch):
+    """libRoadRunner is in the [dev] extra only: without it `popsim bench` stops at once (nothing
+    compiled, nothing written) with the install command and the option that skips it."""
+    import sys
+
+    from popsim import bench
+
+    def compiled(*args, **kwargs):
+        raise AssertionError("compiled before checking for libRoadRunner")
+
+    monkeypatch.setitem(sys.modules, "roadrunner", None)  # what an absent module looks like
+    monkeypatch.setattr(bench, "popsim_rate", compiled)
+    out = tmp_path / "r.json"
+    for quick in ([], ["--quick"]):
+        code, stdout, err = run_main(capsys, "bench", *quick, "--sizes", "2", "--out", out)
+        assert_one_line_error(code, err, "libRoadRunner", "pip install 'popsim[dev]'",
+                              "--roadrunner-patients 0")
+        assert stdout == "" and list(tmp_path.iterdir()) == []
+    with pytest.raises(bench.BenchError, match=r"roadrunner_patients=0"):
+        bench.run_benchmark(sizes=(2,), out=out)
+    with pytest.raises(AssertionError, match="compiled before"):  # 0: no libRoadRunner needed
+        run_main(capsys, "bench", "--roadrunner-patients", "0", "--sizes", "2")
+
+
 # --- 5. no tracebacks, nothing half-written ----------------------------------------------------
 
 def _corrupt_output(path):

@@ -317,7 +317,7 @@ def cmd_bench(args) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from popsim.bench import run_benchmark
+    from popsim.bench import BenchError, require_roadrunner, run_benchmark
     from popsim.bench_report import markdown
 
     quick = args.quick
@@ -325,6 +325,11 @@ def cmd_bench(args) -> int:
     def pick(value, full, short):
         return value if value is not None else (short if quick else full)
 
+    roadrunner_patients = pick(args.roadrunner_patients, 200, 100)
+    try:
+        require_roadrunner(roadrunner_patients)
+    except BenchError as e:
+        return _fail(e)
     devices = jax.local_devices()
     if args.devices not in (None, "all"):
         if args.devices > len(devices):
@@ -332,7 +337,7 @@ def cmd_bench(args) -> int:
         devices = devices[:args.devices]
     result = run_benchmark(sizes=pick(args.sizes, [100, 1000, 10_000], [1000]),
                            scipy_patients=pick(args.scipy_patients, 4, 0),
-                           roadrunner_patients=pick(args.roadrunner_patients, 200, 100),
+                           roadrunner_patients=roadrunner_patients,
                            rtol=args.rtol, out=args.out, table=args.table, devices=devices,
                            previous=None if quick else "kvaerno3", accuracy=not quick,
                            end_to_end=args.end_to_end, end_to_end_repeats=args.repeats)
