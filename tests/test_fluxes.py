@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from popsim.balance import derived
 from popsim.parameters import Params
+from popsim.parameters.io import default_parameters
 from popsim.physiology import cells, drugs, gut, kidney, parathyroid, raas
 from popsim.physiology.kidney import minerals, potassium, sodium
 from popsim.units import mg_to_mmol_mg
@@ -57,12 +58,30 @@ def test_cell_mg_buffer_inverts(total, capacity, kd, weak):
     assert free * (1 + weak) + capacity * free / (kd + free) == pytest.approx(total, rel=1e-9)
 
 
-@given(st.floats(0.05, 2.0), st.floats(0.05, 2.0))
-def test_romk_opens_as_cell_mg_falls(mg_low, dm):
-    def open_(mg):
-        return float(1.0 / (1.0 + (mg / P.romk_mg_kd) ** P.romk_mg_hill))
+SHIPPED = default_parameters().params
 
-    assert open_(mg_low) > open_(mg_low + dm)
+
+def shipped_romk(mg, dependence=SHIPPED.romk_mg_dependence):
+    """:func:`potassium.romk_mg_effect` with the shipped parameters, at free cell Mg ``mg``."""
+    p = SHIPPED
+    return float(potassium.romk_mg_effect(jnp.float64(mg), p.mg_free_ref, p.romk_mg_kd,
+                                          p.romk_mg_hill, dependence, p.romk_floor))
+
+
+@given(st.floats(0.01, 20.0), st.floats(1.01, 3.0))
+def test_romk_opens_as_cell_mg_falls(mg, factor):
+    """ROMK conductance is 1 at the reference free cell Mg, above 1 below it, strictly falls as
+    free Mg rises, and levels off at its floor (corner width 0.05) for high Mg; with the Mg
+    dependence off it is exactly 1."""
+    ref, floor = SHIPPED.mg_free_ref, SHIPPED.romk_floor
+    assert SHIPPED.romk_mg_dependence > 0
+    assert shipped_romk(ref) == 1.0
+    assert shipped_romk(mg) > shipped_romk(mg * factor)
+    if mg < ref:
+        assert shipped_romk(mg) > 1.0
+    assert shipped_romk(mg) > floor - 1e-4
+    assert shipped_romk(100 * ref + mg) < floor + 1e-4
+    assert shipped_romk(mg, dependence=0.0) == 1.0
 
 
 def test_romk_mg_block_doubles_conductance_at_a_third_less_free_mg():
