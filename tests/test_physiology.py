@@ -1,6 +1,7 @@
 """Steady-state physiology against reference ranges and the behaviours of SPEC §1.
 
-Reference numbers: serum Mg 0.70-1.00, K 3.5-5.0, Na 135-145, total Ca 2.15-2.55 mmol/L (SPEC §1);
+Reference numbers: serum Mg 0.70-1.00, K 3.5-5.0, Na 135-145, total Ca 2.15-2.55 mmol/L (SPEC §1,
+read from ``popsim.facts.REFERENCE_RANGES``, the ranges the reports use);
 intracellular K 120-150 mmol/L (Emmett & Wiederkehr), Na 10-15 (Guyton; Boron), free Mg 0.5-1.0
 (Rude 1998); urinary Mg 3-5 mmol/day at usual intakes (NIH ODS; PHYSIOLOGY §2.1).
 """
@@ -11,10 +12,8 @@ import numpy as np
 import pytest
 from conftest import patients, steady_observe
 
+from popsim.facts import REFERENCE_RANGES as RANGES
 from popsim.parameters.io import default_parameters
-
-RANGES = {"serum_mg": (0.70, 1.00), "serum_k": (3.5, 5.0), "serum_na": (135.0, 145.0),
-          "serum_ca": (2.15, 2.55)}
 
 
 @pytest.mark.parametrize("name", sorted(RANGES))
