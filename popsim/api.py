@@ -30,8 +30,16 @@ measurement, not one of this machine."""
 FIRST_CHUNK_SECONDS = 110.0
 """Seconds until the first chunk is on disk in the same measurement with an empty compilation
 cache (98 s of XLA compiling and start-up, then the first chunk); a warm cache shortens it."""
+STEADY_STATES_PER_SECOND = 2_600
+"""Baseline steady states that a screening solves per second on one device, one per candidate,
+when criteria read outputs: 20,000 patients' steady states in 3.77 s on 2 devices of a 2-core
+CPU, the same measurement as :data:`RUN_PATIENT_DAYS_PER_SECOND`. A stored measurement."""
 CHECK_SAMPLE_MAX = 100_000
 """``check_config`` summarises at most this many patients (the first ones of the run)."""
+CHECK_SCREEN_SAMPLE_MIN = 1_000
+"""With enrolment criteria, ``check_config`` samples at least this many candidates (the first
+ones the run screens, up to the screening budget) to estimate the fraction that passes the
+criteria on covariates."""
 
 
 def _config_from(config) -> tuple[cfg.RunConfig, str]:
@@ -124,9 +132,33 @@ class CovariateSummary:
 
 
 @dataclass(frozen=True)
+class CriterionCheck:
+    """One enrolment criterion as :func:`check_config` reports it: its line, e.g.
+    ``inclusion: serum_k <= 3.5 mmol/L``; whether it reads an output of the model (applied at
+    each candidate's baseline steady state during the run, so not evaluated by the check); and,
+    for a criterion on a covariate, the fraction of the sampled candidates that fail it."""
+
+    name: str
+    label: str
+    on_output: bool
+    fail_fraction: float | None = None
+
+
+@dataclass(frozen=True)
 class ConfigCheck:
-    """What :func:`check_config` found: the config, the population summary and the run-time
-    estimate (``RUN_PATIENT_DAYS_PER_SECOND`` per device plus ``FIRST_CHUNK_SECONDS``)."""
+    """What :func:`check_config` found: the config, the summary of the sampled population and
+    the run-time estimate (``RUN_PATIENT_DAYS_PER_SECOND`` per device plus
+    ``FIRST_CHUNK_SECONDS``, plus the screening's steady states).
+
+    With enrolment criteria (``[population.inclusion]``/``[population.exclusion]``), the
+    sampled patients are the first candidates the run screens, before screening: the
+    covariates summarise candidates, not the enrolled cohort. The criteria on covariates are
+    applied to them (``covariate_pass_fraction``); the criteria on outputs need each
+    candidate's baseline steady state, so the fraction enrolled is known only by running.
+    ``candidates`` is then a lower estimate of the candidates screened, ``size /
+    covariate_pass_fraction`` (as if every candidate passing the covariate criteria met the
+    criteria on outputs), and ``max_candidates`` the screening budget the run stops at.
+    """
 
     config: cfg.RunConfig
     n_patients: int
@@ -136,6 +168,22 @@ class ConfigCheck:
     expected_seconds: float
     output_bytes: int  # the saved outputs before compression (float32)
     devices: int
+    criteria: tuple[CriterionCheck, ...] = ()
+    covariate_pass_fraction: float | None = None  # None: no enrolment criteria
+    candidates: float = 0.0  # candidates screened (estimate; inf: none passes); 0 unscreened
+    max_candidates: int = 0  # the screening budget (population.max_screened); 0 unscreened
+    screening_seconds: float = 0.0  # steady states of ``candidates`` (0 without output criteria)
+    expected_seconds_max: float = math.nan  # with the whole budget screened
+
+    @property
+    def screened(self) -> bool:
+        """Whether the run screens candidates (the population has enrolment criteria)."""
+        return bool(self.criteria)
+
+    @property
+    def enrolment_known(self) -> bool:
+        """Whether the check knows the enrolment fraction: no criterion reads an output."""
+        return not any(c.on_output for c in self.criteria)
 
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -157,11 +205,41 @@ def _summaries(conf: cfg.RunConfig, cov: dict) -> list[CovariateSummary]:
     return out
 
 
+def _criteria_checks(pop: cfg.Population, cov: dict) -> tuple[tuple[CriterionCheck, ...],
+                                                              float | None]:
+    """Each enrolment criterion of ``pop`` with the fraction of the candidates ``cov`` that
+    fail it when it is on a covariate, and the fraction that pass every criterion on a
+    covariate (``None`` without criteria)."""
+    from popsim.criteria import failures
+
+    if not pop.screened:
+        return (), None
+    on_covariates = [{k: c for k, c in table.items() if not c.on_output}
+                     for table in (pop.inclusion, pop.exclusion)]
+    fails = failures(*on_covariates, cov)
+    m = len(next(iter(cov.values())))
+    passed = ~np.any(np.stack(list(fails.values())), axis=0) if fails else np.ones(m, bool)
+    checks = []
+    for kind, table in (("inclusion", pop.inclusion), ("exclusion", pop.exclusion)):
+        for c in table.values():
+            label = f"{kind}: {c.describe()}"
+            checks.append(CriterionCheck(c.name, label, True) if c.on_output else
+                          CriterionCheck(c.name, label, False, float(np.mean(fails[label]))))
+    return tuple(checks), float(np.mean(passed))
+
+
 def check_config(config, *, size: int | None = None, seed: int | None = None,
                  devices: int = 1) -> ConfigCheck:
     """Validate a config, sample its population (the first ``CHECK_SAMPLE_MAX`` patients at
     most, the same draws a run makes) and estimate the run time on ``devices`` devices from the
-    stored throughput (:data:`RUN_PATIENT_DAYS_PER_SECOND`). Writes nothing."""
+    stored throughput (:data:`RUN_PATIENT_DAYS_PER_SECOND`). Writes nothing and solves no
+    steady state.
+
+    With enrolment criteria the sample is of candidates before screening (at least
+    :data:`CHECK_SCREEN_SAMPLE_MIN`): the criteria on covariates are applied to it, and the
+    screening's steady states (one per candidate, :data:`STEADY_STATES_PER_SECOND`) are added
+    to the estimate for ``size / covariate_pass_fraction`` candidates, or up to the screening
+    budget (``expected_seconds_max``); see :class:`ConfigCheck`."""
     import jax
 
     from popsim.options import Message, Option
@@ -175,13 +253,27 @@ def check_config(config, *, size: int | None = None, seed: int | None = None,
     if devices < 1:
         raise RunError(Message(Option("devices", devices), ": must be positive"))
     seed = conf.population.seed if seed is None else seed
-    m = min(n, CHECK_SAMPLE_MAX)
+    pop = conf.population
+    budget = pop.screening_budget(n) if pop.screened else 0
+    m = min(max(n, CHECK_SCREEN_SAMPLE_MIN), budget) if pop.screened else n
+    m = min(m, CHECK_SAMPLE_MAX)
     with jax.enable_x64(True):
-        _, cov, _ = sample_draws(conf.population, seed, 0, m, ())
+        _, cov, _ = sample_draws(pop, seed, 0, m, ())
         cov = {k: np.asarray(v) for k, v in cov.items()}
+    criteria, passing = _criteria_checks(pop, cov)
     sim = conf.simulation
     patient_days = n * sim.days * len(conf.arms)
     seconds = FIRST_CHUNK_SECONDS + patient_days / (RUN_PATIENT_DAYS_PER_SECOND * devices)
+    candidates, screening, most = 0.0, 0.0, seconds
+    if passing is not None:
+        candidates = n / passing if passing > 0 else math.inf
+        if any(c.on_output for c in criteria):  # one baseline steady state per candidate
+            rate = STEADY_STATES_PER_SECOND * devices
+            screening = min(candidates, budget) / rate
+            most = seconds + budget / rate
+        else:
+            most = seconds
+        seconds += screening
     nbytes = 4 * n * len(conf.arms) * sim.n_times * len(conf.output.saved)
     return ConfigCheck(conf, n, m, _summaries(conf, cov), patient_days, seconds, nbytes,
-                       devices)
+                       devices, criteria, passing, candidates, budget, screening, most)

@@ -1,9 +1,13 @@
-"""`popsim check` validates a config, summarises its sampled population with units and
-estimates the run time, writing nothing; `popsim info` lists outputs, covariates, parameters
-and intervention kinds from their one definition (a kind registered here is listed too)."""
+"""`popsim check` validates a config, summarises its sampled population with units, reports
+its enrolment criteria (applying those on covariates to the sampled candidates) and estimates
+the run time with the screening, writing nothing; `popsim info` lists outputs, covariates,
+parameters and intervention kinds from their one definition (a kind registered here is listed
+too)."""
 
+import math
 import os
 import re
+import tomllib
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -67,6 +71,80 @@ def test_check_estimate_follows_the_stored_throughput(monkeypatch):
     assert big.output_bytes == 4 * 2_000_000 * 2 * 11 * len(OUTPUT_SPECS)
     fractions = next(c for c in big.covariates if c.name == "diuretic").fractions
     assert sum(fractions.values()) == pytest.approx(1.0)
+
+
+SCREENED = SMALL_TRIAL.replace("size = 14", "size = 20") + """
+[population.inclusion]
+serum_k = { max = 3.5 }
+age = { min = 40 }
+[population.exclusion]
+egfr = { max = 30 }
+"""
+"""The small trial (eGFR uniform 20-120) screened on an output and on two covariates."""
+
+
+def _passing(text: str, m: int) -> np.ndarray:
+    """Which of the first ``m`` candidates of :data:`SCREENED` meet its covariate criteria."""
+    import jax
+
+    from popsim.population import sample_draws
+
+    with jax.enable_x64(True):
+        pop = cfg.parse_config(tomllib.loads(text)).population
+        _, drawn, _ = sample_draws(pop, 5, 0, m, ())
+    return (np.asarray(drawn["age"]) >= 40) & ~(np.asarray(drawn["egfr"]) <= 30)
+
+
+def test_check_reports_the_enrolment_criteria_and_screening(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(api, "CHECK_SCREEN_SAMPLE_MIN", 20)  # the draws of the tests above
+    config = tmp_path / "screened.toml"
+    config.write_text(SCREENED)
+    monkeypatch.chdir(tmp_path)
+    before = listing(tmp_path)
+    code, out, err = run_main(capsys, "check", config)
+    assert code == 0, err
+    assert listing(tmp_path) == before
+    for line in ("inclusion: serum_k <= 3.5 mmol/L", "inclusion: age >= 40 years",
+                 "exclusion: egfr <= 30 mL/min/1.73 m2"):
+        assert f"  {line}  (" in out, line
+    passing = _passing(SCREENED, 20)
+    assert 0 < passing.sum() < 20  # the criteria on covariates screen some out here
+    assert (f"criteria on covariates: {passing.sum()} of the first 20 candidates "
+            f"({100 * passing.mean():.1f}%) meet them") in out
+    assert "the fraction enrolled is not known until the run" in out
+    assert "candidates before screening (the first 20 the run screens" in out
+    assert f"at least {math.ceil(20 / passing.mean()):,} candidates" in out
+    assert "at most the screening budget of 1,000 (population.max_screened)" in out
+
+    result = api.check_config(SCREENED, devices=2)
+    assert result.covariate_pass_fraction == pytest.approx(passing.mean())
+    assert not result.enrolment_known
+    assert result.candidates == pytest.approx(20 / passing.mean())
+    rate = 2 * api.STEADY_STATES_PER_SECOND  # one steady state per candidate screened
+    run = api.FIRST_CHUNK_SECONDS + result.patient_days / (2 * api.RUN_PATIENT_DAYS_PER_SECOND)
+    assert result.expected_seconds == pytest.approx(run + result.candidates / rate)
+    assert result.expected_seconds_max == pytest.approx(run + 1000 / rate)
+    egfr = next(c for c in result.criteria if c.name == "egfr")
+    assert not egfr.on_output and egfr.fail_fraction is not None
+    assert next(c for c in result.criteria if c.name == "serum_k").fail_fraction is None
+
+
+def test_check_knows_the_enrolment_of_criteria_on_covariates_only(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(api, "CHECK_SCREEN_SAMPLE_MIN", 20)
+    text = SCREENED.replace("serum_k = { max = 3.5 }\n", "")
+    result = api.check_config(text)
+    passing = _passing(text, 20)
+    assert result.enrolment_known and result.screened
+    assert result.candidates == pytest.approx(20 / passing.mean())
+    assert result.screening_seconds == 0  # sampling only, no steady states
+    assert result.expected_seconds == pytest.approx(
+        api.FIRST_CHUNK_SECONDS + result.patient_days / api.RUN_PATIENT_DAYS_PER_SECOND)
+    config = tmp_path / "covariates.toml"
+    config.write_text(text)
+    code, out, err = run_main(capsys, "check", config)
+    assert code == 0, err
+    assert "not known until the run" not in out
+    assert f"screening: about {math.ceil(20 / passing.mean()):,} candidates for 20" in out
 
 
 def test_check_rejects_a_bad_config_in_one_line(tmp_path, capsys):

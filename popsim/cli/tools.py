@@ -50,8 +50,14 @@ def cmd_check(args) -> int:
     print(f"{args.config}: valid. {result.n_patients:,} patients, {sim.days:g} days "
           f"({sim.n_times} saved times), arms: {', '.join(a.name for a in conf.arms)}; "
           f"{len(conf.output.saved)} outputs saved")
-    sampled = (f"{result.n_sampled:,} patients" if result.n_sampled == result.n_patients
-               else f"the first {result.n_sampled:,} of {result.n_patients:,} patients")
+    if result.screened:
+        _print_criteria(result)
+        title = (f"candidates before screening (the first {result.n_sampled:,} the run "
+                 "screens; the enrolled cohort differs)")
+    else:
+        sampled = (f"{result.n_sampled:,} patients" if result.n_sampled == result.n_patients
+                   else f"the first {result.n_sampled:,} of {result.n_patients:,} patients")
+        title = f"population (sampled: {sampled})"
     rows = []
     for c in result.covariates:
         if c.fractions is not None:
@@ -60,16 +66,70 @@ def cmd_check(args) -> int:
         else:
             q = [_number(v) for v in (c.quantiles or {}).values()]
             rows.append((c.name, c.unit, c.source, _number(c.mean), _number(c.sd), *q, ""))
-    _table(f"population (sampled: {sampled})",
+    _table(title,
            ["name", "unit", "from", "mean", "SD", "5%", "25%", "50%", "75%", "95%",
             "categories"], rows)
     per_device = RUN_PATIENT_DAYS_PER_SECOND
-    print(f"expected run time: about {_duration(result.expected_seconds)} on "
+    least, most = _duration(result.expected_seconds), _duration(result.expected_seconds_max)
+    run_time = f"about {least}" if least == most else f"at least {least}, at most {most}"
+    print(f"expected run time: {run_time} on "
           f"{result.devices} device(s) for {result.patient_days:,.0f} patient-days (estimate: "
           f"{FIRST_CHUNK_SECONDS:g} s to the first chunk, then {per_device:,} patient-days/s "
           "per device, measured on a 2-core CPU, benchmarks/RESULTS.md; not measured here)")
+    if result.screened:
+        print(_screening_time(result))
     print(f"outputs before compression: {result.output_bytes / 1e9:.3g} GB (float32)")
     return 0
+
+
+def _print_criteria(result) -> None:
+    """The enrolment criteria, one line each, and what the check knows of the fraction
+    enrolled."""
+    m = result.n_sampled
+    print("enrolment criteria (inclusion: every one must hold; exclusion: none may hold):")
+    for c in result.criteria:
+        if c.on_output:
+            note = "an output: applied at each candidate's baseline steady state during the run"
+        else:
+            note = f"a covariate: {100 * c.fail_fraction:.1f}% of {m:,} sampled candidates fail it"
+        print(f"  {c.label}  ({note})")
+    covariate = [c for c in result.criteria if not c.on_output]
+    if covariate:
+        passing = round(result.covariate_pass_fraction * m)
+        print(f"criteria on covariates: {passing:,} of the first {m:,} candidates "
+              f"({100 * result.covariate_pass_fraction:.1f}%) meet them")
+    if not result.enrolment_known:
+        outputs = ", ".join(dict.fromkeys(c.name for c in result.criteria if c.on_output))
+        print(f"criteria on outputs ({outputs}) are applied at each candidate's baseline steady "
+              "state, which the run solves and check does not: the fraction enrolled is not "
+              "known until the run")
+
+
+def _screening_time(result) -> str:
+    """The screening's share of the time estimate and what it assumes."""
+    from popsim.api import STEADY_STATES_PER_SECOND
+
+    n, budget = result.n_patients, result.max_candidates
+    if not math.isfinite(result.candidates):
+        return (f"screening: no sampled candidate meets the criteria on covariates; the run "
+                f"would stop with an error after screening up to {budget:,} candidates "
+                "(population.max_screened)")
+    expected = math.ceil(result.candidates)
+    over = (f"; more than the screening budget of {budget:,} candidates "
+            "(population.max_screened): the run would stop with an error"
+            if expected > budget else "")
+    if result.enrolment_known:
+        return (f"screening: about {expected:,} candidates for {n:,} patients "
+                f"({n:,} / {100 * result.covariate_pass_fraction:.1f}% meeting the criteria on "
+                f"covariates; sampling only, no steady states, not counted){over}")
+    least = (f"{n:,} / {100 * result.covariate_pass_fraction:.1f}% meeting the criteria on "
+             "covariates, as if all of them met the criteria on outputs"
+             if any(not c.on_output for c in result.criteria)
+             else "as if every candidate met the criteria")
+    return (f"screening (included above): one baseline steady state per candidate, "
+            f"{STEADY_STATES_PER_SECOND:,} per second per device; at least {expected:,} "
+            f"candidates ({least}), at most the screening budget of {budget:,} "
+            f"(population.max_screened){over}")
 
 
 def _outputs():
