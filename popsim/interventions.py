@@ -86,6 +86,13 @@ class Intervention(BaseModel):
         """How the dose is titrated per patient (``None``: it is not)."""
         return None
 
+    @classmethod
+    def refused_keys(cls) -> tuple[str, ...]:
+        """Keys of the schema (inherited from a base class) that this kind refuses when given:
+        none by default. The config's validation and ``popsim info interventions`` both read
+        it, so what is listed for a kind is what its config accepts."""
+        return ()
+
 
 REGISTRY: dict[str, type[Intervention]] = {}
 """Kind name -> class, in registration order."""
@@ -204,12 +211,16 @@ class Scheduled(Intervention):
     conserves_daily_amount: ClassVar[bool] = True
     default_duration_hours: ClassVar[float] = 1.0
 
+    @classmethod
+    def refused_keys(cls) -> tuple[str, ...]:
+        """The periodic keys when the kind is not ``periodic`` (e.g. an infusion)."""
+        return () if cls.periodic else ("every_hours", "duration_hours", "first_dose_hour")
+
     @model_validator(mode="after")
     def _periodic(self):
-        if not self.periodic:
-            for key in ("every_hours", "duration_hours", "first_dose_hour"):
-                if getattr(self, key) is not None:
-                    raise ValueError(f"{key} is not available for {self.kind}")
+        for key in self.refused_keys():
+            if getattr(self, key) is not None:
+                raise ValueError(f"{key} is not available for {self.kind}")
         if self.every_hours is None:
             for key in ("duration_hours", "first_dose_hour"):
                 if getattr(self, key) is not None:
@@ -261,6 +272,12 @@ class Dosed(Scheduled):
     dose_unit: ClassVar[str] = ""
     rate_unit: ClassVar[str] = ""
 
+    @classmethod
+    def refused_keys(cls) -> tuple[str, ...]:
+        """The periodic keys and ``titrate`` when the kind is not ``periodic`` (titration
+        changes the dose at visits, which a dose given once over a window does not have)."""
+        return super().refused_keys() + (() if cls.periodic else ("titrate",))
+
     @model_validator(mode="after")
     def _dose(self):
         per_kg = f"{self.dose_unit.split('/')[0]}/kg" + self.dose_unit[len(
@@ -268,8 +285,6 @@ class Dosed(Scheduled):
         if (self.dose is None) == (self.dose_per_kg is None):
             raise ValueError(f"give either dose ({self.dose_unit}) or dose_per_kg ({per_kg})"
                              + (", not both" if self.dose is not None else ""))
-        if not self.periodic and self.titrate is not None:
-            raise ValueError(f"titrate is not available for {self.kind}")
         if self.titrate is not None and self.titrate.max < self.amount:
             raise ValueError(f"titrate.max ({self.titrate.max:g}) is below the first dose "
                              f"({self.amount:g})")

@@ -203,3 +203,30 @@ def test_info_interventions_come_from_the_registry(capsys, monkeypatch):
         assert _row(out, kind)[1] == cls.summary
     assert _row(out, "sauna")[2] == "hours"
     assert "dose: mg/day elemental Mg" in _row(out, "oral_magnesium")[2]
+
+
+def test_info_interventions_lists_only_the_keys_a_kind_accepts(capsys):
+    from pydantic import ValidationError
+
+    from popsim.interventions import REGISTRY
+
+    code, out, _ = run_main(capsys, "info", "interventions")
+    assert code == 0
+    listed = {kind: {k.split(":")[0] for k in _row(out, kind)[2].split("; ")}
+              for kind in REGISTRY}
+    assert {"dose", "dose_per_kg"} <= listed["iv_magnesium"]
+    assert {"every_hours", "duration_hours", "first_dose_hour", "titrate"} <= \
+        listed["oral_potassium"]
+    examples = {"every_hours": 24, "duration_hours": 2, "first_dose_hour": 8,
+                "titrate": {"output": "serum_k", "target": 4.0, "every_days": 7, "step": 20,
+                            "max": 120}}
+    for kind, cls in REGISTRY.items():
+        dose = {} if kind == "diet" else {"dose": 0.5 if "diuretic" in kind else 20}
+        for key, value in examples.items():
+            if key in listed[kind]:  # listed: the config accepts it (with every_hours)
+                cls(**dose, **{"every_hours": 24, key: value})
+            elif key in cls.model_fields:  # in the schema but refused: not listed
+                assert key in cls.refused_keys()
+                with pytest.raises(ValidationError, match=f"{key} is not available for {kind}"):
+                    cls(**dose, **{key: value})
+    assert not listed["iv_magnesium"] & set(examples)

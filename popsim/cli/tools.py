@@ -186,9 +186,10 @@ def _interventions():
 
     rows = []
     for kind, cls in REGISTRY.items():
+        refused = cls.refused_keys()  # inherited keys the kind does not accept
         keys = [f"{k}: {f.description}" if f.description else k
                 for k, f in cls.model_fields.items()
-                if k != "kind" and k not in Intervention.model_fields]
+                if k != "kind" and k not in Intervention.model_fields and k not in refused]
         rows.append((kind, cls.summary, "; ".join(keys)))
     return ("intervention kinds (each also takes start_day and end_day, days)",
             ["name", "meaning", "keys"], rows)
