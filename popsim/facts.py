@@ -2,7 +2,7 @@
 disorder, display titles, the reference adult, eGFR strata and patient status codes. Imports
 nothing but the standard library, so configs, reports and the CLI read them without JAX.
 
-Units of the model's outputs live with the outputs (:mod:`popsim.observables`) and in every
+Units of the model's outputs live with the outputs (:mod:`popsim.outputs`) and in every
 cohort file (each variable's ``units`` attribute); reports take them from the file.
 """
 

@@ -10,8 +10,7 @@ Why not lineax's ``LU``: that calls LAPACK (``getrf``/``trsm`` custom calls). Un
 becomes jaxlib's batched LAPACK kernel, which splits the batch into tasks on XLA's CPU thread pool
 and blocks its own pool thread until they are done. Two such kernels running at once (two host
 devices, or two independent batches on one device) leave every pool thread waiting for tasks none
-can run: a deadlock of XLA's CPU thread pool (in gdb, both ``tf_XLAEigen`` threads in
-``lapack_dgetrf_ffi`` -> ``ParallelBatchMap`` -> ``BlockingCounter::Wait``). :class:`SmallLU` is
+can run: a deadlock of XLA's CPU thread pool (``docs/DESIGN.md``, Solver). :class:`SmallLU` is
 plain elementwise XLA: under ``vmap`` each of its operations is one vector instruction over the
 batch, it never waits on the thread pool, and a patient's arithmetic does not depend on the size
 of the batch it is solved in.

@@ -102,7 +102,7 @@ def rms_norm(x) -> jax.Array:
 
     diffrax's ``rms_norm`` is a ``jnp.dot``; batched by ``vmap`` it becomes an XLA dot whose
     summation order depends on the batch size, so the accepted step sizes, and so every output,
-    of a patient changed in the last bits with the size of the batch it was solved in (chunk
+    of a patient would change in the last bits with the size of the batch it is solved in (chunk
     size, device count, sub-batches). With this norm each patient's arithmetic is the same in
     any batch. No derivative: the controller's decisions are not differentiated.
     """

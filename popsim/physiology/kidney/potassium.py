@@ -79,8 +79,8 @@ def potassium_handling(gfr, k_p, k_setpoint, nephron_fraction, aldosterone, dist
     filtered = gfr * k_p
     escaping = filtered * (1.0 - proximal_fraction
                            - loop_fraction * (1.0 - loop_coupling * loop_block))
-    # each path written out in full, the ROMK one in the product order it always had, so that a
-    # share of 0 gives the earlier results bit for bit
+    # each path written out in full, the ROMK one in a fixed product order, so that a BK share
+    # of 0 gives the ROMK-only results bit for bit
     romk_secreted = (secretion_clearance * nephron_fraction**ckd_exponent * k_p
                      * aldosterone**aldo_exponent * distal_delivery**flow_exponent * romk
                      * exp(adaptation) * alkalosis)
