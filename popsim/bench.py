@@ -397,7 +397,7 @@ def machine() -> dict:
 def _solver_description() -> str:
     s = solve.SolverSettings()
     k = solve.CONTROLLER_TOLERANCE_SCALE.get(s.solver, 1.0)
-    if s.solver not in solve.ROSENBROCK_SOLVERS:
+    if cfg.SOLVERS[s.solver][0] != "rosenbrock":
         return f"{s.solver}, PID controller"
     linear = type(solve._make_solver(s).linear_solver).__name__
     return (f"{s.solver} (Rosenbrock, {linear} linear solver) on "

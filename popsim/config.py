@@ -141,9 +141,23 @@ __all__ = ["AGE_REFERENCE", "COVARIATE_LIMITS", "COVARIATES", "MIN_MASS_INSIDE_B
 
 # --- simulation -------------------------------------------------------------------------------
 
-SOLVER_NAMES = ("kvaerno3", "kvaerno4", "kvaerno5", "rodas4", "rodas4p", "rodas5p", "tsit5",
-                "dopri5")
-"""The time-course solvers a config may name (:mod:`popsim.solve` maps each to its class)."""
+SOLVERS: dict[str, tuple[str, str]] = {
+    "kvaerno3": ("implicit", "Kvaerno3"),
+    "kvaerno4": ("implicit", "Kvaerno4"),
+    "kvaerno5": ("implicit", "Kvaerno5"),
+    "rodas4": ("rosenbrock", "Rodas4"),
+    "rodas4p": ("rosenbrock", "Rodas4P"),
+    "rodas5p": ("rosenbrock", "Rodas5P"),
+    "tsit5": ("explicit", "Tsit5"),
+    "dopri5": ("explicit", "Dopri5"),
+}
+"""The time-course solvers a config may name: name -> (family, class name), the one list of
+them. :func:`popsim.solve.solver_class` finds the class (``rosenbrock``: in
+:mod:`popsim.rosenbrock`; ``implicit`` and ``explicit``: in diffrax) when a solver is built, so
+this module names them without importing JAX; the family says how it is built (implicit stages
+by Newton, Rosenbrock steps without ``df/dt``; both with :class:`popsim.linear.SmallLU`)."""
+SOLVER_NAMES = tuple(SOLVERS)
+"""The names of :data:`SOLVERS`, in order (the config schema's choices)."""
 MAX_OUTPUT_TIMES = 200_000  # saved intervals per run (the file's time axis)
 
 

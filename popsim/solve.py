@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import optimistix as optx
 
 from popsim import model, observables, rosenbrock
-from popsim.config import SOLVER_NAMES
+from popsim.config import SOLVERS
 from popsim.facts import STATUS_MEANINGS, Status
 from popsim.linear import SmallLU
 from popsim.model import Patient
@@ -75,12 +75,13 @@ class SolverSettings:
         return cls(rtol=sim.rtol, atol=sim.atol, solver=sim.solver, max_steps=budget)
 
 
-IMPLICIT_SOLVERS = {"kvaerno3": dfx.Kvaerno3, "kvaerno4": dfx.Kvaerno4, "kvaerno5": dfx.Kvaerno5}
-EXPLICIT_SOLVERS = {"tsit5": dfx.Tsit5, "dopri5": dfx.Dopri5}
-ROSENBROCK_SOLVERS = {"rodas4": rosenbrock.Rodas4, "rodas4p": rosenbrock.Rodas4P,
-                      "rodas5p": rosenbrock.Rodas5P}
-SOLVERS = tuple(sorted(IMPLICIT_SOLVERS) + sorted(ROSENBROCK_SOLVERS) + sorted(EXPLICIT_SOLVERS))
-assert set(SOLVERS) == set(SOLVER_NAMES), "popsim.config.SOLVER_NAMES names every solver here"
+def solver_class(name: str) -> type:
+    """The diffrax solver class of the solver ``name`` of :data:`popsim.config.SOLVERS` (the
+    Rosenbrock ones are :mod:`popsim.rosenbrock`'s, the others diffrax's)."""
+    if name not in SOLVERS:
+        raise ValueError(f"solver {name!r} is not one of {list(SOLVERS)}")
+    family, cls = SOLVERS[name]
+    return getattr(rosenbrock if family == "rosenbrock" else dfx, cls)
 
 CONTROLLER_TOLERANCE_SCALE = {"rodas4": 0.3, "rodas4p": 0.1, "rodas5p": 0.1}
 """The step-size controller runs at ``rtol`` and ``atol`` times this (1 for solvers not listed),
@@ -125,14 +126,14 @@ def _make_solver(s: SolverSettings):
     instead of diffrax's default chord method, which on this model diverges at large steps and
     has many steps rejected, for the same error (``benchmarks/solver_choice.py``).
     """
-    if s.solver in IMPLICIT_SOLVERS:  # SmallLU, not LAPACK: see popsim.linear
+    cls = solver_class(s.solver)
+    family = SOLVERS[s.solver][0]
+    if family == "implicit":  # SmallLU, not LAPACK: see popsim.linear
         newton = optx.Newton(rtol=s.newton_rtol, atol=s.newton_atol, linear_solver=SmallLU())
-        return IMPLICIT_SOLVERS[s.solver](root_finder=newton)
-    if s.solver in ROSENBROCK_SOLVERS:
-        return ROSENBROCK_SOLVERS[s.solver](time_derivative=False, linear_solver=SmallLU())
-    if s.solver in EXPLICIT_SOLVERS:
-        return EXPLICIT_SOLVERS[s.solver]()
-    raise ValueError(f"solver {s.solver!r} is not one of {list(SOLVERS)}")
+        return cls(root_finder=newton)
+    if family == "rosenbrock":
+        return cls(time_derivative=False, linear_solver=SmallLU())
+    return cls()
 
 
 def _scaled_residual(x, args):

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from popsim import batch, devices, model, protocols, solve
+from popsim import config as cfg
 from popsim.units import mg_to_mmol_mg
 
 SETTINGS = solve.SolverSettings()
@@ -329,3 +330,22 @@ def test_small_lu_solves_and_transposed_solves(n, seed):
         x, xt = _small_lu_solves(jnp.asarray(A), jnp.asarray(b))
     np.testing.assert_allclose(np.asarray(x), np.linalg.solve(A, b), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(np.asarray(xt), np.linalg.solve(A.T, b), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(cfg.SOLVERS))
+def test_every_solver_a_config_names_is_built(name):
+    """The config's solver list is the one list: each name builds its class, Rosenbrock steps
+    and implicit stages with SmallLU, and any other name is refused."""
+    import diffrax as dfx
+
+    from popsim.linear import SmallLU
+
+    built = solve._make_solver(dataclasses.replace(SETTINGS, solver=name))
+    family, cls = cfg.SOLVERS[name]
+    assert isinstance(built, dfx.AbstractSolver) and type(built).__name__ == cls
+    if family == "rosenbrock":
+        assert isinstance(built.linear_solver, SmallLU)
+    if family == "implicit":
+        assert isinstance(built.root_finder.linear_solver, SmallLU)
+    with pytest.raises(ValueError, match="is not one of"):
+        solve.solver_class(name + "x")
