@@ -196,6 +196,12 @@ def _merge_fallback(y0, ok, y_fb, ok_fb, dest):
     return y0, ok.at[dest].set(ok_fb, mode="drop")
 
 
+FALLBACK_AHEAD = 1000
+"""A run of at least this many patients (per process) compiles the steady-state fallback with
+its other programs (:func:`compile_ahead`): Newton fails for a few patients per 1,000, so such a
+run very likely needs it."""
+
+
 def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance: bool = False,
                   fallback: bool = True, workers: int | None = None) -> None:
     """Compile a chunk's programs for every device before the chunk runs, in parallel threads.

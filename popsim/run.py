@@ -44,10 +44,6 @@ from popsim.report import ArmSummary, summarize
 from popsim.solve import SolverSettings
 from popsim.trial_report import screening_summary
 
-FALLBACK_AHEAD = 1000
-"""A run of at least this many patients (per process) compiles the steady-state fallback with
-its other programs: Newton fails for a few patients per 1,000, so such a run very likely needs
-it."""
 RESUME_KEYS = ("model_version", "config", "seed", "n_patients", "chunk_size", "params_fingerprint",
                "solver", "rtol", "atol", "precision")
 """What must match between an interrupted file and the run that finishes it."""
@@ -363,7 +359,7 @@ def _screen(job: _Job, progress: bool):
         bar.phase("compiling XLA programs")
         dev.compile_ahead([part.inputs(job.dtype) for part in dev.batch_parts(cohort,
                                                                               job.devices)],
-                          job.protocols, job.ts, job.settings, fallback=job.n >= FALLBACK_AHEAD)
+                          job.protocols, job.ts, job.settings, fallback=job.n >= dev.FALLBACK_AHEAD)
         compiled.append(True)
         bar.phase(None)
 
@@ -398,7 +394,7 @@ def _run_chunks(job: _Job, done: np.ndarray, pid: int, nproc: int, progress: boo
             if first:
                 bar.phase("compiling XLA programs")
             _run_chunk(job, c, writer, precompile=first,
-                       precompile_fallback=n_mine >= FALLBACK_AHEAD,
+                       precompile_fallback=n_mine >= dev.FALLBACK_AHEAD,
                        on_compiled=lambda: bar.phase("first chunk"))
             first = False
 

@@ -101,6 +101,20 @@ def test_no_import_from_a_higher_stage(path):
                                 f"(stage {theirs})")
 
 
+def _may_import_run(module: str) -> bool:
+    """The front ends and the public API; every other application shares what it needs with
+    ``popsim.run`` through a lower stage."""
+    return module in ("popsim", "popsim.api", "popsim.run") or module.split(".")[:2] == [
+        "popsim", "cli"]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[_module_name(p) for p in MODULES])
+def test_only_the_front_ends_import_run(path):
+    module = _module_name(path)
+    if not _may_import_run(module):
+        assert "popsim.run" not in _imports(path), f"{module} imports popsim.run"
+
+
 def test_the_lower_stages_import_no_jax():
     lower = [n for names in STAGES[:JAX_FREE_STAGES] for n in names if n != "popsim"]
     code = ("import importlib, sys\n"

@@ -34,7 +34,7 @@ The design is solved as one cohort, in fixed-size chunks (the last padded), by
 :func:`popsim.devices.simulate_arms`: the batched Newton, fallback and time course of ``popsim
 run`` (only the chosen arm), compiled once before the first chunk (``compile_seconds``; the
 steady-state fallback is compiled ahead, as by ``popsim run``, for designs of at least
-:data:`popsim.run.FALLBACK_AHEAD` patients, and otherwise when first needed, within
+:data:`popsim.devices.FALLBACK_AHEAD` patients, and otherwise when first needed, within
 ``run_seconds``, the time of the rest).
 
 Failures: Sobol' estimators need every row. A patient whose solve fails is counted

@@ -227,7 +227,6 @@ class _CohortEvaluator:
         from popsim import devices as dev
         from popsim.population import sample_draws
         from popsim.protocols import protocols_for
-        from popsim.run import FALLBACK_AHEAD
         from popsim.solve import SolverSettings
 
         t0 = time.perf_counter()  # the patient's draw compiles too
@@ -243,7 +242,7 @@ class _CohortEvaluator:
         self.settings = SolverSettings.from_simulation(sim)
         parts = dev.batch_parts(self._cohort(rows), split)
         dev.compile_ahead([p.inputs(self.dtype) for p in parts], [self.protocol], self.ts,
-                          self.settings, fallback=total >= FALLBACK_AHEAD)
+                          self.settings, fallback=total >= dev.FALLBACK_AHEAD)
         self.compile_seconds = time.perf_counter() - t0
 
     def _cohort(self, rows: np.ndarray):
