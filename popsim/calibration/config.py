@@ -8,15 +8,15 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from popsim import config as runcfg
+from popsim.calibration.spec import FittedName
 from popsim.config import Arm, Population, Simulation, _Strict, _suggest
 from popsim.observables import OUTPUT_UNITS
 from popsim.parameters import parameter_specs
 
 _SPECS = {s.name: s for s in parameter_specs()}
-CV_PREFIX = "cv."
 
 
-class FitParameter(_Strict):
+class FitParameter(_Strict, FittedName):
     """A parameter to fit: a typical value by its table name, or a between-patient CV as
     ``cv.<name>``."""
 
@@ -28,7 +28,7 @@ class FitParameter(_Strict):
 
     @model_validator(mode="after")
     def _check(self):
-        base = self.name.removeprefix(CV_PREFIX)
+        base = self.parameter
         if base not in _SPECS:
             raise ValueError(f"unknown parameter {base!r}{_suggest(base, _SPECS)}")
         if self.lower >= self.upper:
@@ -44,14 +44,6 @@ class FitParameter(_Strict):
             raise ValueError(f"{self.name}: a logit transform needs the start strictly inside "
                              f"{self.lower:g}..{self.upper:g}, got {v:g}")
         return self
-
-    @property
-    def is_cv(self) -> bool:
-        return self.name.startswith(CV_PREFIX)
-
-    @property
-    def parameter(self) -> str:
-        return self.name.removeprefix(CV_PREFIX)
 
     @property
     def start(self) -> float:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from popsim.config import ConfigError, _suggest, read_toml
 from popsim.parameters import parameter_specs
@@ -42,8 +42,26 @@ class CalibrationError(ConfigError):
     """Bad calibration input, in one line naming the option, the value and what is allowed."""
 
 
+class FittedName:
+    """What a fitted quantity's ``name`` says: a parameter's typical value (its name) or its
+    between-patient CV (``cv.<name>``). Shared by the fit's spec (:class:`FitParam`) and the
+    calibration config (:class:`popsim.calibration.config.FitParameter`)."""
+
+    if TYPE_CHECKING:
+        name: str
+
+    @property
+    def is_cv(self) -> bool:
+        return self.name.startswith(CV_PREFIX)
+
+    @property
+    def parameter(self) -> str:
+        """The parameter's name in :class:`popsim.parameters.Params`."""
+        return self.name.removeprefix(CV_PREFIX)
+
+
 @dataclass(frozen=True)
-class FitParam:
+class FitParam(FittedName):
     """One fitted quantity: a typical value (``name``) or a CV (``cv.<name>``)."""
 
     name: str
@@ -52,14 +70,6 @@ class FitParam:
     transform: str  # "log" or "logit" (see TRANSFORMS)
     unit: str
     base: float  # the value in the base parameter set
-
-    @property
-    def is_cv(self) -> bool:
-        return self.name.startswith(CV_PREFIX)
-
-    @property
-    def parameter(self) -> str:
-        return self.name.removeprefix(CV_PREFIX)
 
 
 @dataclass(frozen=True)
