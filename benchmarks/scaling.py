@@ -1,7 +1,7 @@
 """Scaling of `popsim run`: wall time, throughput and peak memory from 10^4 to 10^6 patients.
 
 Each size runs in a fresh process (so its peak RSS is its own): the full `popsim run` path,
-i.e. sampling, steady states, the year's time course, every SPEC output written daily (366
+i.e. sampling, steady states, the year's time course, every output written daily (366
 times, float32, gzip + shuffle + Fletcher-32) chunk by chunk with the crash-safe journal, the
 final mark and the summary, on ``configs/scale_year.toml`` (a Mg-poor diet for 180 days, then
 usual intake; the `popsim bench` workload) with ``--devices N`` (one host device per core).
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
     md = [
         "# Scaling of `popsim run`", "",
         f"Written by `benchmarks/scaling.py`, {result['created']}; {result['machine']}; "
-        f"`{result['config']}` (365 days, every SPEC output daily, float32, gzip), "
+        f"`{result['config']}` (365 days, every output daily, float32, gzip), "
         f"{rows[0]['devices']} device(s), chunks of {rows[0]['chunk_size']:,} patients; each size "
         "in a fresh process.", "",
         "| patients | wall (s) | first chunk on disk (s) | patient-days/s after it | "

@@ -124,7 +124,7 @@ class CovariateSummary:
 
     name: str
     unit: str
-    source: str  # "config" or "default" (the US-adult default of SPEC §2)
+    source: str  # "config" or "default" (the US-adult default, popsim.covariates)
     mean: float = math.nan
     sd: float = math.nan
     quantiles: dict[float, float] | None = None  # probability -> value (5, 25, 50, 75, 95 %)

@@ -116,7 +116,7 @@ CovariateSpec = Annotated[
 
 
 def _default_covariates() -> dict[str, Any]:
-    """US adults (SPEC §2 defaults). Sources in ``configs/us_adults.toml`` and the README."""
+    """The US-adult defaults. Sources in ``configs/us_adults.toml`` and the README."""
     ln = lambda median, gsd, **kw: LogNormal(distribution="lognormal", median=median, gsd=gsd, **kw)  # noqa: E731
     nm = lambda mean, sd, **kw: Normal(distribution="normal", mean=mean, sd=sd, **kw)  # noqa: E731
     return {

@@ -1,6 +1,7 @@
 """Model-level accuracy of the default time-course solver: popsim's Rodas5P at its default
 settings against SciPy's Radau at rtol 1e-10 on the same vector field, one patient-year with
-interventions, every saved output within the SPEC's 1e-4 relative accuracy target."""
+interventions, every saved output within the 1e-4 relative accuracy target (docs/DESIGN.md,
+"Accuracy")."""
 
 import jax
 import jax.numpy as jnp
@@ -15,7 +16,7 @@ from popsim.units import mg_to_mmol_mg
 
 DAYS = 365.0
 TS = np.arange(0.0, DAYS + 1.0)  # daily outputs
-SPEC_RTOL = 1e-4  # SPEC: outputs within 1e-4 relative of a converged solution
+TARGET_RTOL = 1e-4  # the accuracy target: outputs within 1e-4 relative of a converged solution
 REFERENCE_RTOL = 1e-10
 REFERENCE_ATOL = 1e-12  # times model.state_scale: the reference pools, 1 for the log-gain
 N_REAL = 3  # the batch is padded to SCENARIO_BATCH (the shape the other tests' Newton uses)
@@ -86,7 +87,7 @@ def _relative_error(value, reference) -> float:
 @pytest.mark.slow
 def test_rodas5p_default_settings_against_radau_reference():
     """Three patients over a year with interventions: every saved output of popsim's default
-    solve is within the SPEC's 1e-4 relative of SciPy's Radau at rtol 1e-10, itself checked
+    solve is within the target's 1e-4 relative of SciPy's Radau at rtol 1e-10, itself checked
     against SciPy's BDF at the same tolerances."""
     s = solve.SolverSettings()
     pb, pt = _cohort()
@@ -105,11 +106,11 @@ def test_rodas5p_default_settings_against_radau_reference():
         ys = _radau_states(rhs, jac, p_i, pt_i, prot, y0[i])
         if i == 0:  # the reference is converged far below the target: Radau and BDF agree
             bdf = _radau_states(rhs, jac, p_i, pt_i, prot, y0[i], method="BDF")
-            assert _relative_error(bdf, ys) < SPEC_RTOL / 100
+            assert _relative_error(bdf, ys) < TARGET_RTOL / 100
         ref = observe(p_i, pt_i, prot, jnp.asarray(TS), ys)
         for k, v in ref.items():
             errors[k] = max(errors[k], _relative_error(out[k][i], v))
     report = ", ".join(f"{k} {e:.1e}" for k, e in sorted(errors.items()))
-    assert max(errors.values()) < SPEC_RTOL, f"max relative error per output: {report}"
+    assert max(errors.values()) < TARGET_RTOL, f"max relative error per output: {report}"
     print(f"\nRodas5P (default settings) against Radau (rtol {REFERENCE_RTOL:g}), max relative "
           f"error per output: {report}")

@@ -252,9 +252,9 @@ def test_libroadrunner_time_course_matches_popsim(exported, popsim_courses, name
 
 
 def test_scenarios_move_in_the_expected_directions(popsim_courses):
-    """Sanity of the exported scenarios themselves (SPEC directions): Mg-poor diet lowers serum
-    Mg; Mg load in CKD raises it above the reference's; the added loop diuretic raises urinary
-    K."""
+    """Sanity of the exported scenarios themselves (the directions of the depletion, CKD Mg
+    load and diuretic scenarios): Mg-poor diet lowers serum Mg; Mg load in CKD raises it above
+    the reference's; the added loop diuretic raises urinary K."""
     mg_poor, ckd, diur = (popsim_courses[k] for k in ("mg_poor", "ckd", "diuretic"))
     assert mg_poor["serum_mg"][-1] < mg_poor["serum_mg"][0] - 0.05
     assert ckd["serum_mg"][-1] > ckd["serum_mg"][0] + 0.1

@@ -14,7 +14,8 @@ class BodyParams:
 
     # --- reference state of the reference adult (what the balancing constants are set for) ----
     serum_mg_ref: float = lit(0.85, "mmol/L", "serum total Mg of the reference adult",
-                              "SPEC §1; IOM 1997 (0.75-0.95)", lower=0.3, upper=2.0)
+                              "the middle of the IOM 1997 interval (0.75-0.95)", lower=0.3,
+                              upper=2.0)
     mg_free_ref: float = lit(0.6, "mmol/L", "free cell Mg of the reference adult",
                              "0.5-1.0 mmol/L (Rude 1998; Grubbs 2002); muscle 0.56 (Ryschon "
                              "1996)", lower=0.1, upper=2.0)
@@ -131,7 +132,7 @@ class BodyParams:
                            "Luo-Rudy / Zhou 2009 KM_Na 10 mM", lower=1, upper=50)
     nka_km_mg: float = assumed(0.2, "mmol/L", "NKA half-saturation by free cell Mg (MgATP "
                                "supply)", "MgATP Kd 0.05-0.1 mM, so the pump slows when free "
-                               "Mg falls well below ~0.3 mM (PHYSIOLOGY §3.1: 0.1-0.3)",
+                               "Mg falls well below ~0.3 mM (a half-saturation of 0.1-0.3 assumed)",
                                lower=0.01, upper=2)
     nka_mg_dependence: float = assumed(1.0, "1", "share of the pump's Mg dependence in force",
                                        "1: the full MgATP dependence; set to 0 only to "
@@ -144,7 +145,7 @@ class BodyParams:
                               "cell ATP ~5-8 mmol/L, 80-90% as MgATP (Rude 1998)", lower=1,
                               upper=20)
     mg_atp_kd: float = lit(0.07, "mmol/L", "MgATP dissociation constant",
-                           "Kd of MgATP ~50-100 uM (PHYSIOLOGY §3.1)", lower=0.01, upper=1)
+                           "Kd of MgATP ~50-100 uM (textbook biochemistry)", lower=0.01, upper=1)
     mg_cell_exchange: float = assumed(20.0, "mmol/day", "gross cell Mg influx of the reference "
                                       "adult", "soft-tissue Mg exchanges over days: 28Mg "
                                       "half-times of 14-35 h and a slow cell pool (Avioli & "
@@ -168,5 +169,6 @@ class BodyParams:
                                 "about a third of ~500 mmol bone Mg per 70 kg (IOM 1997)",
                                 lower=0.1, upper=10)
     mg_bone_tau: float = assumed(30.0, "day", "time constant of bone-surface Mg exchange",
-                                 "bone buffers serum Mg over weeks (PHYSIOLOGY §3.4-3.5)",
+                                 "bone buffers serum Mg over weeks (28Mg kinetics: Avioli & "
+                                 "Berman 1966)",
                                  lower=1, upper=1000)

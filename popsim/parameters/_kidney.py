@@ -66,7 +66,7 @@ class KidneyParams:
         "(mice: Ferdaus 2019; Maeoka & McCormick 2020); no human number. Set by hand: a "
         "quarter less free cell Mg lowers NCC activity by 44%, as a thiazide at ~0.35 of its "
         "maximal effect would, which takes serum K below 3.5 mmol/L after months below 15 "
-        "mg/day of Mg (SPEC §1); 1.5 leaves it at 3.55", upper=10)
+        "mg/day of Mg (experimental depletion: Shils 1969); 1.5 leaves it at 3.55", upper=10)
     ncc_mg_dependence: float = assumed(1.0, "1", "share of NCC's Mg dependence in force",
                                        "1: in force; set to 0 only to measure what it "
                                        "contributes", upper=1)
@@ -183,7 +183,8 @@ class KidneyParams:
                                 "doubles its conductance, the renal K wasting of Mg deficiency "
                                 "(Huang & Kuo 2007)", lower=0.05, upper=5)
     romk_mg_hill: float = assumed(2.0, "1", "Hill coefficient of ROMK Mg block",
-                                  "PHYSIOLOGY §3.3 suggests 1-2", lower=0.5, upper=4)
+                                  "1-2, a modelling choice (ROMK Mg block: Yang, Frindt & "
+                                  "Palmer 2010)", lower=0.5, upper=4)
     romk_floor: float = assumed(0.6, "1", "lowest ROMK conductance relative to the reference",
                                 "ROMK is a weak rectifier: the Mg block saturates (Lu & "
                                 "MacKinnon 1994)", upper=1)

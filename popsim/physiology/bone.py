@@ -1,4 +1,4 @@
-"""Bone exchange of Mg, Ca and phosphate (mechanisms 7 and 8). Fluxes in mmol/day."""
+"""Bone exchange of Mg, Ca and phosphate. Fluxes in mmol/day."""
 
 from __future__ import annotations
 

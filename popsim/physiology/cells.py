@@ -1,5 +1,5 @@
 """Cell-membrane transport: the Na+/K+-ATPase, passive K and Na leaks, and cellular Mg exchange
-(mechanisms 3, 4 and 7 of SPEC §1).
+(docs/MODEL.md, "Mechanisms").
 
 One lumped intracellular compartment (mostly skeletal muscle). Concentrations in mmol/L of the
 compartment's water, fluxes in mmol/day for the whole compartment (hence the ``v_icf`` factors).

@@ -1,4 +1,4 @@
-"""Intestinal absorption of Mg, K, Na, Ca and phosphate (mechanism 1 of SPEC §1).
+"""Intestinal absorption of Mg, K, Na, Ca and phosphate (docs/MODEL.md, "Mechanisms").
 
 All fluxes in mmol/day. The Mg that reaches the absorbing epithelium is the soluble part of what
 is swallowed (diet plus supplements, each salt weighted by its solubility) plus the Mg secreted

@@ -1,5 +1,5 @@
 """Parathyroid hormone: secretion by the Ca/Mg-sensing gland, the gland's slow growth, and PTH
-action on bone and kidney (mechanism 8)."""
+action on bone and kidney."""
 
 from __future__ import annotations
 

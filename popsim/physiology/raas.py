@@ -1,6 +1,6 @@
 """The renin-angiotensin-aldosterone system: angiotensin II from the macula densa and renal
-perfusion pressure, aldosterone from angiotensin II and plasma K (mechanism 5's feedback and
-the volume signal of mechanism 6)."""
+perfusion pressure, aldosterone from angiotensin II and plasma K (the K feedback on renal K
+secretion and the volume signal of renal Na handling)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Renal handling of Na, K, Mg, Ca and phosphate, segment by segment (mechanisms 2, 5, 6, 9 and
-10 of SPEC §1), one module per ion.
+"""Renal handling of Na, K, Mg, Ca and phosphate, segment by segment
+(docs/MODEL.md, "Mechanisms"), one module per ion.
 
 Every function takes the glomerular filtration rate in L/day and returns fluxes in mmol/day.
 Segments: proximal tubule (PT), thick ascending limb (TAL), distal convoluted tubule (DCT),

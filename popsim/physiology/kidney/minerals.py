@@ -1,4 +1,4 @@
-"""Renal handling of Mg, Ca and phosphate (mechanisms 2 and 8)."""
+"""Renal handling of Mg, Ca and phosphate."""
 
 from __future__ import annotations
 

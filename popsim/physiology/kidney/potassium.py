@@ -1,4 +1,4 @@
-"""Renal K excretion (mechanisms 5 and 9): filtration, fixed proximal and loop reabsorption,
+"""Renal K excretion: filtration, fixed proximal and loop reabsorption,
 regulated distal secretion through ROMK that intracellular Mg2+ restrains, and flow-induced
 secretion through BK channels that the K-intake adaptation does not regulate."""
 
