@@ -201,3 +201,65 @@ def hypokalaemia_trial(tmp_path_factory):
     conf = cfg.parse_config(tomllib.loads(HYPOKALAEMIA_TRIAL))
     result = run_cohort(conf, HYPOKALAEMIA_TRIAL, path, chunk_size=6, progress=False)
     return path, result
+
+
+README = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+
+
+def readme_blocks(language: str) -> list[str]:
+    """The README's fenced code blocks of one language, in order."""
+    out, lines, inside = [], [], None
+    for line in README.splitlines():
+        if line.startswith("```"):
+            if inside is None:
+                inside, lines = line[3:].strip(), []
+            else:
+                if inside == language:
+                    out.append("\n".join(lines))
+                inside = None
+        elif inside is not None:
+            lines.append(line)
+    return out
+
+
+def readme_commands() -> list[list[str]]:
+    """Every `popsim ...` command of the README's sh blocks (continuation lines joined, comments
+    cut), without the leading `popsim`."""
+    import shlex
+
+    commands = []
+    for block in readme_blocks("sh"):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:1] == ["popsim"]:
+                commands.append(words[1:])
+    return commands
+
+
+def readme_command(*prefix: str) -> list[str]:
+    """The one README command that starts with ``prefix`` (a test fails if there is not
+    exactly one)."""
+    found = [c for c in readme_commands() if c[:len(prefix)] == list(prefix)]
+    assert len(found) == 1, f"README: {len(found)} commands start with popsim {' '.join(prefix)}"
+    return found[0]
+
+
+def run_readme_command(argv: list[str], cwd, capture: tuple = ()):
+    """Run a README command in-process in folder ``cwd``: ``(exit status, {name: value})``, the
+    values being what each function named in ``capture`` (``(module, name)`` pairs) returned,
+    so a test can check the command's printed results against the objects behind them."""
+    from popsim.cli import main
+
+    captured = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(cwd)
+        for module, name in capture:
+            real = getattr(module, name)
+
+            def spy(*a, _real=real, _name=name, **k):
+                captured[_name] = _real(*a, **k)
+                return captured[_name]
+
+            mp.setattr(module, name, spy)
+        status = main(list(argv))
+    return status, captured

@@ -1,52 +1,26 @@
 """The README's code as written: every `popsim` command parses with the CLI's own parser and
 names shipped files that exist; the TOML examples are valid configs; the Python example uses
-public names only; the commands that need no simulation run and exit 0; the cohort pipeline
-(run, report, vpop select, SBML export) runs as written with a smaller cohort (slow)."""
+public names only and runs; the outputs table is complete; the commands that need no
+simulation run and exit 0; the cohort pipeline (run, report, vpop select, SBML export) and the
+tour's trial run as written with smaller cohorts (slow). `validate` and `evidence run` run as
+written in tests/test_validation.py."""
 
 import ast
-import shlex
+import re
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from conftest import README, readme_blocks, readme_command, readme_commands
 
 from popsim import config as cfg
 from popsim.cli import main
 from popsim.cli.args import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
-
-
-def _blocks(language: str) -> list[str]:
-    out, lines, inside = [], [], None
-    for line in README.splitlines():
-        if line.startswith("```"):
-            if inside is None:
-                inside = line[3:].strip()
-                lines = []
-            else:
-                if inside == language:
-                    out.append("\n".join(lines))
-                inside = None
-        elif inside is not None:
-            lines.append(line)
-    return out
-
-
-def _commands() -> list[list[str]]:
-    """Every `popsim ...` command of the sh blocks, continuation lines joined, comments cut."""
-    commands = []
-    for block in _blocks("sh"):
-        text = block.replace("\\\n", " ")
-        for line in text.splitlines():
-            words = shlex.split(line, comments=True)
-            if words[:1] == ["popsim"]:
-                commands.append(words[1:])
-    return commands
-
-
-COMMANDS = _commands()
+_blocks = readme_blocks
+COMMANDS = readme_commands()
 
 
 def test_the_readme_shows_the_commands():
@@ -122,3 +96,56 @@ def test_the_cohort_commands_run_as_written_at_a_small_size(monkeypatch, tmp_pat
             assert (tmp_path / out).stat().st_size > 0, out
     assert (tmp_path / "cohort.png").stat().st_size > 10_000
     assert "serum" in capsys.readouterr().out
+    # then the Python example, beside the cohort.h5 just written, its trial cut to 8 patients
+    [code] = _blocks("python")
+    assert "size=200" in code
+    scope: dict = {}
+    exec(compile(code.replace("size=200", "size=8"), "README.md", "exec"), scope)
+    assert scope["ds"].sizes["patient"] == 24 and scope["coh"].n_patients == 24
+
+
+def test_the_outputs_table_lists_every_output_with_its_unit():
+    """The README's outputs table names every output once, each with the unit it is stored in
+    (:data:`popsim.outputs.OUTPUT_SPECS`): a new output or a changed unit must be shown."""
+    from popsim.outputs import OUTPUT_SPECS
+
+    table = README.split("| group | outputs (unit) |")[1].split("\n\n")[0]
+    shown, pending = {}, []
+    for row in table.splitlines()[2:]:
+        for name, unit in re.findall(r"`(\w+)`|\(([^)]*)\)", row.split("|")[2]):
+            if name:
+                pending.append(name)
+            else:
+                for n in pending:
+                    assert n not in shown, f"{n} shown twice"
+                    shown[n] = unit.split(",")[0].strip()
+                pending = []
+        assert not pending, f"no unit after {pending}"
+    assert shown == {name: unit for name, (unit, _) in OUTPUT_SPECS.items()}
+
+
+@pytest.mark.slow
+def test_the_tour_trial_runs_as_written_at_a_small_size(hypokalaemia_trial, monkeypatch,
+                                                        tmp_path):
+    """The tour's trial command on `configs/trial_hypokalaemia.toml` cut to 12 patients for 4
+    weeks in chunks of 6 (the `hypokalaemia_trial` fixture's config, whose compiled programs it
+    reuses): the same enrolled patients and numbers as the fixture's run through the Python
+    API, every one hypokalaemic and Mg deficient at baseline, and a figure with both arms."""
+    from conftest import HYPOKALAEMIA_TRIAL
+
+    import popsim
+
+    argv = readme_command("run", "configs/trial_hypokalaemia.toml")
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "trial_hypokalaemia.toml").write_text(HYPOKALAEMIA_TRIAL)
+    monkeypatch.chdir(tmp_path)
+    argv = [("12" if i and argv[i - 1] == "--size" else a) for i, a in enumerate(argv)]
+    assert main([*argv, "--chunk-size", "6", "--quiet"]) == 0
+    ds = popsim.open_dataset(tmp_path / argv[argv.index("--out") + 1])
+    fixture = popsim.open_dataset(hypokalaemia_trial[0])
+    for name in ("serum_k", "serum_mg", "dose_oral_potassium"):
+        np.testing.assert_array_equal(ds[name].values, fixture[name].values)
+    baseline = ds.isel(day=0)
+    assert float(baseline.serum_k.max()) <= 3.5 and float(baseline.serum_mg.max()) <= 0.70
+    figure = tmp_path / argv[argv.index("--figure") + 1]
+    assert figure.stat().st_size > 10_000 and set(ds.arm.values) == {"k_alone", "mg_plus_k"}
