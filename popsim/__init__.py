@@ -3,6 +3,13 @@
 The public API is listed in :data:`__all__`; everything else is private and may change. Names
 are imported on first use, so ``import popsim`` (and ``popsim --help``, or validating a config)
 does not import JAX.
+
+Running: :func:`simulate` (a config to an :class:`xarray.Dataset`), :func:`run_cohort` (to a
+cohort file), :func:`check_config` (validate and estimate, writing nothing). Reading a cohort
+file: :func:`open_dataset`, :func:`open_cohort`, :func:`summarize`. A virtual trial's file
+(arms, enrolment screening, doses): :func:`screening_summary` (candidates screened and
+enrolled, failures per criterion), :func:`responder_fractions` (per arm and day),
+:func:`trial_figure` and :func:`write_trial_figure` (every arm side by side over time).
 """
 
 from __future__ import annotations
@@ -45,6 +52,10 @@ _LAZY = {
     "check_config": "popsim.api",
     "open_dataset": "popsim.dataset",
     "select_vpop": "popsim.vpop:select",
+    "screening_summary": "popsim.trial_report",
+    "responder_fractions": "popsim.trial_report",
+    "trial_figure": "popsim.trial_report",
+    "write_trial_figure": "popsim.trial_report",
 }
 """Public name -> ``module`` or ``module:attribute`` it is imported from on first use."""
 __all__ = ["MODEL_VERSION", "__version__", *_LAZY]
@@ -88,4 +99,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from popsim.run import run_cohort as run_cohort
     from popsim.solve import SolverSettings as SolverSettings
     from popsim.store import open_cohort as open_cohort
+    from popsim.trial_report import responder_fractions as responder_fractions
+    from popsim.trial_report import screening_summary as screening_summary
+    from popsim.trial_report import trial_figure as trial_figure
+    from popsim.trial_report import write_trial_figure as write_trial_figure
     from popsim.vpop import select as select_vpop  # noqa: F401

@@ -60,7 +60,11 @@ def _holds(x: np.ndarray, rule: tuple[str, float]) -> np.ndarray:
 
 def responder_fractions(coh, name: str, rule: tuple[str, float] | None = None) -> np.ndarray:
     """Per arm and saved time, the fraction of the arm's solved patients meeting the responder
-    rule of ``name``: float64 ``(arm, time)``."""
+    rule of ``name``: float64 ``(arm, time)``.
+
+    ``coh`` is an open cohort file (:func:`popsim.open_cohort`); ``rule`` is ``(op, value)``
+    with ``op`` one of ``>=``, ``<=``, ``>``, ``<`` (default: :func:`responder_rule`, e.g.
+    serum K >= 3.5 mmol/L in a trial that enrolled serum K <= 3.5)."""
     rule = rule or responder_rule(coh, name)
     if rule is None:
         raise store.StoreError(f"{coh.path}: no responder threshold is known for {name!r}")
