@@ -78,3 +78,49 @@ def test_a_log_axis_only_where_there_are_decades_to_show():
     assert _spans_a_decade(np.array([20.0, 300.0, 900.0]))
     assert not _spans_a_decade(np.array([15.0, 25.0, 40.0]))
     assert not _spans_a_decade(np.array([np.nan, 0.0]))
+
+
+@pytest.mark.slow
+def test_run_figure_draws_every_arm_of_a_two_arm_trial(small_trial, tmp_path, monkeypatch,
+                                                       capsys):
+    """`popsim run CONFIG --figure X.png` on the two-arm small trial (the ``small_trial``
+    fixture's config, size and chunks: its compiled programs are reused, and the run gives the
+    fixture's numbers): the trial figure is drawn for the run's file with a line per arm in
+    every panel, and the PNG holds both arms' colours at the figure's full width."""
+    import matplotlib.colors
+    import matplotlib.image
+    import matplotlib.pyplot as plt
+    from conftest import SMALL_TRIAL
+
+    from popsim import trial_report
+    from popsim.cli import main
+
+    drawn = []
+
+    def recording(path, variables=None):
+        fig = trial_figure(path, variables)
+        drawn.append(fig)
+        return fig
+
+    monkeypatch.setattr(trial_report, "trial_figure", recording)
+    config, out, png = tmp_path / "trial.toml", tmp_path / "trial.h5", tmp_path / "trial.png"
+    config.write_text(SMALL_TRIAL)
+    code = main(["run", str(config), "--out", str(out), "--chunk-size", "7", "--figure",
+                 str(png), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert f"figure: {png}" in capsys.readouterr().out
+    arms = ["control", "magnesium"]
+    ran, fixture = store.open_cohort(out), store.open_cohort(small_trial[0])
+    assert list(ran.arms) == arms == list(fixture.arms)
+    np.testing.assert_array_equal(ran.output("serum_k"), fixture.output("serum_k"))
+    [fig] = drawn
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 3 * 2  # serum K and Mg: level, change, responders (no dose output)
+    for ax in visible:
+        assert sorted(line.get_label() for line in ax.get_lines()) == arms, ax.get_ylabel()
+    img = matplotlib.image.imread(png)[..., :3]
+    assert img.shape[1] == round(5.2 * 2 * 110)  # two columns of panels at 110 dpi
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"][:2]
+    for arm, color in zip(arms, colors, strict=True):
+        rgb = np.array(matplotlib.colors.to_rgb(color))
+        assert np.sum(np.all(np.abs(img - rgb) < 0.02, axis=-1)) > 500, arm  # its lines
