@@ -298,7 +298,7 @@ def roadrunner_rate(n: int = 20, rtol: float = 1e-6, atol: float = 1e-8, accurac
 
     The model is exported and compiled once (its arm as piecewise inputs); for each patient the
     loop sets the patient's sampled parameters, covariates and steady state, then simulates 365
-    days with daily outputs of every SPEC output: what a libRoadRunner user would write. CVODE
+    days with daily outputs of every output: what a libRoadRunner user would write. CVODE
     at the same rtol and a scalar atol of ``atol`` (mmol, pmol/L or L: at least as tight as
     popsim's ``atol`` times each state's reference pool, since every pool is >= 1).
     ``accuracy``: also the max relative error against :func:`reference_outputs`;

@@ -2,7 +2,7 @@
 
 :func:`load_config` reads a TOML file and returns a frozen :class:`RunConfig`, or raises
 :class:`ConfigError` with one line that names the key, the offending value and what is allowed
-(and, for a misspelt key, the nearest valid one). Units are those of SPEC §3: Mg intake and oral
+(and, for a misspelt key, the nearest valid one). Units: Mg intake and oral
 Mg doses in mg/day of elemental Mg, K and Na intakes in mmol/day, IV Mg in mmol in total, diuretic
 doses as the fraction (0-1) of the maximal effect, times in days.
 """

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 REFERENCE_RANGES: dict[str, tuple[float, float]] = {
-    "serum_mg": (0.70, 1.00),  # mmol/L; 1.7-2.4 mg/dL (SPEC §1; IOM 1997 uses 0.75-0.95)
+    "serum_mg": (0.70, 1.00),  # mmol/L, 1.7-2.4 mg/dL (laboratories; IOM 1997: 0.75-0.95)
     "serum_k": (3.5, 5.0),  # mmol/L (clinical texts)
     "serum_na": (135.0, 145.0),  # mmol/L
     "serum_ca": (2.15, 2.55),  # mmol/L total Ca, 8.6-10.2 mg/dL
@@ -51,7 +51,7 @@ DISORDERS: tuple[Disorder, ...] = (
     Disorder("hyponatremia", "serum_na", "<", 135.0, "mmol/L"),
     Disorder("hypocalcemia", "serum_ca", "<", 2.15, "mmol/L"),
 )
-"""The disorders counted in run summaries and reports (thresholds of SPEC §1 and common clinical
+"""The disorders counted in run summaries and reports (thresholds of common clinical
 use; hypermagnesaemia above the upper reference limit plus a margin of 0.05 mmol/L)."""
 
 SUMMARY_MEDIANS = ("serum_mg", "serum_k", "serum_na", "serum_ca")

@@ -16,7 +16,7 @@ Numerics:
   step-size controller on the state normalised by the patient's reference pools, clipped at
   every protocol breakpoint (``jump_ts``). It is the default because it is faster than the
   ESDIRK solvers with Newton stages at a smaller error (``benchmarks/throughput_variants.py``);
-  its outputs agree with SciPy's Radau at rtol 1e-10 within the SPEC's 1e-4 relative
+  its outputs agree with SciPy's Radau at rtol 1e-10 within the 1e-4 relative accuracy target
   (``tests/test_rodas_reference.py``; measurements in ``benchmarks/RESULTS.md`` and
   ``benchmarks/results/``).
 * Linear systems, in the time course and the steady states alike: :class:`popsim.linear.SmallLU`

