@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from popsim.config import ConfigError, _suggest, read_toml
 from popsim.parameters import parameter_specs
+from popsim.parameters.uncertainty import CV_PREFIX
 
-CV_PREFIX = "cv."
 DEFAULT_BOUND_FACTOR = 4.0
 CV_LIMIT = 2.0  # parameter files accept CVs in 0..2
 DEFAULT_CV_UPPER = 0.5
