@@ -1,4 +1,4 @@
-"""The built-in physiology scenarios of `popsim validate` (SPEC §1 behaviours): every
+"""The built-in physiology scenarios of `popsim validate` (the behaviours of docs/MODEL.md): every
 observation with a value or window is a test. CI runs them at 16 patients per scenario (the
 reference-range scenario asks for 200). The published studies run at the same sizes, and every
 observation they matched when `tests/data/evidence_matches.txt` was written must still match."""
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import readme_command, run_readme_command
 
 from popsim import evidence, validation
 
@@ -27,8 +28,16 @@ KNOWN_MISSES = {
 
 @pytest.fixture(scope="session")
 def validation_report(tmp_path_factory):
-    out = tmp_path_factory.mktemp("validation") / "v"
-    return validation.validate(size=16, out=out, progress=False), out
+    """`popsim validate --size 16` as the README writes it (quietly), in a fresh folder: the
+    report behind what it printed and the folder it wrote (``validation/``). Its exit status
+    says whether every check passed."""
+    cwd = tmp_path_factory.mktemp("validation")
+    argv = readme_command("validate")
+    assert argv == ["validate", "--size", "16"]  # the scenarios' size: programs shared below
+    status, got = run_readme_command([*argv, "--quiet"], cwd, [(validation, "validate")])
+    report = got["validate"]
+    assert status == (0 if report.passed else 1)
+    return report, cwd / "validation"
 
 
 MATCHING = [c for c in CHECKS if c not in KNOWN_MISSES]
@@ -143,12 +152,20 @@ PINNED = _pin()[1]
 
 
 @pytest.fixture(scope="module")
-def evidence_report():
+def evidence_report(tmp_path_factory):
     """Every non-reserved study at the pin's sizes (the scenarios' sizes: their compiled
-    programs are reused)."""
+    programs are reused), run as the README's `popsim evidence run --all --size 16
+    --population-size 200` (quietly): the report behind the table it printed."""
     sizes, _ = _pin()
-    return validation.run_studies(evidence.studies(), sizes["size"], progress=False,
-                                  population_size=sizes["population_size"])
+    argv = readme_command("evidence", "run", "--all")
+    assert argv[3:] == ["--size", str(sizes["size"]),
+                        "--population-size", str(sizes["population_size"])]
+    status, got = run_readme_command([*argv, "--quiet"], tmp_path_factory.mktemp("evidence"),
+                                     [(validation, "run_studies")])
+    report = got["run_studies"]
+    assert {s.study.id for s in evidence.studies()} == set(report.trials)
+    assert status == 0  # misses are results, not errors
+    return report
 
 
 def test_pin_names_observations_of_non_reserved_studies():
@@ -183,3 +200,24 @@ def test_population_size_sets_population_studies_only():
     assert evidence.design_config(trial, 16, 200).population.size == 16
     assert evidence.design_config(trial, None, 200).population.size == \
         trial.design.population.size
+
+
+def test_the_readme_study_command_prints_what_the_all_study_run_found(evidence_report,
+                                                                     tmp_path):
+    """The README's `popsim evidence run fatemi_1991 morgan_1980 --out evidence_out`, at the
+    pin's 16 patients per trial: the same patients as in the all-study run, so the same numbers,
+    written to `evidence_out/evidence.json` with a figure per study."""
+    argv = readme_command("evidence", "run", "fatemi_1991")
+    status, _ = run_readme_command([*argv, "--size", "16", "--quiet"], tmp_path)
+    assert status == 0
+    out = tmp_path / argv[argv.index("--out") + 1]
+    rows = json.loads((out / "evidence.json").read_text())
+    chosen = set(argv[2:argv.index("--out")])
+    assert {r["study"] for r in rows} == chosen == {"fatemi_1991", "morgan_1980"}
+    assert {f.name for f in out.glob("*.png")} == {f"{s}.png" for s in chosen}
+    before = {(r.study, r.observation.label): r.model for r in evidence_report.results
+              if r.study in chosen}
+    assert len(before) == len(rows)
+    for row in rows:
+        model = before[row["study"], row["observation"]]
+        assert row["model"] == (model if np.isfinite(model) else None), row["observation"]
