@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import readme_command
 
 from popsim import compile_cache as cc
 from popsim.cli import main
@@ -108,16 +109,19 @@ def test_clear_deletes_only_key_folders_inside_the_root(tmp_path):
 
 
 def test_cache_commands(env, tmp_path, capsys):
+    """The README's `popsim cache info` and `popsim cache clear --stale --yes` as written, then
+    `clear` without --yes (refused) and with it (everything of popsim's), on a fake cache."""
     root = tmp_path / "cache"
     paths = _fake_cache(root)
     env.setenv(cc.ENV_DIR, str(root))
-    assert main(["cache", "info"]) == 0
+    assert main(readme_command("cache", "info")) == 0
     text = capsys.readouterr().out
     assert str(root) in text and cc.cache_key() in text
     assert "2 compiled programs, 2.0 kB" in text and "1 folder(s)" in text
     assert main(["cache", "clear"]) == 2  # no --yes: nothing deleted
     assert "--yes" in capsys.readouterr().err and paths["mine"].exists()
-    assert main(["cache", "clear", "--stale", "--yes"]) == 0
+    assert readme_command("cache", "clear") == ["cache", "clear", "--stale", "--yes"]
+    assert main(readme_command("cache", "clear")) == 0
     assert paths["mine"].exists() and not paths["stale"].exists()
     assert main(["cache", "clear", "--yes"]) == 0
     assert not paths["mine"].exists() and (paths["outside"] / "precious.txt").exists()

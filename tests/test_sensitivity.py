@@ -1,15 +1,17 @@
 """Global sensitivity (popsim.sensitivity): SALib's Sobol' indices against the Ishigami function's
-analytic values, the model question on a small instance (one compilation), and the command's
-bad input."""
+analytic values, the model question on a small instance (one compilation), the README's command
+on the same compiled program, and the command's bad input."""
 
 import io
 import json
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import readme_command, run_readme_command
 
 from popsim import config as cfg
 from popsim import sensitivity as sa
@@ -64,26 +66,12 @@ def test_nonfinite_outputs_refused_or_their_base_points_dropped():
 
 # --- the model --------------------------------------------------------------------------------
 
-MG_POOR = """
-[population]
-size = 1
-seed = 3
-[population.covariates.diuretic]
-distribution = "fixed"
-value = "none"
-[simulation]
-days = 14
-output_interval_days = 7
-[[arm]]
-name = "usual"
-[[arm]]
-name = "mg_poor_diet"
-[[arm.intervention]]
-kind = "diet"
-mg_intake = 10
-start_day = 0
-end_day = 14
-"""
+MG_DEPLETION = (Path(__file__).resolve().parents[1] / "configs" / "mg_depletion.toml").read_text(
+    ).replace("days = 180", "days = 90").replace("end_day = 180", "end_day = 90").replace(
+    "output_interval_days = 1.0", "output_interval_days = 45")
+"""configs/mg_depletion.toml, the README's sensitivity question (a Mg-free diet, no diuretic),
+cut to 90 days saved every 45: the library tests and the README's command solve its last arm in
+one compiled program (a batch of 512 patients, 3 saved days)."""
 PARAMETERS = ["mg_tal_casr_hill", "mg_dct_half_load", "loop_max_block"]
 IRRELEVANT = "loop_max_block"  # the block of a loop diuretic: nobody takes one here
 ST_ZERO_BOUND = 0.01
@@ -91,15 +79,15 @@ ST_ZERO_BOUND = 0.01
 
 @pytest.fixture(scope="module")
 def model_result():
-    """320 virtual patients (N = 64, 3 parameters x0.5..x2), 14 days of a Mg-poor diet."""
-    config = cfg.parse_config(tomllib.loads(MG_POOR))
-    setup = sa.model_setup(config, ["serum_mg", "serum_k"], day=14, parameters=PARAMETERS)
+    """320 virtual patients (N = 64, 3 parameters x0.67..x1.5), 90 days of a Mg-free diet."""
+    config = cfg.parse_config(tomllib.loads(MG_DEPLETION))
+    setup = sa.model_setup(config, ["serum_mg", "serum_k"], day=90, parameters=PARAMETERS)
     return sa.model_sobol(setup, n=64, seed=1)
 
 
 def test_model_indices(model_result):
     r = model_result
-    assert r.context["arm"] == "mg_poor_diet" and r.context["day"] == 14.0  # the last arm
+    assert r.context["arm"] == "mg_free_diet" and r.context["day"] == 90.0  # the last arm
     assert r.context["patient"]["diuretic"] == "none"
     assert r.n_evaluations == 64 * 5 and r.n_failed == 0
     assert r.compile_seconds > 0 and r.run_seconds > 0
@@ -108,7 +96,7 @@ def test_model_indices(model_result):
     assert np.all(r.S1 <= r.ST + r.S1_conf + r.ST_conf)
     i = PARAMETERS.index(IRRELEVANT)
     assert np.all(r.ST[i] < ST_ZERO_BOUND) and np.all(np.abs(r.S1[i]) < ST_ZERO_BOUND)
-    # the Mg handling of the kidney sets serum Mg on a Mg-poor diet
+    # the Mg handling of the kidney sets serum Mg on a Mg-free diet
     assert r.ST[:2, 0].sum() > 0.5
 
 
@@ -118,7 +106,7 @@ def test_model_table_ranks_by_total_index_and_files(model_result, tmp_path):
     buf = io.StringIO()
     sa.print_table(model_result, Console(file=buf, width=200))
     text = buf.getvalue()
-    assert "serum Mg (mmol/L) at day 14, arm mg_poor_diet" in text
+    assert "serum Mg (mmol/L) at day 90, arm mg_free_diet" in text
     for j, output in enumerate(model_result.outputs):
         block = text.split("Sobol' indices: ")[j + 1]
         order = [model_result.names[i] for i in model_result.ranked(output)]
@@ -147,18 +135,18 @@ def run_cli(*args):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--outputs", "serum_k,serum_kk", "--day", "14"],
+    (["--outputs", "serum_k,serum_kk", "--day", "90"],
      "unknown output 'serum_kk' (did you mean 'serum_k'?); allowed: serum_mg,"),
-    (["--outputs", "serum_k", "--day", "14", "--params", "nka_km_mg,bogus"],
+    (["--outputs", "serum_k", "--day", "90", "--params", "nka_km_mg,bogus"],
      "unknown parameter 'bogus'; allowed: serum_mg_ref,"),
     (["--outputs", "serum_k", "--day", "10"],
-     "day 10 is not a saved day of the config; saved days: 0, 7, 14"),
-    (["--outputs", "serum_k", "--day", "14", "--arm", "placebo"],
-     "unknown arm 'placebo'; allowed: usual, mg_poor_diet"),
+     "day 10 is not a saved day of the config; saved days: 0, 45, 90"),
+    (["--outputs", "serum_k", "--day", "90", "--arm", "placebo"],
+     "unknown arm 'placebo'; allowed: usual_diet, mg_free_diet"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, message):
-    config = tmp_path / "mg_poor.toml"
-    config.write_text(MG_POOR)
+    config = tmp_path / "mg_depletion.toml"
+    config.write_text(MG_DEPLETION)
     r = run_cli(str(config), *args, "--out", str(tmp_path / "sens"))
     assert r.returncode == 2, r.stderr
     assert message in r.stderr
@@ -167,14 +155,29 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, args, mess
 
 
 @pytest.mark.slow
-def test_command_writes_what_the_library_computes(model_result, tmp_path):
-    config = tmp_path / "mg_poor.toml"
-    config.write_text(MG_POOR)
-    r = run_cli(str(config), "--outputs", "serum_mg,serum_k", "--day", "14", "--params",
-                ",".join(PARAMETERS), "--samples", "64", "--seed", "1", "--quiet")
-    assert r.returncode == 0, r.stderr
-    out = tmp_path / "mg_poor_sensitivity"
+def test_the_readme_command_writes_what_it_computed(model_result, tmp_path, capsys):
+    """The README's `popsim sensitivity configs/mg_depletion.toml ...` as written, on the config
+    cut to 90 days (:data:`MG_DEPLETION`) with --samples cut to 64: 64 x (5 + 2) = 448 patients,
+    solved in the batch of 512 that ``model_result`` compiled. It asks what the README says (its
+    outputs, day, parameters, the last arm), prints a table per output and writes into `sens/`
+    the indices :func:`popsim.sensitivity.model_sobol` returned."""
+    argv = readme_command("sensitivity")
+    argv[argv.index("--samples") + 1] = "64"
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "mg_depletion.toml").write_text(MG_DEPLETION)
+    status, got = run_readme_command([*argv, "--quiet"], tmp_path, ((sa, "model_sobol"),))
+    assert status == 0
+    r = got["model_sobol"]
+    option = lambda flag: argv[argv.index(flag) + 1]  # noqa: E731
+    assert list(r.names) == option("--params").split(",")
+    assert list(r.outputs) == option("--outputs").split(",")
+    assert r.context["day"] == float(option("--day")) and r.context["arm"] == "mg_free_diet"
+    assert r.n_evaluations == 64 * (len(r.names) + 2) and r.n_failed == 0
+    out = tmp_path / option("--out")
+    assert {f.name for f in out.iterdir()} >= {"sobol.json", "sobol.csv", "sobol.png"}
     data = json.loads((out / "sobol.json").read_text())
-    st = {row["parameter"]: row["ST"] for row in data["indices"]["serum_k"]}
-    assert np.allclose([st[p] for p in PARAMETERS], model_result.ST[:, 1], rtol=0, atol=1e-12)
-    assert "Sobol' indices: serum K (mmol/L) at day 14, arm mg_poor_diet" in r.stdout
+    for j, output in enumerate(r.outputs):
+        st = {row["parameter"]: row["ST"] for row in data["indices"][output]}
+        assert [st[p] for p in r.names] == pytest.approx(r.ST[:, j].tolist(), rel=0, abs=1e-12)
+    printed = capsys.readouterr().out
+    assert "Sobol' indices: serum K (mmol/L) at day 90, arm mg_free_diet" in printed
