@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import SMALL_TRIAL
+from conftest import SMALL_TRIAL, readme_command, run_readme_command
 
 from popsim import config as cfg
 from popsim import run as run_mod
@@ -344,14 +344,21 @@ def test_bands_are_ordered_with_units_at_every_saved_day(replicate_run, tmp_path
 
 
 @pytest.mark.slow  # six figures
-def test_report_of_a_replicate_file(replicate_run, tmp_path, capsys):
-    from popsim.report import report
+def test_the_readme_report_of_a_replicate_file(replicate_run, tmp_path, capsys):
+    """The README's `popsim report bands.h5` as written, on a copy of the replicate file: it
+    writes the prediction bands (`prediction_bands.csv`/`.png`) into `bands_report/` beside the
+    summary, and the patient tables are those of the point estimate."""
+    from popsim import report as report_module
 
     path, _ = replicate_run
-    summary = report(path, tmp_path / "report")
+    argv = readme_command("report", "bands.h5")
+    shutil.copy(path, tmp_path / argv[1])
+    status, got = run_readme_command(argv, tmp_path, ((report_module, "report"),))
+    assert status == 0
+    summary, out = got["report"], tmp_path / "bands_report"
     assert summary["prediction_bands"]["replicates"] == R
-    assert (tmp_path / "report" / "prediction_bands.png").stat().st_size > 10_000
-    assert (tmp_path / "report" / "prediction_bands.csv").exists()
+    assert (out / "prediction_bands.png").stat().st_size > 10_000
+    assert (out / "prediction_bands.csv").exists() and (out / "summary.json").exists()
     printed = capsys.readouterr().out
     assert "point estimate (replicate 0)" in printed
     assert "cohort median across 3 parameter replicates" in printed
