@@ -34,6 +34,14 @@ STEADY_STATES_PER_SECOND = 2_600
 """Baseline steady states that a screening solves per second on one device, one per candidate,
 when criteria read outputs: 20,000 patients' steady states in 3.77 s on 2 devices of a 2-core
 CPU, the same measurement as :data:`RUN_PATIENT_DAYS_PER_SECOND`. A stored measurement."""
+DOSE_EDGE_COST = 10.1
+"""Slowdown of the time courses per dose edge per arm-day (the start or end of a periodic
+administration, where the solver stops and restarts): a run with ``e`` edges per arm-day
+solves about ``RUN_PATIENT_DAYS_PER_SECOND / (1 + DOSE_EDGE_COST * e)`` patient-days per second
+per device. From one measurement: ``configs/trial_hypokalaemia.toml`` at its own size
+(1,000 patients, 2 arms, 84 days; KCl every 12 h over 2 h in both arms and titrated weekly, Mg
+every 24 h in one arm: 5 edges per arm-day on average) solved its 168,000 patient-days in 580
+s on one device of a 2-core CPU that was running other work (290 patient-days/s)."""
 CHECK_SAMPLE_MAX = 100_000
 """``check_config`` summarises at most this many patients (the first ones of the run)."""
 CHECK_SCREEN_SAMPLE_MIN = 1_000
@@ -147,8 +155,9 @@ class CriterionCheck:
 @dataclass(frozen=True)
 class ConfigCheck:
     """What :func:`check_config` found: the config, the summary of the sampled population and
-    the run-time estimate (``RUN_PATIENT_DAYS_PER_SECOND`` per device plus
-    ``FIRST_CHUNK_SECONDS``, plus the screening's steady states).
+    the run-time estimate (``RUN_PATIENT_DAYS_PER_SECOND`` per device, slowed by periodic
+    doses as :data:`DOSE_EDGE_COST` says, plus ``FIRST_CHUNK_SECONDS`` and the screening's
+    steady states).
 
     With enrolment criteria (``[population.inclusion]``/``[population.exclusion]``), the
     sampled patients are the first candidates the run screens, before screening: the
@@ -174,6 +183,8 @@ class ConfigCheck:
     max_candidates: int = 0  # the screening budget (population.max_screened); 0 unscreened
     screening_seconds: float = 0.0  # steady states of ``candidates`` (0 without output criteria)
     expected_seconds_max: float = math.nan  # with the whole budget screened
+    patient_days_per_second: float = RUN_PATIENT_DAYS_PER_SECOND  # per device, estimated
+    dose_edges_per_day: float = 0.0  # periodic administrations' starts and ends per arm-day
 
     @property
     def screened(self) -> bool:
@@ -214,9 +225,9 @@ def _criteria_checks(pop: cfg.Population, cov: dict) -> tuple[tuple[CriterionChe
 
     if not pop.screened:
         return (), None
-    on_covariates = [{k: c for k, c in table.items() if not c.on_output}
-                     for table in (pop.inclusion, pop.exclusion)]
-    fails = failures(*on_covariates, cov)
+    inclusion, exclusion = ({k: c for k, c in table.items() if not c.on_output}
+                            for table in (pop.inclusion, pop.exclusion))
+    fails = failures(inclusion, exclusion, cov)
     m = len(next(iter(cov.values())))
     passed = ~np.any(np.stack(list(fails.values())), axis=0) if fails else np.ones(m, bool)
     checks = []
@@ -263,7 +274,9 @@ def check_config(config, *, size: int | None = None, seed: int | None = None,
     criteria, passing = _criteria_checks(pop, cov)
     sim = conf.simulation
     patient_days = n * sim.days * len(conf.arms)
-    seconds = FIRST_CHUNK_SECONDS + patient_days / (RUN_PATIENT_DAYS_PER_SECOND * devices)
+    edges = dose_edges_per_day(conf)
+    per_device = RUN_PATIENT_DAYS_PER_SECOND / (1.0 + DOSE_EDGE_COST * edges)
+    seconds = FIRST_CHUNK_SECONDS + patient_days / (per_device * devices)
     candidates, screening, most = 0.0, 0.0, seconds
     if passing is not None:
         candidates = n / passing if passing > 0 else math.inf
@@ -276,4 +289,16 @@ def check_config(config, *, size: int | None = None, seed: int | None = None,
         seconds += screening
     nbytes = 4 * n * len(conf.arms) * sim.n_times * len(conf.output.saved)
     return ConfigCheck(conf, n, m, _summaries(conf, cov), patient_days, seconds, nbytes,
-                       devices, criteria, passing, candidates, budget, screening, most)
+                       devices, criteria, passing, candidates, budget, screening, most,
+                       per_device, edges)
+
+
+def dose_edges_per_day(conf: cfg.RunConfig) -> float:
+    """Starts and ends of periodic administrations (``every_hours``) per day, averaged over the
+    arms: ``2 * 24 / every_hours`` per periodic intervention (over its whole run)."""
+    if not conf.arms:
+        return 0.0
+    per_arm = [sum(2.0 * 24.0 / every for i in arm.intervention
+                   if (every := getattr(i, "every_hours", None)) is not None)
+               for arm in conf.arms]
+    return float(np.mean(per_arm))

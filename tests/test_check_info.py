@@ -73,6 +73,23 @@ def test_check_estimate_follows_the_stored_throughput(monkeypatch):
     assert sum(fractions.values()) == pytest.approx(1.0)
 
 
+def test_periodic_doses_lengthen_the_estimate(monkeypatch):
+    """Each start and end of a periodic administration makes the solver stop and restart: the
+    magnesium arm taken every 6 h (over 1 h) has 8 dose edges a day, the control arm none, so
+    the estimate uses 4 per arm-day, and a constant rate none."""
+    monkeypatch.setattr(api, "CHECK_SAMPLE_MAX", 20)
+    text = SMALL_TRIAL.replace("size = 14", "size = 20")
+    constant = api.check_config(text, size=100_000)
+    periodic = api.check_config(text.replace("dose = 400\n", "dose = 400\nevery_hours = 6\n"),
+                                size=100_000)
+    assert constant.dose_edges_per_day == 0 and periodic.dose_edges_per_day == 4
+    slower = 1 + api.DOSE_EDGE_COST * 4
+    assert periodic.patient_days_per_second == pytest.approx(
+        api.RUN_PATIENT_DAYS_PER_SECOND / slower)
+    assert periodic.expected_seconds - api.FIRST_CHUNK_SECONDS == pytest.approx(
+        slower * (constant.expected_seconds - api.FIRST_CHUNK_SECONDS))
+
+
 SCREENED = SMALL_TRIAL.replace("size = 14", "size = 20") + """
 [population.inclusion]
 serum_k = { max = 3.5 }

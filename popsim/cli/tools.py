@@ -69,12 +69,15 @@ def cmd_check(args) -> int:
     _table(title,
            ["name", "unit", "from", "mean", "SD", "5%", "25%", "50%", "75%", "95%",
             "categories"], rows)
-    per_device = RUN_PATIENT_DAYS_PER_SECOND
+    per_device = f"{result.patient_days_per_second:,.0f}"
+    if result.dose_edges_per_day:
+        per_device += (f" (not {RUN_PATIENT_DAYS_PER_SECOND:,}: {result.dose_edges_per_day:g} "
+                       "starts and ends of periodic doses per arm-day, where the solver restarts)")
     least, most = _duration(result.expected_seconds), _duration(result.expected_seconds_max)
     run_time = f"about {least}" if least == most else f"at least {least}, at most {most}"
     print(f"expected run time: {run_time} on "
           f"{result.devices} device(s) for {result.patient_days:,.0f} patient-days (estimate: "
-          f"{FIRST_CHUNK_SECONDS:g} s to the first chunk, then {per_device:,} patient-days/s "
+          f"{FIRST_CHUNK_SECONDS:g} s to the first chunk, then {per_device} patient-days/s "
           "per device, measured on a 2-core CPU, benchmarks/RESULTS.md; not measured here)")
     if result.screened:
         print(_screening_time(result))
