@@ -80,9 +80,11 @@ PIPELINE = [c for c in COMMANDS
 def test_the_cohort_commands_run_as_written_at_a_small_size(monkeypatch, tmp_path, capsys):
     """The README's cohort pipeline, run in order with only the cohort size cut (to 24): run
     with a figure, report, virtual-population selection, SBML of the reference adult and of
-    patient 17. Each exits 0 and writes what the README says it writes. (Calibration,
-    sensitivity and `evidence run --all` are the CLI tests' and the benchmarks' job: minutes to
-    tens of minutes each.)"""
+    patient 17. Each exits 0 and writes what the README says it writes. Then the README's
+    Python example runs beside that cohort file (its own trial cut to 8 patients). The other
+    commands run as written in tests/test_validation.py (validate, evidence run),
+    tests/test_readme_analyses.py (calibrate and the runs after it), tests/test_sensitivity.py,
+    tests/test_uncertainty.py (report of a replicate file) and tests/test_compile_cache.py."""
     import shutil
 
     assert [c[0] for c in PIPELINE] == ["run", "report", "vpop", "export-sbml", "export-sbml"]
