@@ -294,11 +294,15 @@ def check_config(config, *, size: int | None = None, seed: int | None = None,
 
 
 def dose_edges_per_day(conf: cfg.RunConfig) -> float:
-    """Starts and ends of periodic administrations (``every_hours``) per day, averaged over the
-    arms: ``2 * 24 / every_hours`` per periodic intervention (over its whole run)."""
-    if not conf.arms:
+    """Starts and ends of periodic administrations (``every_hours``) per day of the run,
+    averaged over the arms: two per administration of each periodic intervention, counted by
+    :meth:`popsim.interventions.Scheduled.n_administrations` (the protocol's own count)."""
+    from popsim.interventions import Scheduled
+
+    days = conf.simulation.days
+    if not conf.arms or days <= 0:
         return 0.0
-    per_arm = [sum(2.0 * 24.0 / every for i in arm.intervention
-                   if (every := getattr(i, "every_hours", None)) is not None)
+    per_arm = [sum(2 * i.n_administrations(days) for i in arm.intervention
+                   if isinstance(i, Scheduled) and i.every_hours is not None) / days
                for arm in conf.arms]
     return float(np.mean(per_arm))

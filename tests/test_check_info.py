@@ -74,16 +74,17 @@ def test_check_estimate_follows_the_stored_throughput(monkeypatch):
 
 
 def test_periodic_doses_lengthen_the_estimate(monkeypatch):
-    """Each start and end of a periodic administration makes the solver stop and restart: the
-    magnesium arm taken every 6 h (over 1 h) has 8 dose edges a day, the control arm none, so
-    the estimate uses 4 per arm-day, and a constant rate none."""
+    """Each start and end of a periodic administration makes the solver stop and restart. The
+    small trial's magnesium (days 2-8 of 10) taken every 6 h from 08:00 on day 2 is 23 doses,
+    46 edges in 10 days; the control arm has none: 2.3 per arm-day. A constant rate has none."""
     monkeypatch.setattr(api, "CHECK_SAMPLE_MAX", 20)
     text = SMALL_TRIAL.replace("size = 14", "size = 20")
     constant = api.check_config(text, size=100_000)
     periodic = api.check_config(text.replace("dose = 400\n", "dose = 400\nevery_hours = 6\n"),
                                 size=100_000)
-    assert constant.dose_edges_per_day == 0 and periodic.dose_edges_per_day == 4
-    slower = 1 + api.DOSE_EDGE_COST * 4
+    assert constant.dose_edges_per_day == 0
+    assert periodic.dose_edges_per_day == pytest.approx(2.3)
+    slower = 1 + api.DOSE_EDGE_COST * 2.3
     assert periodic.patient_days_per_second == pytest.approx(
         api.RUN_PATIENT_DAYS_PER_SECOND / slower)
     assert periodic.expected_seconds - api.FIRST_CHUNK_SECONDS == pytest.approx(
