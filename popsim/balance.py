@@ -16,9 +16,17 @@ from typing import Any, NamedTuple
 from popsim.facts import REFERENCE_ADULT
 from popsim.parameters import Params
 from popsim.physiology import cells, gut, parathyroid, raas
-from popsim.physiology._math import exp, hill, hill_inhibition, log
+from popsim.physiology._math import exp, hill, hill_inhibition, log, positive_floor
 from popsim.physiology.kidney import gfr_l_per_day, minerals, potassium, sodium
 from popsim.units import MG_MG_PER_MMOL
+
+TAL_HEADROOM_FLOOR = 0.001
+"""Smallest headroom ``max / tal - 1`` of the TAL's Mg reabsorption that the balance uses as
+given (twice this; below, :func:`popsim.physiology._math.positive_floor`): the table's adult has
+0.13 (the TAL must reabsorb 86% of its load, at most 97%), and only a calibration's trial point
+or an individual draw comes near 0, where the TAL's CaSR constant would otherwise be the root of
+a negative number: a 20-parameter fit lost its first virtual patient that way (eGFR 18, its own
+draw of the TAL's maximum below what the balance asked), and then hundreds."""
 
 
 class Derived(NamedTuple):
@@ -97,7 +105,11 @@ def _mg_tal_ki(p: Params, gfr, mg_ion, urine):
     b = 1.0 - p.mg_dct_max_fraction - urine / a
     to_dct = (-b + (b * b + 4.0 * urine / a) ** 0.5) * a / 2.0
     tal = 1.0 - to_dct / (filtered * (1.0 - p.mg_pt_fraction))
-    return mg_ion / (p.mg_tal_max_fraction / tal - 1.0) ** (1.0 / p.mg_tal_casr_hill)
+    # a TAL whose largest reabsorption (max) is below what the balance asks of it (tal) has no
+    # such constant: it then works near its maximum (a large Ki) and the adult excretes a little
+    # more than intended, instead of the NaN that would leave the patient without steady state
+    ratio = positive_floor(p.mg_tal_max_fraction / tal - 1.0, TAL_HEADROOM_FLOOR)
+    return mg_ion / ratio ** (1.0 / p.mg_tal_casr_hill)
 
 
 def _mg_gut_vmax(p: Params, intake, mg_ion, net):

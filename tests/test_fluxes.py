@@ -10,6 +10,7 @@ from popsim.balance import derived
 from popsim.parameters import Params
 from popsim.parameters.io import default_parameters
 from popsim.physiology import cells, drugs, gut, kidney, parathyroid, raas
+from popsim.physiology._math import positive_floor
 from popsim.physiology.kidney import minerals, potassium, sodium
 from popsim.units import mg_to_mmol_mg
 
@@ -213,6 +214,22 @@ def test_pth_secretion_falls_with_ca_and_collapses_in_severe_mg_deficiency():
     assert target(1.05, 0.53) > 2 * target(1.20, 0.53)  # hypocalcaemia stimulates
     assert target(1.05, 0.15) < 0.2 * target(1.05, 0.53)  # Mg < ~0.25 mM total: no secretion
     assert target(1.15, 1.5) < target(1.15, 0.53)  # hypermagnesaemia suppresses PTH
+
+
+@given(st.floats(-1e6, 1e6), st.floats(1e-4, 0.1))
+def test_positive_floor_is_positive_and_exact_above_its_corner(x, floor):
+    """``positive_floor`` keeps a balancing constant's argument positive: always > 0, exactly
+    ``x`` from ``2 floor`` up, increasing, and its derivative finite and in (0, 1]."""
+    import jax
+
+    f = float(positive_floor(x, floor))
+    g = float(jax.grad(lambda v: positive_floor(v, floor))(jnp.float64(x)))
+    assert f > 0 and 0 < g <= 1.0 + 1e-12
+    if x >= 2 * floor:
+        assert f == x
+    else:
+        assert f < 2 * floor and f >= x
+    assert float(positive_floor(x + 1e-3, floor)) > f
 
 
 def test_egfr_to_gfr():

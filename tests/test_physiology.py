@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import patients, steady_observe
 
+from popsim.balance import derived
 from popsim.facts import REFERENCE_RANGES as RANGES
 from popsim.parameters.io import default_parameters
 
@@ -112,6 +113,31 @@ def test_severe_deficiency_lowers_serum_ca(deficiency):
     for i in (1, 2, 3):
         assert deficiency["serum_mg"][i] < 0.60
         assert 1.5 < deficiency["serum_ca"][i] < deficiency["serum_ca"][0] - 0.05
+
+
+@pytest.mark.slow
+def test_a_tal_without_headroom_still_has_a_steady_state():
+    """The reference balance asks the TAL to reabsorb about 86% of the Mg it receives; a
+    parameter set whose largest TAL reabsorption (``mg_tal_max_fraction``) is below that (a
+    calibration's trial point, or an individual's draw) has no CaSR constant that balances the
+    reference adult, and its closed form was the root of a negative number: NaN, and a patient
+    without a steady state (a 20-parameter fit lost its patients that way). The balance now
+    runs such a TAL near its maximum: every patient keeps a finite steady state, excreting what
+    it absorbs; with eGFR >= 45 serum Mg is lower than the table's (the TAL cannot reabsorb what
+    the balance asked of it)."""
+    base = default_parameters().params
+    tight = dataclasses.replace(base, mg_tal_max_fraction=0.8)
+    ki = float(derived(tight).mg_tal_casr_ki)
+    assert np.isfinite(ki) and ki > float(derived(base).mg_tal_casr_ki)
+    egfr = [18, 45, 100, 120] * 2
+    mg = [150] * 4 + [300] * 4
+    _, ok, obs = steady_observe(*patients(tight, egfr=egfr, mg_intake_mg=mg))
+    _, ok_t, table = steady_observe(*patients(base, egfr=egfr, mg_intake_mg=mg))
+    assert ok.all() and ok_t.all()
+    assert np.all(np.isfinite(obs["serum_mg"])) and np.all(obs["serum_mg"] > 0.5)
+    kidneys = np.asarray(egfr) >= 45
+    assert np.all(obs["serum_mg"][kidneys] < table["serum_mg"][kidneys])
+    np.testing.assert_allclose(obs["urine_mg"], obs["mg_absorbed_net"], rtol=1e-6)
 
 
 @pytest.mark.slow

@@ -74,6 +74,16 @@ def smooth_min(a, b, width):
     return 0.5 * (a + b - sqrt((a - b) ** 2 + width**2))
 
 
+def positive_floor(x, floor):
+    """``x`` where ``x >= 2 floor``; below, ``c^2 / (2 c - x)`` with ``c = 2 floor``: positive
+    for every ``x`` (falling like ``1/|x|``, so no underflow to 0 in float32), continuous with its
+    first derivative at ``c``, and exactly ``x`` above it (the branch not taken never sees an
+    argument that could divide by zero, so a gradient through it stays finite)."""
+    corner = 2.0 * floor
+    low = select(x < corner, x, corner)
+    return select(x < corner, corner * corner / (2.0 * corner - low), x)
+
+
 def logistic(x):
     """``1 / (1 + exp(-x))``."""
     return 1.0 / (1.0 + exp(-x))
