@@ -203,6 +203,30 @@ def hypokalaemia_trial(tmp_path_factory):
     return path, result
 
 
+COUNTING = ("import json, sys\n"
+            "from popsim.compilation import CompileCounter\n"
+            "from popsim.cli import main\n"
+            "with CompileCounter() as c:\n"
+            "    rc = main(sys.argv[1:])\n"
+            "print('COMPILE ' + json.dumps(c.summary()))\n"
+            "sys.exit(rc)\n")
+
+
+def counted_popsim(args, cache) -> dict:
+    """Run ``popsim ARGS`` in a fresh process with the compile cache in ``cache``; returns its
+    compile counts."""
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, POPSIM_CACHE_DIR=str(cache))
+    p = subprocess.run([sys.executable, "-c", COUNTING, *args], capture_output=True, text=True,
+                       env=env, timeout=1200)
+    assert p.returncode == 0, p.stderr[-2000:]
+    line = next(x for x in p.stdout.splitlines() if x.startswith("COMPILE "))
+    return json.loads(line.removeprefix("COMPILE "))
+
+
 README = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 

@@ -1,17 +1,15 @@
 """The on-disk compile cache: where it is, what invalidates it, what `popsim cache` deletes, and
-that a second identical command in a fresh process compiles nothing."""
+that a second identical command in a fresh process compiles nothing (a second validate: in
+tests/test_validation.py, after the validation fixture has compiled its programs)."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from conftest import readme_command
+from conftest import counted_popsim, readme_command
 
 from popsim import compile_cache as cc
 from popsim.cli import main
@@ -140,35 +138,16 @@ output_interval_days = 1.0
 name = "control"
 """
 
-COUNTING = ("import json, sys\n"
-            "from popsim.compilation import CompileCounter\n"
-            "from popsim.cli import main\n"
-            "with CompileCounter() as c:\n"
-            "    rc = main(sys.argv[1:])\n"
-            "print('COMPILE ' + json.dumps(c.summary()))\n"
-            "sys.exit(rc)\n")
-
-
-def _counted(args, cache: Path) -> dict:
-    """Run ``popsim ARGS`` in a fresh process with the compile cache in ``cache``; returns its
-    compile counts."""
-    env = dict(os.environ, POPSIM_CACHE_DIR=str(cache))
-    p = subprocess.run([sys.executable, "-c", COUNTING, *args], capture_output=True, text=True,
-                       env=env, timeout=1200)
-    assert p.returncode == 0, p.stderr[-2000:]
-    line = next(x for x in p.stdout.splitlines() if x.startswith("COMPILE "))
-    return json.loads(line.removeprefix("COMPILE "))
-
-
 @pytest.mark.slow
 def test_a_second_identical_run_compiles_nothing(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY)
     cache = tmp_path / "cache"
-    first = _counted(["run", str(config), "--out", str(tmp_path / "a.h5"), "--quiet"], cache)
+    first = counted_popsim(["run", str(config), "--out", str(tmp_path / "a.h5"), "--quiet"],
+                           cache)
     assert first["compilations"] > 0 and first["cache_writes"] == first["compilations"]
-    second = _counted(["run", str(config), "--out", str(tmp_path / "b.h5"), "--quiet",
-                       "--profile", str(tmp_path / "b.json")], cache)
+    second = counted_popsim(["run", str(config), "--out", str(tmp_path / "b.h5"), "--quiet",
+                             "--profile", str(tmp_path / "b.json")], cache)
     assert second["compilations"] == 0
     assert second["cache_hits"] == second["programs_requested"] >= first["compilations"]
     profile = json.loads((tmp_path / "b.json").read_text())
@@ -177,18 +156,7 @@ def test_a_second_identical_run_compiles_nothing(tmp_path):
     with h5py.File(tmp_path / "a.h5") as a, h5py.File(tmp_path / "b.h5") as b:
         for name in ("serum_mg", "status"):  # a program loaded from the cache: the same bits
             np.testing.assert_array_equal(a[name][...], b[name][...])
-    off = _counted(["run", str(config), "--out", str(tmp_path / "c.h5"), "--quiet",
-                    "--no-compile-cache"], cache)
+    off = counted_popsim(["run", str(config), "--out", str(tmp_path / "c.h5"), "--quiet",
+                          "--no-compile-cache"], cache)
     assert off["cache_hits"] == 0 and off["compilations"] == off["programs_requested"] > 0
 
-
-@pytest.mark.slow
-def test_a_second_identical_validate_compiles_nothing(tmp_path):
-    """In the suite's shared cache (``POPSIM_CACHE_DIR``, set by conftest, unless off): whatever
-    the first validate compiles, or finds there from other tests, the second compiles nothing."""
-    shared = os.environ.get(cc.ENV_DIR, "").strip()
-    cache = tmp_path / "cache" if shared.lower() in ("", "off") else Path(shared)
-    args = ["validate", "--size", "2", "--scenario", "reference", "--quiet", "--force"]
-    _counted([*args, "--out", str(tmp_path / "v1")], cache)
-    second = _counted([*args, "--out", str(tmp_path / "v2")], cache)
-    assert second["compilations"] == 0 and second["cache_hits"] > 0

@@ -4,12 +4,14 @@ reference-range scenario asks for 200). The published studies run at the same si
 observation they matched when `tests/data/evidence_matches.txt` was written must still match."""
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import readme_command, run_readme_command
+from conftest import counted_popsim, readme_command, run_readme_command
 
+from popsim import compile_cache as cc
 from popsim import evidence, validation
 
 CHECKS = [(s.study.id, o.label) for s in evidence.scenarios() for o in s.observation
@@ -79,6 +81,19 @@ def test_decomposition_reports_each_mechanism(validation_report):
     assert k["without NCC Mg dependence"] > k["full model"]
     assert k["without ROMK Mg block"] > k["full model"]
     assert (out / "decomposition.json").exists()
+
+
+def test_a_second_identical_validate_compiles_nothing(validation_report, tmp_path):
+    """In the suite's shared cache (``POPSIM_CACHE_DIR``, set by conftest, unless off): whatever
+    the first validate compiles, or finds there from other tests, the second compiles nothing.
+    (Here, after the validation fixture, the first finds the reference scenario's programs: it
+    runs at the population study's 200 patients whatever ``--size``.)"""
+    shared = os.environ.get(cc.ENV_DIR, "").strip()
+    cache = tmp_path / "cache" if shared.lower() in ("", "off") else Path(shared)
+    args = ["validate", "--size", "2", "--scenario", "reference", "--quiet", "--force"]
+    counted_popsim([*args, "--out", str(tmp_path / "v1")], cache)
+    second = counted_popsim([*args, "--out", str(tmp_path / "v2")], cache)
+    assert second["compilations"] == 0 and second["cache_hits"] > 0
 
 
 def test_every_scenario_with_a_time_course_checks_mass_balance():
