@@ -72,13 +72,33 @@ def evidence_run(args) -> dict:
             "gradient": spec.gradient, "best_nll": res.best.nll,
             "runs": [{"start": r.start, "steps": len(r.losses), "stopped": r.stopped,
                       "first_nll": r.losses[0] if r.losses else None, "best_nll": r.nll,
+                      "last_10_nll": [round(x, 4) for x in r.losses[-10:]],
                       "failed_patients": r.failed, "nonfinite_steps": r.nonfinite_steps,
                       "steps_losing_patients": r.worse_failed_steps,
                       "most_patients_lost": r.most_lost,
                       "learning_rate_halvings": r.shortenings}
                      for r in res.runs],
             "flagged": {k: v for k, v in res.laplace.flags.items() if v},
+            "fitted": res.values, "tal_headroom_at_fit": _tal_headroom(base, res.values),
             **{k: round(v, 3) if isinstance(v, float) else v for k, v in res.timing.items()}}
+
+
+def _tal_headroom(base, values: dict) -> float:
+    """``max / tal - 1`` of the typical adult's TAL Mg reabsorption at the fitted values: below
+    2 x ``popsim.balance.TAL_HEADROOM_FLOOR`` the balance floors it and the reference adult is
+    no longer held at the reference serum Mg (the fit has left the balanced region)."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from popsim import balance
+
+    p = dataclasses.replace(base.params, **{k: v for k, v in values.items()
+                                            if not k.startswith("cv.")})
+    d = balance.derived(p)
+    mg_ion = p.mg_ionized_fraction * p.serum_mg_ref
+    return float((mg_ion / d.mg_tal_casr_ki) ** p.mg_tal_casr_hill) if jnp.isfinite(
+        d.mg_tal_casr_ki) else float("nan")
 
 
 def main():

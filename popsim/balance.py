@@ -22,11 +22,11 @@ from popsim.units import MG_MG_PER_MMOL
 
 TAL_HEADROOM_FLOOR = 0.001
 """Smallest headroom ``max / tal - 1`` of the TAL's Mg reabsorption that the balance uses as
-given (twice this; below, :func:`popsim.physiology._math.positive_floor`): the table's adult has
-0.13 (the TAL must reabsorb 86% of its load, at most 97%), and only a calibration's trial point
-or an individual draw comes near 0, where the TAL's CaSR constant would otherwise be the root of
-a negative number: a 20-parameter fit lost its first virtual patient that way (eGFR 18, its own
-draw of the TAL's maximum below what the balance asked), and then hundreds."""
+given (twice this; below, :func:`popsim.physiology._math.positive_floor`). The table's adult
+has 0.15 (the TAL must reabsorb 84% of what it receives, at most 97%); only a calibration's
+trial point or an individual draw comes near 0, where the TAL's CaSR constant would otherwise
+be the root of a negative number: a 20-parameter fit lost its first virtual patient that way
+(eGFR 18, the TAL's maximum below what the balance asked of its own draws), then hundreds."""
 
 
 class Derived(NamedTuple):

@@ -117,7 +117,7 @@ def test_severe_deficiency_lowers_serum_ca(deficiency):
 
 @pytest.mark.slow
 def test_a_tal_without_headroom_still_has_a_steady_state():
-    """The reference balance asks the TAL to reabsorb about 86% of the Mg it receives; a
+    """The reference balance asks the TAL to reabsorb about 84% of the Mg it receives; a
     parameter set whose largest TAL reabsorption (``mg_tal_max_fraction``) is below that (a
     calibration's trial point, or an individual's draw) has no CaSR constant that balances the
     reference adult, and its closed form was the root of a negative number: NaN, and a patient
