@@ -76,9 +76,16 @@ def _config_from(config) -> tuple[cfg.RunConfig, str]:
 def _params_from(params):
     if params is None or not isinstance(params, str | os.PathLike):
         return params
+    import warnings
+
+    from popsim.balance import unbalanced_warning
     from popsim.parameters.io import load_params_file
 
-    return load_params_file(Path(params))
+    loaded = load_params_file(Path(params))
+    message = unbalanced_warning(loaded.params)
+    if message:
+        warnings.warn(f"{params}: {message}", stacklevel=3)
+    return loaded
 
 
 def simulate(config, *, out: str | os.PathLike | None = None, force: bool = False,

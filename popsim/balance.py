@@ -90,13 +90,39 @@ def _mg_reabsorbed(p: Params, gfr, urine):
     return p.mg_ultrafilterable_fraction * p.serum_mg_ref - urine / gfr
 
 
-def _mg_tal_ki(p: Params, gfr, mg_ion, urine):
-    """The TAL's CaSR constant that makes the kidney excrete ``urine`` at the reference serum
-    Mg. Below the tubular maximum ``T`` the smooth minimum of :func:`minerals.magnesium_handling`
-    reabsorbs ``m`` of an unconstrained ``a = m + w^2 / (4 (T - m))`` per litre (``w`` its
-    corner width), so the segments must excrete ``urine_u = urine - (a - m) GFR``; then the DCT
-    load ``x`` solves ``x (1 - dmax / (1 + x/c)) = urine_u`` (a quadratic) and the TAL reabsorbs
-    the rest."""
+def tal_headroom(p: Params):
+    """``max / tal - 1``: how far the TAL's largest Mg reabsorption (``mg_tal_max_fraction``)
+    lies above the share of its load that the reference adult's balance asks of it (0.15 for
+    the table). Below ``2 * TAL_HEADROOM_FLOOR`` the balance floors it: the TAL runs at its
+    maximum and the reference adult settles below ``serum_mg_ref``. Plain arithmetic, so the
+    command line can check a parameter file on Python floats before JAX starts."""
+    a = REFERENCE_ADULT
+    gfr = gfr_l_per_day(a.egfr)
+    urine = p.mg_gut_absorbed_ref * a.mg_intake_mg / MG_MG_PER_MMOL
+    return p.mg_tal_max_fraction / _tal_share(p, gfr, urine) - 1.0
+
+
+def unbalanced_warning(p: Params) -> str | None:
+    """A one-line warning when ``p`` leaves the reference adult's Mg balance floored
+    (:func:`tal_headroom` below ``2 * TAL_HEADROOM_FLOOR``), else ``None``: such a set runs, but
+    its reference adult is no longer at the table's serum Mg, which a user should hear before
+    reading the results."""
+    headroom = tal_headroom(p)
+    if headroom >= 2 * TAL_HEADROOM_FLOOR:
+        return None
+    return (f"parameters.mg_tal_max_fraction = {p.mg_tal_max_fraction:g} is below the share of "
+            f"its Mg load the TAL must reabsorb to balance the reference adult (headroom "
+            f"{headroom:.3g}, at least {2 * TAL_HEADROOM_FLOOR:g}): the TAL runs at its maximum "
+            f"and serum Mg settles below serum_mg_ref = {p.serum_mg_ref:g} mmol/L")
+
+
+def _tal_share(p: Params, gfr, urine):
+    """The share of its load the TAL must reabsorb for the kidney to excrete ``urine`` at the
+    reference serum Mg. Below the tubular maximum ``T`` the smooth minimum of
+    :func:`minerals.magnesium_handling` reabsorbs ``m`` of an unconstrained
+    ``a = m + w^2 / (4 (T - m))`` per litre (``w`` its corner width), so the segments must excrete
+    ``urine_u = urine - (a - m) GFR``; then the DCT load ``x`` solves
+    ``x (1 - dmax / (1 + x/c)) = urine_u`` (a quadratic) and the TAL reabsorbs the rest."""
     m = _mg_reabsorbed(p, gfr, urine)
     excess = p.mg_tubular_max_width**2 / (4.0 * (p.mg_tubular_max_ratio - 1.0) * m)
     urine = urine - excess * gfr
@@ -104,7 +130,13 @@ def _mg_tal_ki(p: Params, gfr, mg_ion, urine):
     a = gfr * p.mg_dct_half_load
     b = 1.0 - p.mg_dct_max_fraction - urine / a
     to_dct = (-b + (b * b + 4.0 * urine / a) ** 0.5) * a / 2.0
-    tal = 1.0 - to_dct / (filtered * (1.0 - p.mg_pt_fraction))
+    return 1.0 - to_dct / (filtered * (1.0 - p.mg_pt_fraction))
+
+
+def _mg_tal_ki(p: Params, gfr, mg_ion, urine):
+    """The TAL's CaSR constant that makes the kidney excrete ``urine`` at the reference serum
+    Mg (the TAL reabsorbing :func:`_tal_share` of its load)."""
+    tal = _tal_share(p, gfr, urine)
     # a TAL whose largest reabsorption (max) is below what the balance asks of it (tal) has no
     # such constant: it then works near its maximum (a large Ki) and the adult excretes a little
     # more than intended, instead of the NaN that would leave the patient without steady state

@@ -240,3 +240,22 @@ def test_config_forms_are_equivalent(tmp_path):
         _config_from(str(tmp_path / "missing.toml"))
     with pytest.raises(popsim.ConfigError, match="population.size: required key is missing"):
         _config_from({"population": {}})
+
+
+def test_a_parameter_file_that_floors_the_mg_balance_warns_from_python(tmp_path):
+    """The Python API gives the command line's balance warning as a ``UserWarning`` naming the
+    parameter and its value, and loads the set all the same."""
+    import warnings
+
+    from popsim.api import _params_from
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[parameters.mg_tal_max_fraction]\nvalue = 0.5\n")
+    with pytest.warns(UserWarning, match="mg_tal_max_fraction = 0.5 is below"):
+        ps = _params_from(bad)
+    assert ps.params.mg_tal_max_fraction == 0.5
+    good = tmp_path / "good.toml"
+    good.write_text("[parameters.mg_tal_max_fraction]\nvalue = 0.95\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _params_from(good).params.mg_tal_max_fraction == 0.95

@@ -149,3 +149,21 @@ def test_report_and_validate_bad_input_exit_2(tmp_path):
     assert not (tmp_path / "v").exists()
     r = run_cli("report", str(notes), "--days", "a,b")
     assert r.returncode == 2 and "--days must be comma-separated numbers" in r.stderr
+
+
+def test_a_parameter_file_that_floors_the_mg_balance_is_warned_about(tmp_path, capsys):
+    """A parameter file whose TAL cannot reabsorb the share of Mg that balances the reference
+    adult still runs (the balance floors it), so the command line says so on stderr, naming
+    the parameter and its value; a file inside the balanced region gets no warning."""
+    from popsim.cli.commands import _load_params
+
+    bad, good = tmp_path / "bad.toml", tmp_path / "good.toml"
+    bad.write_text("[parameters.mg_tal_max_fraction]\nvalue = 0.5\n")
+    good.write_text("[parameters.mg_tal_max_fraction]\nvalue = 0.95\n")
+    ps, err = _load_params(bad)
+    assert ps is not None and err is None
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("popsim: warning:") and "mg_tal_max_fraction = 0.5 " in line
+    assert "\n" not in line and "serum_mg_ref" in line
+    ps, err = _load_params(good)
+    assert ps is not None and capsys.readouterr().err == ""

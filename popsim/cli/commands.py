@@ -37,9 +37,21 @@ def _load_params(path):
         return table_parameters(), None
 
     try:
-        return load_params_file(path), None
+        ps = load_params_file(path)
     except ParamsFileError as e:
         return None, str(e)
+    _warn_unbalanced(path, ps.params)
+    return ps, None
+
+
+def _warn_unbalanced(path, params) -> None:
+    """The parameter set's balance warning (:func:`popsim.balance.unbalanced_warning`), if
+    any, as one line on stderr."""
+    from popsim.balance import unbalanced_warning
+
+    message = unbalanced_warning(params)
+    if message:
+        print(f"popsim: warning: {path}: {message}", file=sys.stderr)
 
 
 def _host_devices(devices) -> None:
