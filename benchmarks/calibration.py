@@ -84,21 +84,16 @@ def evidence_run(args) -> dict:
 
 
 def _tal_headroom(base, values: dict) -> float:
-    """``max / tal - 1`` of the typical adult's TAL Mg reabsorption at the fitted values: below
-    2 x ``popsim.balance.TAL_HEADROOM_FLOOR`` the balance floors it and the reference adult is
-    no longer held at the reference serum Mg (the fit has left the balanced region)."""
+    """:func:`popsim.balance.tal_headroom` at the fitted typical values: below 2 x
+    ``popsim.balance.TAL_HEADROOM_FLOOR`` the balance floors it and the reference adult is no
+    longer held at the reference serum Mg (the fit has left the balanced region)."""
     import dataclasses
-
-    import jax.numpy as jnp
 
     from popsim import balance
 
     p = dataclasses.replace(base.params, **{k: v for k, v in values.items()
                                             if not k.startswith("cv.")})
-    d = balance.derived(p)
-    mg_ion = p.mg_ionized_fraction * p.serum_mg_ref
-    return float((mg_ion / d.mg_tal_casr_ki) ** p.mg_tal_casr_hill) if jnp.isfinite(
-        d.mg_tal_casr_ki) else float("nan")
+    return float(balance.tal_headroom(p))
 
 
 def main():

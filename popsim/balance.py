@@ -65,7 +65,7 @@ def derived(p: Params) -> Derived:
                               p.nka_km_k, p.nka_km_mg, free, p.nka_mg_dependence, 1.0)
     # cell Na balance: leak + 2 Na per Mg exchanged = 1.5 Na per pumped K
     leak = (1.5 * pump - 2.0 * p.mg_cell_exchange) / (v_icf * (na_o - p.na_icf_ref))
-    mg_urine = p.mg_gut_absorbed_ref * a.mg_intake_mg / MG_MG_PER_MMOL
+    mg_urine = _reference_mg_urine(p)
     na = _sodium(p, gfr, na_o)
     return Derived(
         mg_weak_binding=weak, cell_cation=p.k_icf_ref + p.na_icf_ref,
@@ -96,10 +96,13 @@ def tal_headroom(p: Params):
     the table). Below ``2 * TAL_HEADROOM_FLOOR`` the balance floors it: the TAL runs at its
     maximum and the reference adult settles below ``serum_mg_ref``. Plain arithmetic, so the
     command line can check a parameter file on Python floats before JAX starts."""
-    a = REFERENCE_ADULT
-    gfr = gfr_l_per_day(a.egfr)
-    urine = p.mg_gut_absorbed_ref * a.mg_intake_mg / MG_MG_PER_MMOL
-    return p.mg_tal_max_fraction / _tal_share(p, gfr, urine) - 1.0
+    gfr = gfr_l_per_day(REFERENCE_ADULT.egfr)
+    return p.mg_tal_max_fraction / _tal_share(p, gfr, _reference_mg_urine(p)) - 1.0
+
+
+def _reference_mg_urine(p: Params):
+    """Urinary Mg of the reference adult at balance (mmol/day): what the gut absorbs net."""
+    return p.mg_gut_absorbed_ref * REFERENCE_ADULT.mg_intake_mg / MG_MG_PER_MMOL
 
 
 def unbalanced_warning(p: Params) -> str | None:
