@@ -28,6 +28,23 @@ trial point or an individual draw comes near 0, where the TAL's CaSR constant wo
 be the root of a negative number: a 20-parameter fit lost its first virtual patient that way
 (eGFR 18, the TAL's maximum below what the balance asked of its own draws), then hundreds."""
 
+NA_CD_SHARE_FLOOR = 0.001
+"""Smallest share of its largest reabsorption that the collecting duct may be asked to use at
+the reference, and smallest share left over (each used as given from twice this; below,
+floored). The table's adult uses 76% of its CNT load against a largest 99.5% (share 0.76). A
+share at or above 1 (``na_cd_max_fraction`` too low, or the segments before the CD passing too
+much) or at or below 0 (those segments already reabsorbing more than the adult may keep) has
+no balancing drive: its logit was NaN. Floored, the CD runs at its limit and the reference
+adult's Na balance settles at another ECF volume."""
+
+K_SECRETION_FLOOR = 0.5
+"""Smallest distal K secretion (mmol/day) the reference balance may ask for (used as given from
+twice this; below, floored). The table's adult secretes about 89 mmol/day before the CD's
+reabsorption. If the K that escapes the proximal tubule and the loop already exceeds what the
+adult excretes (high ``k_cd_reabsorption`` complement, low ``k_proximal_fraction`` +
+``k_loop_fraction``), the balancing secretion clearance was negative: a kidney that takes K back
+through ROMK."""
+
 
 class Derived(NamedTuple):
     """Constants that balance the reference adult (units in the field comments). Each field
@@ -105,18 +122,53 @@ def _reference_mg_urine(p: Params):
     return p.mg_gut_absorbed_ref * REFERENCE_ADULT.mg_intake_mg / MG_MG_PER_MMOL
 
 
+def cd_share(p: Params):
+    """The share of its largest Na reabsorption (``na_cd_max_fraction``) that the collecting
+    duct must use for the reference adult to excrete the Na it absorbs (0.76 for the table).
+    Outside ``2 * NA_CD_SHARE_FLOOR .. 1 - 2 * NA_CD_SHARE_FLOOR`` the balance floors it."""
+    return _cd_fraction(p, gfr_l_per_day(REFERENCE_ADULT.egfr), p.na_osmotic_setpoint)[0]
+
+
+def k_secretion_needed(p: Params):
+    """The distal K secretion (mmol/day, before the CD's reabsorption) that makes the reference
+    adult excrete the K it absorbs (about 89 for the table). Below ``2 * K_SECRETION_FLOOR``
+    the balance floors it."""
+    gfr = gfr_l_per_day(REFERENCE_ADULT.egfr)
+    return _k_secretion(p, gfr, p.k_setpoint, p.k_gut_fraction * REFERENCE_ADULT.k_intake)[0]
+
+
 def unbalanced_warning(p: Params) -> str | None:
-    """A one-line warning when ``p`` leaves the reference adult's Mg balance floored
-    (:func:`tal_headroom` below ``2 * TAL_HEADROOM_FLOOR``), else ``None``: such a set runs, but
-    its reference adult is no longer at the table's serum Mg, which a user should hear before
-    reading the results."""
+    """A one-line warning when ``p`` leaves a reference balance floored (the TAL's Mg headroom
+    :func:`tal_headroom`, the collecting duct's Na share :func:`cd_share` or the distal K
+    secretion :func:`k_secretion_needed` past its floor), else ``None``: such a set runs, but
+    its reference adult is no longer at the table's concentrations, which a user should hear
+    before reading the results."""
+    problems = []
     headroom = tal_headroom(p)
-    if headroom >= 2 * TAL_HEADROOM_FLOOR:
-        return None
-    return (f"parameters.mg_tal_max_fraction = {p.mg_tal_max_fraction:g} is below the share of "
+    if headroom < 2 * TAL_HEADROOM_FLOOR:
+        problems.append(
+            f"parameters.mg_tal_max_fraction = {p.mg_tal_max_fraction:g} is below the share of "
             f"its Mg load the TAL must reabsorb to balance the reference adult (headroom "
             f"{headroom:.3g}, at least {2 * TAL_HEADROOM_FLOOR:g}): the TAL runs at its maximum "
             f"and serum Mg settles below serum_mg_ref = {p.serum_mg_ref:g} mmol/L")
+    share = float(cd_share(p))
+    if not 2 * NA_CD_SHARE_FLOOR <= share <= 1 - 2 * NA_CD_SHARE_FLOOR:
+        problems.append(
+            f"parameters.na_cd_max_fraction = {p.na_cd_max_fraction:g} with the segments before "
+            f"it (na_pt_fraction, na_tal_fraction, na_dct_fraction) asks the collecting duct "
+            f"for {share:.3g} of its largest Na reabsorption to balance the reference adult "
+            f"(allowed {2 * NA_CD_SHARE_FLOOR:g} .. {1 - 2 * NA_CD_SHARE_FLOOR:g}): the duct "
+            f"runs at its limit and the ECF volume settles elsewhere")
+    secretion = float(k_secretion_needed(p))
+    if secretion < 2 * K_SECRETION_FLOOR:
+        problems.append(
+            f"parameters k_proximal_fraction = {p.k_proximal_fraction:g}, k_loop_fraction = "
+            f"{p.k_loop_fraction:g} and k_cd_reabsorption = {p.k_cd_reabsorption:g} excrete "
+            f"more K than the reference adult absorbs before any distal secretion (it would "
+            f"need {secretion:.3g} mmol/day, at least {2 * K_SECRETION_FLOOR:g}): secretion is "
+            f"floored and serum K settles where the K escaping the loop equals the intake (with "
+            f"normal kidneys below k_setpoint = {p.k_setpoint:g} mmol/L)")
+    return "; ".join(problems) or None
 
 
 def _tal_share(p: Params, gfr, urine):
@@ -159,15 +211,23 @@ def _mg_gut_vmax(p: Params, intake, mg_ion, net):
 def _k_clearance(p: Params, gfr, k_o, urine):
     """The distal secretion clearance that excretes the absorbed K at the K set point (ROMK,
     aldosterone, delivery and adaptation at their reference)."""
+    needed, per_unit = _k_secretion(p, gfr, k_o, urine)
+    # a negative need (more K escaping the loop than the adult excretes) would make ROMK take K
+    # back; floored, the adult secretes almost nothing and settles below the K set point
+    return positive_floor(needed, K_SECRETION_FLOOR) / per_unit
+
+
+def _k_secretion(p: Params, gfr, k_o, urine) -> tuple[Any, Any]:
+    """The distal secretion (mmol/day) that excretes ``urine`` at plasma K ``k_o``, and the
+    secretion per unit of clearance: ``urine = (escaping + G * per_unit) * kept``."""
     unit = potassium.potassium_handling(
         gfr, k_o, k_o, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0, p.k_ckd_exponent, p.k_aldo_exponent,
         p.k_flow_exponent, p.k_proximal_fraction, p.k_loop_fraction, p.k_loop_coupling,
         p.k_cd_reabsorption, p.k_cd_depletion_gain, p.k_cd_depletion_center, 0.0, 1.0,
         p.k_bk_fraction, p.k_bk_flow_exponent)
-    # urine = (escaping + G * secreted_per_unit_G) * (1 - r): solve for G
     kept = unit.urine / (unit.secreted + _escaping(p, gfr, k_o))
     escaping = _escaping(p, gfr, k_o)
-    return (urine / kept - escaping) / unit.secreted
+    return urine / kept - escaping, unit.secreted
 
 
 def _escaping(p: Params, gfr, k_o):
@@ -176,6 +236,17 @@ def _escaping(p: Params, gfr, k_o):
 
 def _sodium(p: Params, gfr, na_o):
     """The CD's reabsorption drive that excretes the absorbed Na at the reference, and the
+    reference distal delivery."""
+    fraction, to_cnt = _cd_fraction(p, gfr, na_o)
+    # outside 0..1 no drive balances the adult (the logit was NaN); floored, the CD runs at its
+    # limit and the adult's Na balance settles at another ECF volume
+    odds = (positive_floor(fraction, NA_CD_SHARE_FLOOR)
+            / positive_floor(1.0 - fraction, NA_CD_SHARE_FLOOR))
+    return log(odds), to_cnt
+
+
+def _cd_fraction(p: Params, gfr, na_o):
+    """The share of its largest reabsorption the CD must use at the reference, and the
     reference distal delivery."""
     a = REFERENCE_ADULT
     ref = sodium.sodium_handling(
@@ -187,8 +258,7 @@ def _sodium(p: Params, gfr, na_o):
         loop_block=0.0, thiazide_block=0.0)
     to_cnt: Any = ref.urine  # with no CD reabsorption, what reaches the CNT is excreted
     urine = p.na_gut_fraction * a.na_intake
-    fraction = (1.0 - urine / to_cnt) / p.na_cd_max_fraction
-    return log(fraction / (1.0 - fraction)), to_cnt
+    return (1.0 - urine / to_cnt) / p.na_cd_max_fraction, to_cnt
 
 
 def _ca_tal_max(p: Params, gfr):

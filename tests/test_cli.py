@@ -151,19 +151,34 @@ def test_report_and_validate_bad_input_exit_2(tmp_path):
     assert r.returncode == 2 and "--days must be comma-separated numbers" in r.stderr
 
 
-def test_a_parameter_file_that_floors_the_mg_balance_is_warned_about(tmp_path, capsys):
-    """A parameter file whose TAL cannot reabsorb the share of Mg that balances the reference
-    adult still runs (the balance floors it), so the command line says so on stderr, naming
-    the parameter and its value; a file inside the balanced region gets no warning."""
+FLOORED_BALANCES = [
+    # (parameter file, text the warning names, the consequence it states)
+    ("[parameters.mg_tal_max_fraction]\nvalue = 0.5\n", "mg_tal_max_fraction = 0.5 ",
+     "serum_mg_ref"),
+    ("[parameters.na_cd_max_fraction]\nvalue = 0.5\n", "na_cd_max_fraction = 0.5 ",
+     "ECF volume"),
+    ("[parameters]\nk_proximal_fraction = 0.5\nk_loop_fraction = 0.2\n"
+     "k_cd_reabsorption = 0.0\n", "k_cd_reabsorption = 0 ", "below k_setpoint"),
+]
+
+
+@pytest.mark.parametrize("text, names, consequence", FLOORED_BALANCES,
+                         ids=["mg_tal", "na_cd", "k_secretion"])
+def test_a_parameter_file_that_floors_a_balance_is_warned_about(tmp_path, capsys, text, names,
+                                                               consequence):
+    """A parameter file that leaves no balancing constant for the reference adult (the TAL's
+    Mg share, the collecting duct's Na share, the distal K secretion) still runs (the balance
+    floors it), so the command line says so on stderr in one line, naming the parameter, its
+    value and what follows; a file inside the balanced region gets no warning."""
     from popsim.cli.commands import _load_params
 
     bad, good = tmp_path / "bad.toml", tmp_path / "good.toml"
-    bad.write_text("[parameters.mg_tal_max_fraction]\nvalue = 0.5\n")
+    bad.write_text(text)
     good.write_text("[parameters.mg_tal_max_fraction]\nvalue = 0.95\n")
     ps, err = _load_params(bad)
     assert ps is not None and err is None
     line = capsys.readouterr().err.strip()
-    assert line.startswith("popsim: warning:") and "mg_tal_max_fraction = 0.5 " in line
-    assert "\n" not in line and "serum_mg_ref" in line
+    assert line.startswith("popsim: warning:") and names in line
+    assert "\n" not in line and consequence in line
     ps, err = _load_params(good)
     assert ps is not None and capsys.readouterr().err == ""

@@ -140,6 +140,46 @@ def test_a_tal_without_headroom_still_has_a_steady_state():
     np.testing.assert_allclose(obs["urine_mg"], obs["mg_absorbed_net"], rtol=1e-6)
 
 
+def test_a_collecting_duct_short_of_its_share_still_balances_na():
+    """The reference balance asks the collecting duct for 76% of its largest Na reabsorption; a
+    parameter set whose largest (``na_cd_max_fraction`` 0.7, against 0.995) is below what the
+    balance needs had a NaN drive (the logit of a share above 1). Floored, the duct runs at its
+    maximum: every patient keeps a finite steady state that excretes the Na it absorbs, with a
+    smaller ECF (the rest of the nephron, the RAAS and the lower pressure make up the balance)."""
+    base = default_parameters().params
+    short = dataclasses.replace(base, na_cd_max_fraction=0.7)
+    assert np.isfinite(float(derived(short).na_cd_drive))
+    egfr = [30, 60, 100, 120] * 2
+    _, ok, obs = steady_observe(*patients(short, egfr=egfr))
+    _, ok_t, table = steady_observe(*patients(base, egfr=egfr))
+    assert ok.all() and ok_t.all()
+    assert np.all(np.isfinite(obs["ecf_volume"]))
+    assert np.all(obs["ecf_volume"] < table["ecf_volume"])
+    np.testing.assert_allclose(obs["urine_na"], obs["na_absorbed"], rtol=1e-6)
+
+
+def test_a_kidney_that_needs_no_k_secretion_still_balances_k():
+    """With more K escaping the loop than the reference adult excretes (half reabsorbed in the
+    proximal tubule instead of 67%, none in the collecting duct) the balancing secretion
+    clearance was negative: ROMK taking K back. Floored, the distal nephron secretes almost
+    nothing: every patient keeps a finite steady state that excretes the K it absorbs, with
+    plasma K wherever the K escaping the loop equals the intake: below the table's with
+    eGFR >= 60 (a larger filtered load), above it at eGFR 30."""
+    base = default_parameters().params
+    leaky = dataclasses.replace(base, k_proximal_fraction=0.5, k_loop_fraction=0.2,
+                                k_cd_reabsorption=0.0)
+    assert float(derived(leaky).k_secretion_clearance) > 0.0
+    egfr = [30, 60, 100, 120] * 2
+    _, ok, obs = steady_observe(*patients(leaky, egfr=egfr))
+    _, ok_t, table = steady_observe(*patients(base, egfr=egfr))
+    assert ok.all() and ok_t.all()
+    assert np.all(np.isfinite(obs["serum_k"]))
+    kidneys = np.asarray(egfr) >= 60
+    assert np.all(obs["serum_k"][kidneys] < table["serum_k"][kidneys])
+    assert np.all(obs["serum_k"][~kidneys] > table["serum_k"][~kidneys])
+    np.testing.assert_allclose(obs["urine_k"], obs["k_absorbed"], rtol=1e-6)
+
+
 @pytest.mark.slow
 def test_ckd_with_high_mg_intake_gives_hypermagnesemia():
     pb, pt = patients(egfr=[15, 90, 15, 90, 30, 60, 100, 120],

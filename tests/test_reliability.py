@@ -180,7 +180,8 @@ def test_a_run_where_every_patient_fails_exits_3_with_nan_outputs(tmp_path, caps
 def test_params_that_break_every_steady_state_exit_3(tmp_path, capsys, small_trial):
     params = tmp_path / "bad_params.toml"
     # a collecting duct that reabsorbs at most 5% of the Na reaching it, where the reference
-    # adult's Na balance needs ~90%: no CD drive balances it, and no patient has a steady state
+    # adult's Na balance needs ~76%: floored, the CD runs at its maximum, and still no patient
+    # has a Na balance, so none has a steady state
     params.write_text("[parameters.na_cd_max_fraction]\nvalue = 0.05\n")
     config = tmp_path / "trial.toml"
     config.write_text(SMALL_TRIAL)
