@@ -40,10 +40,10 @@ adult's Na balance settles at another ECF volume."""
 K_SECRETION_FLOOR = 0.5
 """Smallest distal K secretion (mmol/day) the reference balance may ask for (used as given from
 twice this; below, floored). The table's adult secretes about 89 mmol/day before the CD's
-reabsorption. If the K that escapes the proximal tubule and the loop already exceeds what the
-adult excretes (high ``k_cd_reabsorption`` complement, low ``k_proximal_fraction`` +
-``k_loop_fraction``), the balancing secretion clearance was negative: a kidney that takes K back
-through ROMK."""
+reabsorption. If the K that escapes the proximal tubule and the loop, less what the CD takes
+back, already exceeds what the adult excretes (a low ``k_proximal_fraction`` +
+``k_loop_fraction``, or a low ``k_cd_reabsorption``), the balancing secretion clearance was
+negative: a kidney that takes K back through ROMK."""
 
 
 class Derived(NamedTuple):
