@@ -225,8 +225,8 @@ def _k_secretion(p: Params, gfr, k_o, urine) -> tuple[Any, Any]:
         p.k_flow_exponent, p.k_proximal_fraction, p.k_loop_fraction, p.k_loop_coupling,
         p.k_cd_reabsorption, p.k_cd_depletion_gain, p.k_cd_depletion_center, 0.0, 1.0,
         p.k_bk_fraction, p.k_bk_flow_exponent)
-    kept = unit.urine / (unit.secreted + _escaping(p, gfr, k_o))
     escaping = _escaping(p, gfr, k_o)
+    kept = unit.urine / (unit.secreted + escaping)
     return urine / kept - escaping, unit.secreted
 
 
