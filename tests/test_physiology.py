@@ -8,10 +8,13 @@ intracellular K 120-150 mmol/L (Emmett & Wiederkehr), Na 10-15 (Guyton; Boron), 
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import patients, steady_observe
 
+from popsim import model
 from popsim.balance import derived
 from popsim.facts import REFERENCE_RANGES as RANGES
 from popsim.parameters.io import default_parameters
@@ -177,6 +180,29 @@ def test_a_kidney_that_needs_no_k_secretion_still_balances_k():
     assert k[1] < table["serum_k"][1]
     assert k[0] > k[1] > k[2] > k[3]
     np.testing.assert_allclose(obs["urine_k"], obs["k_absorbed"], rtol=1e-6)
+
+
+def test_ckd_steady_states_on_diuretics_and_low_salt_are_stable():
+    """A steady state that nothing returns to is not one: every eigenvalue of the Jacobian at
+    each patient's steady state has a negative real part, in CKD patients on diuretics or salt
+    restriction, where angiotensin II is high and most Na escapes the TAL. There the loop
+    angiotensin II -> proximal reabsorption -> macula densa -> renin is strongest; with the
+    TAL's outflow as the sensed signal its gain passed 1 in each of these patients and they
+    circled their steady state with a period of about a week."""
+    pb, pt = patients(egfr=[45, 45, 30, 25, 20, 16, 12, 8],
+                      na_intake=[50, 50, 80, 80, 50, 50, 80, 50],
+                      loop=[0.5, 1.0, 1.0, 1.0, 0.0, 0.5, 0.0, 0.0],
+                      thiazide=[0, 0, 0, 0, 0, 0, 1.0, 0],
+                      hypertensive=[False, False, True, False, False, False, False, False])
+    y0, ok, _ = steady_observe(pb, pt)
+    assert ok.all()
+
+    def jacobian(p, patient, y):
+        u = model.baseline_inputs(patient)
+        return jax.jacfwd(lambda x: jnp.stack(model.derivatives(x, p, patient, u)))(y)
+
+    rates = np.linalg.eigvals(np.asarray(jax.vmap(jacobian)(pb, pt, y0))).real.max(axis=1)
+    assert np.all(rates < 0.0), rates  # 1/day
 
 
 @pytest.mark.slow

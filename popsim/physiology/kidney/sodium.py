@@ -10,7 +10,7 @@ from popsim.physiology._math import exp, log, logistic, smooth_min
 class SodiumHandling(NamedTuple):
     filtered: object  # mmol/day
     urine: object  # mmol/day
-    macula_densa: object  # Na leaving the TAL per nephron, relative to reference (sensed signal)
+    macula_densa: object  # NaCl sensed at the macula densa, relative to reference
     distal_delivery: object  # Na reaching the CNT per nephron, relative to reference
 
 
@@ -63,8 +63,8 @@ def sodium_handling(gfr, na_p, nephron_fraction, ckd_exponent, pt_fraction, tal_
     angiotensin II as ``A**-angiotensin_pt`` (end-proximal delivery, as lithium clearance
     measures it, halves from high to low salt intake: Folkerd 1995), TAL ``tal_fraction`` (load
     dependent: the odds of escaping it scale as ``(load/load_ref)**(theta - 1)``, so its
-    outflow, which the macula densa senses, moves roughly as the ``theta`` power of its inflow;
-    cut by loop diuretics), DCT ``dct_fraction`` (the NCC K switch, angiotensin II scaling its
+    outflow moves roughly as the ``theta`` power of its inflow while little escapes; cut by
+    loop diuretics), DCT ``dct_fraction`` (the NCC K switch, angiotensin II scaling its
     odds by ``A**angiotensin_ncc``, cut by thiazides). The CNT/CD reabsorbs the regulated remainder:
     ``cd_max * logistic(drive_ref + aldosterone_gain * ln N_al + pressure_drive)``, where
     aldosterone (ENaC) and renal perfusion pressure (``pressure_drive``, negative above the
@@ -72,11 +72,19 @@ def sodium_handling(gfr, na_p, nephron_fraction, ckd_exponent, pt_fraction, tal_
     modifiers of Hallow 2017 do. In CKD every segment reabsorbs
     ``nephron_fraction**ckd_exponent`` as much.
 
-    Returns the filtered load, urinary Na, the macula densa signal (the fraction of filtered Na
-    leaving the TAL relative to what these nephrons pass at reference conditions, as the
-    NKCC2-bearing macula densa senses it: a loop diuretic blinds it, ``(1 - block)**blinding``,
-    the NKCC2 left unblocked to a power, so a full block silences the sensor)
-    and the distal delivery per nephron (relative to ``reference_distal``).
+    Returns the filtered load, urinary Na, the macula densa signal and the distal delivery per
+    nephron (relative to ``reference_distal``). The macula densa signal is the TAL's inflow
+    relative to the reference to the ``theta`` power (the load dependence that, with
+    tubuloglomerular feedback, holds early distal NaCl nearly constant: Schnermann 1998),
+    times the rise of the TAL's outflow under a loop block, as the NKCC2-bearing macula densa
+    senses it: a loop diuretic blinds it, ``(1 - block)**blinding``, the NKCC2 left unblocked
+    to a power, so a full block silences the sensor. The signal's fixed power of the inflow
+    gives the loop angiotensin II -> proximal reabsorption -> macula densa -> renin the same
+    gain in every patient, ``md_gain * angiotensin_pt * theta`` (0.48 with the table's
+    values). Sensing the outflow itself would give it the power ``theta + (1 - theta) *
+    escaping``, which the larger share escaping the TAL in CKD and at high angiotensin II
+    pushes past 1: the steady state of such a patient (e.g. eGFR 45 on a loop diuretic with
+    50 mmol/day of Na) would be an unstable focus, circled with a period of about a week.
     """
     filtered = gfr * na_p
     adapt = nephron_fraction**ckd_exponent
@@ -90,7 +98,7 @@ def sodium_handling(gfr, na_p, nephron_fraction, ckd_exponent, pt_fraction, tal_
                                     + pressure_drive)
     after_tal = filtered * (1.0 - pt) * (1.0 - tal)
     to_cnt = after_tal * (1.0 - dct)
-    ref_fraction = (1.0 - pt_fraction * adapt) * (1.0 - tal_fraction * adapt)
-    macula_densa = after_tal / filtered / ref_fraction * (1.0 - loop_block)**md_loop_blinding
+    macula_densa = (load**tal_load_exponent * (1.0 - tal) / escaping
+                    * (1.0 - loop_block)**md_loop_blinding)
     distal = to_cnt / nephron_fraction / reference_distal
     return SodiumHandling(filtered, to_cnt * (1.0 - cd * adapt), macula_densa, distal)
