@@ -131,15 +131,22 @@ def arms(params: Params, patients: Patient, y0, ok, protocols: list[Protocol], t
     waited for). Returns ``(outputs, status)``: a dict of ``(arm, patient, time)`` arrays and
     ``(arm, patient)`` codes; a patient without a steady state (``~ok``) has status
     STEADY_STATE_FAILED, and every failed patient's outputs are NaN."""
-    outs, statuses = {}, []
-    for prot in protocols:
-        res, status, _ = simulate_observe_jit(params, patients, prot, y0, ts, settings,
-                                              track_balance)
-        status = jnp.where(ok, status, Status.STEADY_STATE_FAILED)
-        for k, v in failed_as_nan(res, status).items():
-            outs.setdefault(k, []).append(v)
-        statuses.append(status.astype(jnp.int8))
-    return {k: jnp.stack(v) for k, v in outs.items()}, jnp.stack(statuses)
+    results = [simulate_observe_jit(params, patients, prot, y0, ts, settings, track_balance)
+               for prot in protocols]
+    return _arm_results([r[0] for r in results], [r[1] for r in results], ok)
+
+
+@jax.jit
+def _arm_results(outputs: list[dict], statuses: list, ok):
+    """The arms' outputs stacked ``(arm, patient, time)``, with NaN and status
+    STEADY_STATE_FAILED for patients without a steady state, in one compiled program. Its call
+    returns at once; the same steps as eager operations did not: ``jnp.stack`` on an output
+    still being computed waits for it, so a run's devices solved one after another (a 1,000-patient
+    chunk on 2 devices took 7.1 s instead of 4.0)."""
+    statuses = [jnp.where(ok, s, Status.STEADY_STATE_FAILED) for s in statuses]
+    outputs = [failed_as_nan(o, s) for o, s in zip(outputs, statuses, strict=True)]
+    return ({k: jnp.stack([o[k] for o in outputs]) for k in outputs[0]},
+            jnp.stack(statuses).astype(jnp.int8))
 
 
 @jax.jit
