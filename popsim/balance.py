@@ -140,9 +140,10 @@ def k_secretion_needed(p: Params):
 def unbalanced_warning(p: Params) -> str | None:
     """A one-line warning when ``p`` leaves a reference balance floored (the TAL's Mg headroom
     :func:`tal_headroom`, the collecting duct's Na share :func:`cd_share` or the distal K
-    secretion :func:`k_secretion_needed` past its floor), else ``None``: such a set runs, but
-    its reference adult is no longer at the table's concentrations, which a user should hear
-    before reading the results."""
+    secretion :func:`k_secretion_needed` past its floor), or gives the macula densa loop a gain
+    of 1 or more (:func:`macula_densa_loop_gain`), else ``None``: such a set runs, but its
+    reference adult is no longer at the table's concentrations or its steady states no longer
+    hold, which a user should hear before reading the results."""
     problems = []
     headroom = tal_headroom(p)
     if headroom < 2 * TAL_HEADROOM_FLOOR:
@@ -168,7 +169,24 @@ def unbalanced_warning(p: Params) -> str | None:
             f"need {secretion:.3g} mmol/day, at least {2 * K_SECRETION_FLOOR:g}): secretion is "
             f"floored and serum K settles where the K escaping the loop equals the intake (with "
             f"normal kidneys below k_setpoint = {p.k_setpoint:g} mmol/L)")
+    gain = macula_densa_loop_gain(p)
+    if gain >= 1.0:
+        problems.append(
+            f"parameters renin_md_gain = {p.renin_md_gain:g}, na_pt_angiotensin_exponent = "
+            f"{p.na_pt_angiotensin_exponent:g} and na_tal_load_exponent = "
+            f"{p.na_tal_load_exponent:g} give the angiotensin II -> proximal tubule -> macula "
+            f"densa -> renin loop a gain of {gain:.3g} (stable below 1): steady states are "
+            f"unstable and patients oscillate around them")
     return "; ".join(problems) or None
+
+
+def macula_densa_loop_gain(p: Params) -> float:
+    """Gain of the positive feedback angiotensin II -> proximal Na reabsorption -> macula densa
+    -> renin: ``renin_md_gain * na_pt_angiotensin_exponent * na_tal_load_exponent``, the same in
+    every patient (:func:`popsim.physiology.kidney.sodium.sodium_handling`). At 1 or more no
+    steady state is stable; below 1 the volume and K feedbacks still have to damp it (0.48 with
+    the table's values; docs/MODEL.md, "Steady states that hold")."""
+    return float(p.renin_md_gain * p.na_pt_angiotensin_exponent * p.na_tal_load_exponent)
 
 
 def _tal_share(p: Params, gfr, urine):

@@ -159,17 +159,19 @@ FLOORED_BALANCES = [
      "ECF volume"),
     ("[parameters]\nk_proximal_fraction = 0.5\nk_loop_fraction = 0.2\n"
      "k_cd_reabsorption = 0.0\n", "k_cd_reabsorption = 0 ", "below k_setpoint"),
+    ("[parameters]\nrenin_md_gain = 10.0\n", "renin_md_gain = 10,", "a gain of 1.2"),
 ]
 
 
 @pytest.mark.parametrize("text, names, consequence", FLOORED_BALANCES,
-                         ids=["mg_tal", "na_cd", "k_secretion"])
+                         ids=["mg_tal", "na_cd", "k_secretion", "md_loop"])
 def test_a_parameter_file_that_floors_a_balance_is_warned_about(tmp_path, capsys, text, names,
                                                                consequence):
     """A parameter file that leaves no balancing constant for the reference adult (the TAL's
     Mg share, the collecting duct's Na share, the distal K secretion) still runs (the balance
-    floors it), so the command line says so on stderr in one line, naming the parameter, its
-    value and what follows; a file inside the balanced region gets no warning."""
+    floors it), and so does one whose macula densa loop cannot hold a steady state, so the
+    command line says so on stderr in one line, naming the parameter, its value and what
+    follows; a file inside the balanced region gets no warning."""
     from popsim.cli.commands import _load_params
 
     bad, good = tmp_path / "bad.toml", tmp_path / "good.toml"
