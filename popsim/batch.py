@@ -139,10 +139,10 @@ def arms(params: Params, patients: Patient, y0, ok, protocols: list[Protocol], t
 @jax.jit
 def _arm_results(outputs: list[dict], statuses: list, ok):
     """The arms' outputs stacked ``(arm, patient, time)``, with NaN and status
-    STEADY_STATE_FAILED for patients without a steady state, in one compiled program. Its call
-    returns at once; the same steps as eager operations did not: ``jnp.stack`` on an output
-    still being computed waits for it, so a run's devices solved one after another (a 1,000-patient
-    chunk on 2 devices took 7.1 s instead of 4.0)."""
+    STEADY_STATE_FAILED for patients without a steady state, in one compiled program whose call
+    returns at once. Eager ``jnp.stack`` on an output still being computed waits for it, which
+    would keep the next device's solve from starting until this one's ends (docs/DESIGN.md,
+    "Large runs")."""
     statuses = [jnp.where(ok, s, Status.STEADY_STATE_FAILED) for s in statuses]
     outputs = [failed_as_nan(o, s) for o, s in zip(outputs, statuses, strict=True)]
     return ({k: jnp.stack([o[k] for o in outputs]) for k in outputs[0]},
