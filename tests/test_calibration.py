@@ -147,7 +147,11 @@ GRAD_CONFIG = {
 
 @pytest.fixture(scope="module")
 def grad_problem():
+    """The gradient problem in forward mode (its compiled program also gives the central
+    differences' loss values)."""
     conf, pop = parse_calibration(GRAD_CONFIG)
+    conf = conf.model_copy(update={"optimizer": conf.optimizer.model_copy(
+        update={"gradient": "forward"})})
     return build_problem(conf, pop)
 
 
@@ -158,23 +162,28 @@ def central_differences(grad_problem):
 
 
 def _central_differences(problem, h=1e-5):
+    """Central differences of the loss (the primal value of ``problem``'s gradient program,
+    which is compiled anyway: no separate loss-only program)."""
     u0 = np.asarray(problem.u0())
     fd = []
     for i in range(u0.size):
         e = np.zeros_like(u0)
         e[i] = h
-        lp = float(evaluate(problem, jnp.asarray(u0 + e))[0])
-        lm = float(evaluate(problem, jnp.asarray(u0 - e))[0])
+        lp = float(evaluate(problem, jnp.asarray(u0 + e), gradient=True)[0])
+        lm = float(evaluate(problem, jnp.asarray(u0 - e), gradient=True)[0])
         fd.append((lp - lm) / (2 * h))
     return np.array(fd)
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])
 def test_gradient_matches_central_differences(grad_problem, central_differences, mode):
-    conf = grad_problem.conf
-    conf = conf.model_copy(update={"optimizer": conf.optimizer.model_copy(
-        update={"gradient": mode})})
-    problem = build_problem(conf, grad_problem.pop)
+    problem = grad_problem
+    if mode == "reverse":
+        conf = problem.conf
+        conf = conf.model_copy(update={"optimizer": conf.optimizer.model_copy(
+            update={"gradient": mode})})
+        problem = build_problem(conf, grad_problem.pop)
+    assert problem.conf.optimizer.gradient == mode
     loss, _, ok, _, grad = evaluate(problem, gradient=True)
     assert np.asarray(ok).all() and float(loss) > 0
     grad = np.asarray(grad)
