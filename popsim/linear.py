@@ -27,6 +27,8 @@ step is retried with a smaller ``h``.
 
 from __future__ import annotations
 
+import dataclasses
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -125,7 +127,23 @@ class _SmallLUState(eqx.Module):
     transposed: bool = eqx.field(static=True)
 
 
-class SmallLU(lx.AbstractLinearSolver):
+class _AbstractLU(lx.AbstractLinearSolver):
+    """What :class:`SmallLU` and :class:`UnpivotedLU` share: a state holding the packed factors
+    ``lu`` and whether the next solve is transposed; their transposed and conjugated states."""
+
+    def transpose(self, state, options):
+        del options
+        return dataclasses.replace(state, transposed=not state.transposed), {}
+
+    def conj(self, state, options):
+        del options
+        return dataclasses.replace(state, lu=state.lu.conj()), {}
+
+    def assume_full_rank(self):
+        return True
+
+
+class SmallLU(_AbstractLU):
     """LU with partial pivoting of a small dense square operator, in array operations, without
     LAPACK (see the module docstring for why); for vectors (1-D arrays).
 
@@ -148,17 +166,6 @@ class SmallLU(lx.AbstractLinearSolver):
         solve = _solve_transposed if state.transposed else _solve
         return solve((state.lu, state.perm), vector), lx.RESULTS.successful, {}
 
-    def transpose(self, state, options):
-        del options
-        return _SmallLUState(state.lu, state.perm, not state.transposed), {}
-
-    def conj(self, state, options):
-        del options
-        return _SmallLUState(state.lu.conj(), state.perm, state.transposed), {}
-
-    def assume_full_rank(self):
-        return True
-
 
 class _UnpivotedLUState(eqx.Module):
     lu: jax.Array
@@ -166,7 +173,7 @@ class _UnpivotedLUState(eqx.Module):
     transposed: bool = eqx.field(static=True)
 
 
-class UnpivotedLU(lx.AbstractLinearSolver):
+class UnpivotedLU(_AbstractLU):
     """LU without pivoting of a small dense square operator, entry by entry (see
     :func:`_factor_unpivoted`); for the Rosenbrock matrices ``I - h*gamma*J`` of a time course.
 
@@ -191,14 +198,3 @@ class UnpivotedLU(lx.AbstractLinearSolver):
         solve = _solve_transposed if state.transposed else _solve
         result = lx.RESULTS.where(state.ok, lx.RESULTS.successful, lx.RESULTS.singular)
         return solve((state.lu, None), vector), result, {}
-
-    def transpose(self, state, options):
-        del options
-        return _UnpivotedLUState(state.lu, state.ok, not state.transposed), {}
-
-    def conj(self, state, options):
-        del options
-        return _UnpivotedLUState(state.lu.conj(), state.ok, state.transposed), {}
-
-    def assume_full_rank(self):
-        return True
