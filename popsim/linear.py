@@ -142,6 +142,11 @@ class _AbstractLU(lx.AbstractLinearSolver):
     def assume_full_rank(self):
         return True
 
+    def _matrix(self, operator):
+        if operator.in_size() != operator.out_size():
+            raise ValueError(f"{type(self).__name__} needs a square operator")
+        return operator.as_matrix()
+
 
 class SmallLU(_AbstractLU):
     """LU with partial pivoting of a small dense square operator, in array operations, without
@@ -156,9 +161,7 @@ class SmallLU(_AbstractLU):
 
     def init(self, operator, options):
         del options
-        if operator.in_size() != operator.out_size():
-            raise ValueError("SmallLU needs a square operator")
-        lu, perm = _factor(operator.as_matrix())
+        lu, perm = _factor(self._matrix(operator))
         return _SmallLUState(lu, perm, False)
 
     def compute(self, state, vector, options):
@@ -188,9 +191,7 @@ class UnpivotedLU(_AbstractLU):
 
     def init(self, operator, options):
         del options
-        if operator.in_size() != operator.out_size():
-            raise ValueError("UnpivotedLU needs a square operator")
-        lu, ok = _factor_unpivoted(operator.as_matrix())
+        lu, ok = _factor_unpivoted(self._matrix(operator))
         return _UnpivotedLUState(lu, ok, False)
 
     def compute(self, state, vector, options):
