@@ -18,11 +18,11 @@ of the batch it is solved in.
 It unrolls the elimination into ``O(n^3)`` operations at trace time, so it is meant for the small
 systems of this model (16 unknowns, 20 with the mass-balance columns).
 
-:class:`UnpivotedLU` is the Rosenbrock time course's solver: elimination without row exchanges,
-entry by entry, which XLA fuses into a few loops over the batch instead of rewriting the
-``(patient, n, n)`` array once per column. Its matrices ``I - h*gamma*J`` tend to the identity as
-the step ``h`` shrinks; a factorisation whose pivots are too small is reported as failed and the
-step is retried with a smaller ``h``.
+:class:`UnpivotedLU` eliminates without row exchanges, entry by entry, which XLA fuses into a
+few loops over the batch instead of rewriting the ``(patient, n, n)`` array once per column: a
+faster step for matrices that need no pivoting (``I - h*gamma*J`` at small ``h``), but a larger
+program that takes longer to compile, so the time course keeps :class:`SmallLU`
+(``docs/DESIGN.md``, Solver).
 """
 
 from __future__ import annotations
@@ -178,15 +178,14 @@ class _UnpivotedLUState(eqx.Module):
 
 class UnpivotedLU(_AbstractLU):
     """LU without pivoting of a small dense square operator, entry by entry (see
-    :func:`_factor_unpivoted`); for the Rosenbrock matrices ``I - h*gamma*J`` of a time course.
+    :func:`_factor_unpivoted`), for matrices such as the Rosenbrock ``I - h*gamma*J``.
 
     Elimination without pivoting is accurate when no pivot is small against the entries below
     it. ``I - h*gamma*J`` tends to the identity as the step ``h`` shrinks, so a factorisation
     that is not (non-finite entries, or a multiplier above :data:`MAX_MULTIPLIER`) is reported
-    as a failed solve (``lineax.RESULTS.singular``): the Rosenbrock step is rejected and retried
-    with a smaller ``h``. Under ``vmap`` it factorises faster than :class:`SmallLU`
-    (``benchmarks/step_profile.py``). For matrices that may need row exchanges at any size (a
-    Newton Jacobian), use :class:`SmallLU`.
+    as a failed solve (``lineax.RESULTS.singular``): a Rosenbrock step would be rejected and
+    retried with a smaller ``h``. Under ``vmap`` it factorises faster than :class:`SmallLU`
+    (``benchmarks/step_profile.py``), in a larger program (see the module docstring).
     """
 
     def init(self, operator, options):

@@ -19,11 +19,8 @@ Numerics:
   its outputs agree with SciPy's Radau at rtol 1e-10 within the 1e-4 relative accuracy target
   (``tests/test_rodas_reference.py``; measurements in ``benchmarks/RESULTS.md`` and
   ``benchmarks/results/``).
-* Linear systems, without LAPACK (see :mod:`popsim.linear` for why): the steady states'
-  Newton and the fallback's implicit stages use :class:`popsim.linear.SmallLU` (LU with partial
-  pivoting); the Rosenbrock time course uses :class:`popsim.linear.UnpivotedLU` on its matrices
-  ``I - h*gamma*J``, which tend to the identity as the step shrinks: a factorisation without
-  pivoting that would lose accuracy counts as a failed step, retried with a smaller one.
+* Linear systems, in the time course and the steady states alike: :class:`popsim.linear.SmallLU`
+  (LU in array operations, no LAPACK; see :mod:`popsim.linear` for why).
 """
 
 from __future__ import annotations
@@ -38,7 +35,7 @@ import optimistix as optx
 from popsim import model, observables, rosenbrock
 from popsim.config import SOLVERS
 from popsim.facts import STATUS_MEANINGS, Status
-from popsim.linear import SmallLU, UnpivotedLU
+from popsim.linear import SmallLU
 from popsim.model import Patient
 from popsim.parameters import Params
 from popsim.protocols import Protocol
@@ -135,7 +132,7 @@ def _make_solver(s: SolverSettings):
         newton = optx.Newton(rtol=s.newton_rtol, atol=s.newton_atol, linear_solver=SmallLU())
         return cls(root_finder=newton)
     if family == "rosenbrock":
-        return cls(time_derivative=False, linear_solver=UnpivotedLU())
+        return cls(time_derivative=False, linear_solver=SmallLU())
     return cls()
 
 

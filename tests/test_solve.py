@@ -348,7 +348,7 @@ def _unpivoted_solves(A, b):
 
 
 def test_unpivoted_lu_solves_what_needs_no_row_exchange_and_refuses_the_rest():
-    """UnpivotedLU (the time course's I - h gamma J): with columns diagonally dominant (partial
+    """UnpivotedLU (for matrices such as I - h gamma J): with columns diagonally dominant (partial
     pivoting would exchange no row) it solves as numpy and SmallLU do; a zero or
     tiny pivot (multiplier above 1e6) is a failed solve, never a wrong finite answer."""
     rng = np.random.default_rng(4)
@@ -370,17 +370,16 @@ def test_unpivoted_lu_solves_what_needs_no_row_exchange_and_refuses_the_rest():
 @pytest.mark.parametrize("name", sorted(cfg.SOLVERS))
 def test_every_solver_a_config_names_is_built(name):
     """The config's solver list is the one list: each name builds its class, Rosenbrock steps
-    with UnpivotedLU (I - h gamma J), implicit stages' Newton with SmallLU, and any other name
-    is refused."""
+    and implicit stages with SmallLU, and any other name is refused."""
     import diffrax as dfx
 
-    from popsim.linear import SmallLU, UnpivotedLU
+    from popsim.linear import SmallLU
 
     built = solve._make_solver(dataclasses.replace(SETTINGS, solver=name))
     family, cls = cfg.SOLVERS[name]
     assert isinstance(built, dfx.AbstractSolver) and type(built).__name__ == cls
     if family == "rosenbrock":
-        assert isinstance(built.linear_solver, UnpivotedLU)
+        assert isinstance(built.linear_solver, SmallLU)
     if family == "implicit":
         assert isinstance(built.root_finder.linear_solver, SmallLU)
     with pytest.raises(ValueError, match="is not one of"):
