@@ -29,10 +29,51 @@ import diffrax as dfx  # noqa: E402
 import lineax as lx  # noqa: E402
 
 from popsim import batch, bench, solve  # noqa: E402
-from popsim.linear import SmallLU, UnpivotedLU  # noqa: E402
+from popsim.linear import SmallLU, _solve  # noqa: E402
 from popsim.population import sample_cohort  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+MAX_MULTIPLIER = 1e6  # an unpivoted factorisation with a larger multiplier counts as failed
+
+
+def _factor_unpivoted(M):
+    """LU without row exchanges, entry by entry (one array per entry: XLA fuses the elimination
+    into a few loops); ``ok`` False for a non-finite factor or a multiplier above
+    MAX_MULTIPLIER. The barrier keeps XLA from fusing the elimination into every solve."""
+    n = M.shape[0]
+    a = [[M[i, j] for j in range(n)] for i in range(n)]
+    multipliers = []
+    for k in range(n - 1):
+        for i in range(k + 1, n):
+            a[i][k] = lik = a[i][k] / a[k][k]
+            multipliers.append(lik)
+            for j in range(k + 1, n):
+                a[i][j] = a[i][j] - lik * a[k][j]
+    lu = jnp.stack([jnp.stack(row) for row in a])
+    ok = jnp.all(jnp.isfinite(lu)) & (jnp.max(jnp.abs(jnp.stack(multipliers))) <= MAX_MULTIPLIER)
+    return jax.lax.optimization_barrier((lu, ok))
+
+
+class UnpivotedLU(lx.AbstractLinearSolver):
+    """The alternative measured here (not popsim's: its differentiated programs compile several
+    times longer; docs/DESIGN.md, Solver): a failed factorisation fails the Rosenbrock step."""
+
+    def init(self, operator, options):
+        return _factor_unpivoted(operator.as_matrix())
+
+    def compute(self, state, vector, options):
+        lu, ok = state
+        result = lx.RESULTS.where(ok, lx.RESULTS.successful, lx.RESULTS.singular)
+        return _solve((lu, jnp.arange(lu.shape[0])), vector), result, {}
+
+    def transpose(self, state, options):
+        raise NotImplementedError
+
+    def conj(self, state, options):
+        raise NotImplementedError
+
+    def assume_full_rank(self):
+        return True
 T_MID = 10.0  # days: inside the diet change, a time every part is evaluated at
 
 
@@ -61,7 +102,7 @@ def _parts(prot, s):
         return SmallLU().init(lx.MatrixLinearOperator(matrix(p, pt, y)), {}).lu
 
     def factor_unpivoted(p, pt, y):
-        return UnpivotedLU().init(lx.MatrixLinearOperator(matrix(p, pt, y)), {}).lu
+        return UnpivotedLU().init(lx.MatrixLinearOperator(matrix(p, pt, y)), {})[0]
 
     def factor_solve(p, pt, y):
         state = UnpivotedLU().init(lx.MatrixLinearOperator(matrix(p, pt, y)), {})

@@ -17,17 +17,9 @@ of the batch it is solved in.
 
 It unrolls the elimination into ``O(n^3)`` operations at trace time, so it is meant for the small
 systems of this model (16 unknowns, 20 with the mass-balance columns).
-
-:class:`UnpivotedLU` eliminates without row exchanges, entry by entry, which XLA fuses into a
-few loops over the batch instead of rewriting the ``(patient, n, n)`` array once per column: a
-faster step for matrices that need no pivoting (``I - h*gamma*J`` at small ``h``), but a larger
-program that takes longer to compile, so the time course keeps :class:`SmallLU`
-(``docs/DESIGN.md``, Solver).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import equinox as eqx
 import jax
@@ -58,44 +50,15 @@ def _factor(M):
     return A, perm
 
 
-MAX_MULTIPLIER = 1e6  # an unpivoted factorisation with a larger multiplier counts as failed
-
-
-def _factor_unpivoted(M):
-    """LU without pivoting, entry by entry: ``(LU, ok)``, ``LU`` packed as :func:`_factor`'s.
-
-    Each entry is its own array (one value per patient under ``vmap``), so XLA fuses the whole
-    elimination into a few elementwise loops instead of updating the ``(patient, n, n)`` array
-    once per column. The operations are :func:`_factor`'s, in the same order, without the row
-    exchanges. ``ok`` is False when an entry is
-    not finite or a multiplier exceeds :data:`MAX_MULTIPLIER` in size (a pivot small against
-    the entries below it, where elimination without pivoting loses accuracy)."""
-    n = M.shape[0]
-    a = [[M[i, j] for j in range(n)] for i in range(n)]
-    multipliers = []
-    for k in range(n - 1):
-        for i in range(k + 1, n):
-            lik = a[i][k] / a[k][k]
-            a[i][k] = lik
-            multipliers.append(lik)
-            for j in range(k + 1, n):
-                a[i][j] = a[i][j] - lik * a[k][j]
-    lu = jnp.stack([jnp.stack(row) for row in a])
-    ok = jnp.all(jnp.isfinite(lu)) & (jnp.max(jnp.abs(jnp.stack(multipliers))) <= MAX_MULTIPLIER)
-    # computed once and stored: without the barrier XLA fuses the elimination into each solve
-    # that reads the factors, and computes it again there
-    return jax.lax.optimization_barrier((lu, ok))
-
-
 def _solve(fac, r):
     """Solve ``M x = r`` from :func:`_factor`'s ``M[perm] = L U``: ``L z = r[perm]`` (forward,
-    unit diagonal; ``perm`` None: no permutation), ``U x = z`` (backward), column by column:
-    once ``x_j`` is final, it is eliminated from every later row in one vector operation. Each
-    ``x_i`` accumulates ``r_i - A_i0 x_0 - A_i1 x_1 - ...`` in the same order as the textbook
-    row-by-row loop, with ``O(n)`` traced operations instead of ``O(n^2)``."""
+    unit diagonal), ``U x = z`` (backward), column by column: once ``x_j`` is final, it is
+    eliminated from every later row in one vector operation. Each ``x_i`` accumulates
+    ``r_i - A_i0 x_0 - A_i1 x_1 - ...`` in the same order as the textbook row-by-row loop, with
+    ``O(n)`` traced operations instead of ``O(n^2)``."""
     A, perm = fac
     n = A.shape[0]
-    x = r if perm is None else r[perm]
+    x = r[perm]
     for j in range(n - 1):  # forward: unit lower
         x = x.at[j + 1:].set(x[j + 1:] - A[j + 1:, j] * x[j])
     for j in range(n - 1, -1, -1):  # backward: upper
@@ -118,7 +81,7 @@ def _solve_transposed(fac, r):
             z = z.at[j + 1:].set(z[j + 1:] - A[j, j + 1:] * z[j])
     for j in range(n - 1, 0, -1):  # backward: L^T is unit upper triangular
         z = z.at[:j].set(z[:j] - A[j, :j] * z[j])
-    return z if perm is None else jnp.zeros_like(r).at[perm].set(z)
+    return jnp.zeros_like(r).at[perm].set(z)
 
 
 class _SmallLUState(eqx.Module):
@@ -127,28 +90,7 @@ class _SmallLUState(eqx.Module):
     transposed: bool = eqx.field(static=True)
 
 
-class _AbstractLU(lx.AbstractLinearSolver):
-    """What :class:`SmallLU` and :class:`UnpivotedLU` share: a state holding the packed factors
-    ``lu`` and whether the next solve is transposed; their transposed and conjugated states."""
-
-    def transpose(self, state, options):
-        del options
-        return dataclasses.replace(state, transposed=not state.transposed), {}
-
-    def conj(self, state, options):
-        del options
-        return dataclasses.replace(state, lu=state.lu.conj()), {}
-
-    def assume_full_rank(self):
-        return True
-
-    def _matrix(self, operator):
-        if operator.in_size() != operator.out_size():
-            raise ValueError(f"{type(self).__name__} needs a square operator")
-        return operator.as_matrix()
-
-
-class SmallLU(_AbstractLU):
+class SmallLU(lx.AbstractLinearSolver):
     """LU with partial pivoting of a small dense square operator, in array operations, without
     LAPACK (see the module docstring for why); for vectors (1-D arrays).
 
@@ -161,7 +103,9 @@ class SmallLU(_AbstractLU):
 
     def init(self, operator, options):
         del options
-        lu, perm = _factor(self._matrix(operator))
+        if operator.in_size() != operator.out_size():
+            raise ValueError("SmallLU needs a square operator")
+        lu, perm = _factor(operator.as_matrix())
         return _SmallLUState(lu, perm, False)
 
     def compute(self, state, vector, options):
@@ -169,32 +113,13 @@ class SmallLU(_AbstractLU):
         solve = _solve_transposed if state.transposed else _solve
         return solve((state.lu, state.perm), vector), lx.RESULTS.successful, {}
 
-
-class _UnpivotedLUState(eqx.Module):
-    lu: jax.Array
-    ok: jax.Array
-    transposed: bool = eqx.field(static=True)
-
-
-class UnpivotedLU(_AbstractLU):
-    """LU without pivoting of a small dense square operator, entry by entry (see
-    :func:`_factor_unpivoted`), for matrices such as the Rosenbrock ``I - h*gamma*J``.
-
-    Elimination without pivoting is accurate when no pivot is small against the entries below
-    it. ``I - h*gamma*J`` tends to the identity as the step ``h`` shrinks, so a factorisation
-    that is not (non-finite entries, or a multiplier above :data:`MAX_MULTIPLIER`) is reported
-    as a failed solve (``lineax.RESULTS.singular``): a Rosenbrock step would be rejected and
-    retried with a smaller ``h``. Under ``vmap`` it factorises faster than :class:`SmallLU`
-    (``benchmarks/step_profile.py``), in a larger program (see the module docstring).
-    """
-
-    def init(self, operator, options):
+    def transpose(self, state, options):
         del options
-        lu, ok = _factor_unpivoted(self._matrix(operator))
-        return _UnpivotedLUState(lu, ok, False)
+        return _SmallLUState(state.lu, state.perm, not state.transposed), {}
 
-    def compute(self, state, vector, options):
+    def conj(self, state, options):
         del options
-        solve = _solve_transposed if state.transposed else _solve
-        result = lx.RESULTS.where(state.ok, lx.RESULTS.successful, lx.RESULTS.singular)
-        return solve((state.lu, None), vector), result, {}
+        return _SmallLUState(state.lu.conj(), state.perm, state.transposed), {}
+
+    def assume_full_rank(self):
+        return True

@@ -332,41 +332,6 @@ def test_small_lu_solves_and_transposed_solves(n, seed):
     np.testing.assert_allclose(np.asarray(xt), np.linalg.solve(A.T, b), rtol=1e-9, atol=1e-12)
 
 
-@jax.jit
-def _unpivoted_solves(A, b):
-    """``A x = b``, ``A^T x = b`` and the result code with popsim.linear.UnpivotedLU, and
-    ``A x = b`` with SmallLU."""
-    import lineax as lx
-
-    from popsim.linear import SmallLU, UnpivotedLU
-
-    op = lx.MatrixLinearOperator(A)
-    state = UnpivotedLU().init(op, {})
-    x, result, _ = UnpivotedLU().compute(state, b, {})
-    xt = UnpivotedLU().compute(UnpivotedLU().transpose(state, {})[0], b, {})[0]
-    return x, xt, result == lx.RESULTS.successful, lx.linear_solve(op, b, SmallLU()).value
-
-
-def test_unpivoted_lu_solves_what_needs_no_row_exchange_and_refuses_the_rest():
-    """UnpivotedLU (for matrices such as I - h gamma J): with columns diagonally dominant (partial
-    pivoting would exchange no row) it solves as numpy and SmallLU do; a zero or
-    tiny pivot (multiplier above 1e6) is a failed solve, never a wrong finite answer."""
-    rng = np.random.default_rng(4)
-    with jax.enable_x64(True):
-        for _ in range(5):
-            J = rng.normal(size=(16, 16))
-            A = np.eye(16) - 0.5 * (J - np.diag(np.abs(J).sum(0) + 1.0))  # column dominant
-            b = rng.normal(size=16)
-            x, xt, ok, x_pivoted = _unpivoted_solves(jnp.asarray(A), jnp.asarray(b))
-            assert bool(ok)
-            np.testing.assert_allclose(np.asarray(x), np.linalg.solve(A, b), rtol=1e-10)
-            np.testing.assert_allclose(np.asarray(xt), np.linalg.solve(A.T, b), rtol=1e-10)
-            np.testing.assert_allclose(np.asarray(x), np.asarray(x_pivoted), rtol=1e-13)
-        for A in ([[0.0, 1.0], [1.0, 0.0]], [[1e-9, 1.0], [1.0, 1.0]]):
-            ok = _unpivoted_solves(jnp.asarray(A), jnp.ones(2))[2]
-            assert not bool(ok), A
-
-
 @pytest.mark.parametrize("name", sorted(cfg.SOLVERS))
 def test_every_solver_a_config_names_is_built(name):
     """The config's solver list is the one list: each name builds its class, Rosenbrock steps
