@@ -26,6 +26,7 @@ from popsim import compilation, model, observables, solve
 from popsim.facts import Status
 from popsim.model import Patient
 from popsim.parameters import Params
+from popsim.programs import StoredProgram
 from popsim.protocols import Protocol
 from popsim.solve import BALANCE_OUTPUTS, SolverSettings
 
@@ -109,11 +110,14 @@ def observe_lanes(params: Params, patients: Patient, protocols: Protocol, y, t) 
 
 # --- compiled entry points (jax.jit: they return at once) ---------------------------------
 # jax.jit, not eqx.filter_jit: a top-level eqx.filter_jit call waits for its result (Equinox
-# blocks to turn runtime errors into readable ones), which would serialise the devices.
+# blocks to turn runtime errors into readable ones), which would serialise the devices. The
+# three large programs keep their traced form on disk (popsim.programs): a warm start neither
+# traces nor compiles them.
 
-steady_states_jit = jax.jit(steady_states, static_argnames=("settings",))
-steady_states_fallback_jit = jax.jit(steady_states_fallback, static_argnames=("settings",))
-simulate_observe_jit = jax.jit(simulate_observe, static_argnames=("settings", "track_balance"))
+steady_states_jit = StoredProgram(steady_states, static_argnames=("settings",))
+steady_states_fallback_jit = StoredProgram(steady_states_fallback, static_argnames=("settings",))
+simulate_observe_jit = StoredProgram(simulate_observe,
+                                     static_argnames=("settings", "track_balance"))
 observe_baseline_jit = jax.jit(observe_baseline)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import jax
 
 from popsim import compile_cache
+from popsim.programs import LOADED_EVENT, WRITTEN_EVENT
 
 _SET_BY_POPSIM: list[str] = []  # the folder this process gave JAX, if any
 
@@ -70,6 +71,8 @@ class CompileCounter:
             (programs compiled in parallel threads overlap).
         trace_seconds, lower_seconds: Python tracing and lowering to MLIR, summed (nested
             traces count in their own and in the enclosing one).
+        traced_loaded, traced_written: traced programs read from, or written to, the disk
+            store of :mod:`popsim.programs` (a loaded one is not traced again).
         programs: the name of every program XLA compiled (not loaded).
     """
 
@@ -79,6 +82,8 @@ class CompileCounter:
     backend_seconds: float = 0.0
     trace_seconds: float = 0.0
     lower_seconds: float = 0.0
+    traced_loaded: int = 0
+    traced_written: int = 0
     programs: list[str] = field(default_factory=list)
     _hit_threads: set[int] = field(default_factory=set, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -89,7 +94,13 @@ class CompileCounter:
         return self.requests - self.cache_hits
 
     def _on_event(self, event: str, **kw) -> None:
-        if event in (_HIT, _WRITE):
+        if event in (LOADED_EVENT, WRITTEN_EVENT):
+            with self._lock:
+                if event == LOADED_EVENT:
+                    self.traced_loaded += 1
+                else:
+                    self.traced_written += 1
+        elif event in (_HIT, _WRITE):
             with self._lock:
                 if event == _HIT:  # inside the backend compile event of this thread
                     self.cache_hits += 1
@@ -127,4 +138,6 @@ class CompileCounter:
                 "cache_writes": self.cache_writes, "programs_requested": self.requests,
                 "backend_seconds": round(self.backend_seconds, 3),
                 "trace_seconds": round(self.trace_seconds, 3),
-                "lower_seconds": round(self.lower_seconds, 3)}
+                "lower_seconds": round(self.lower_seconds, 3),
+                "traced_programs_loaded": self.traced_loaded,
+                "traced_programs_written": self.traced_written}

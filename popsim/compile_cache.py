@@ -9,10 +9,12 @@ versions and a fingerprint of popsim's program sources and of the numerical libr
 A change to any of them starts a new, empty folder, so a program of an older model is never
 loaded; the old folders stay until ``popsim cache clear`` removes them (``info`` lists them as
 stale). Within a folder, JAX's own key (a hash of the program, its compile options and the
-backend) names each entry.
+backend) names each entry; its ``traced`` subfolder holds the traced programs of
+:mod:`popsim.programs`, so that a warm start does not trace them either.
 
 When ``JAX_COMPILATION_CACHE_DIR`` is set and ``POPSIM_CACHE_DIR`` is not, the user has chosen
-JAX's cache folder: popsim uses it as it is and neither reports nor clears it.
+JAX's cache folder: popsim uses it as it is and neither reports nor clears it (nor keeps traced
+programs on disk).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ JAX_ENV_DIR = "JAX_COMPILATION_CACHE_DIR"
 
 ENTRY_SUFFIX = "-cache"
 """JAX's cache writes one file ``<program>-<hash>-cache`` per compiled program."""
+
+TRACED_SUBFOLDER = "traced"
+"""Subfolder of a key folder where :mod:`popsim.programs` keeps traced programs."""
 
 NOT_PROGRAM_SOURCES = ("cli", "store", "report.py", "progress.py", "files.py",
                        "compile_cache.py")
@@ -126,17 +131,21 @@ class FolderInfo:
 
     path: Path
     entries: int  # compiled programs
-    size_bytes: int
+    size_bytes: int  # everything in it, traced programs included
     current: bool  # this installation's key
+    traced: int = 0  # traced programs (popsim.programs) in its TRACED_SUBFOLDER
 
 
 def _folder_info(path: Path, current: bool) -> FolderInfo:
-    entries, size = 0, 0
-    for f in path.iterdir():
+    entries, traced, size = 0, 0, 0
+    for f in path.rglob("*"):
         if f.is_file() and not f.is_symlink():
             size += f.stat().st_size
-            entries += f.name.endswith(ENTRY_SUFFIX)
-    return FolderInfo(path, entries, size, current)
+            if f.parent == path:
+                entries += f.name.endswith(ENTRY_SUFFIX)
+            elif f.parent == path / TRACED_SUBFOLDER and not f.name.startswith("."):
+                traced += 1
+    return FolderInfo(path, entries, size, current, traced)
 
 
 def folders(base: Path | None = None) -> list[FolderInfo]:

@@ -241,11 +241,11 @@ def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance:
             submit(batch.steady_states_fallback_jit, *bucket, settings)
         for p, pt in parts:
             leaf = jax.tree.leaves(p)[0]
-            # placed as the steady states will be: on the part's device if it is committed
-            # there (an argument's placement is part of what a jit program is compiled for)
-            y0 = jnp.zeros((leaf.shape[0], model.N_STATES), leaf.dtype)
-            if leaf.committed:
-                y0 = jax.device_put(y0, leaf.sharding)
+            # placed as the steady states will be, committed to the part's device (the outputs
+            # of a stored program are committed, and an argument's placement is part of what a
+            # jit program is compiled for)
+            y0 = jax.device_put(jnp.zeros((leaf.shape[0], model.N_STATES), leaf.dtype),
+                                leaf.sharding)
             for prot in prots:
                 submit(batch.simulate_observe_jit, p, pt, prot, y0, ts, settings, track_balance)
         for f in futures:

@@ -29,7 +29,7 @@ STAGES = [
     # 4: single-patient numerics
     ("popsim.linear", "popsim.rosenbrock", "popsim.solve"),
     # 5: batching and devices (the one vmap boundary)
-    ("popsim.compilation", "popsim.batch", "popsim.devices"),
+    ("popsim.programs", "popsim.compilation", "popsim.batch", "popsim.devices"),
     # 6: applications
     ("popsim.run", "popsim.screening", "popsim.evidence.trial", "popsim.validation",
      "popsim.calibration", "popsim.sensitivity", "popsim.sbml", "popsim.bench",

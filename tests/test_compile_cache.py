@@ -72,9 +72,9 @@ def _KEY_MATCHES(key: str) -> bool:
 
 
 def _fake_cache(root: Path) -> dict:
-    """A cache root with this installation's folder (2 entries), a stale folder, and things
-    popsim must never delete: a folder and a file not named like a key, and a symlink named like
-    a key pointing outside."""
+    """A cache root with this installation's folder (2 entries, 1 traced program), a stale
+    folder, and things popsim must never delete: a folder and a file not named like a key, and a
+    symlink named like a key pointing outside."""
     outside = root.parent / "outside"
     outside.mkdir()
     (outside / "precious.txt").write_text("keep")
@@ -82,6 +82,8 @@ def _fake_cache(root: Path) -> dict:
     mine.mkdir(parents=True)
     for i in range(2):
         (mine / f"jit_f-{i:064x}{cc.ENTRY_SUFFIX}").write_bytes(b"x" * 1000)
+    (mine / cc.TRACED_SUBFOLDER).mkdir()
+    (mine / cc.TRACED_SUBFOLDER / f"simulate_observe-{0:064x}").write_bytes(b"t" * 500)
     stale = root / KEY_LIKE
     stale.mkdir()
     (stale / f"jit_g-{0:064x}{cc.ENTRY_SUFFIX}").write_bytes(b"y" * 500)
@@ -97,7 +99,8 @@ def test_clear_deletes_only_key_folders_inside_the_root(tmp_path):
     paths = _fake_cache(root)
     found = cc.folders(root)
     assert [f.path for f in found] == [paths["mine"], paths["stale"]]
-    assert (found[0].entries, found[0].size_bytes, found[0].current) == (2, 2000, True)
+    assert (found[0].entries, found[0].traced, found[0].size_bytes, found[0].current) == (
+        2, 1, 2500, True)
     gone = cc.clear(stale_only=True, base=root)
     assert [f.path for f in gone] == [paths["stale"]] and paths["mine"].exists()
     cc.clear(base=root)
@@ -115,7 +118,7 @@ def test_cache_commands(env, tmp_path, capsys):
     assert main(readme_command("cache", "info")) == 0
     text = capsys.readouterr().out
     assert str(root) in text and cc.cache_key() in text
-    assert "2 compiled programs, 2.0 kB" in text and "1 folder(s)" in text
+    assert "2 compiled programs, 1 traced programs, 2.5 kB" in text and "1 folder(s)" in text
     assert main(["cache", "clear"]) == 2  # no --yes: nothing deleted
     assert "--yes" in capsys.readouterr().err and paths["mine"].exists()
     assert readme_command("cache", "clear") == ["cache", "clear", "--stale", "--yes"]
@@ -146,10 +149,16 @@ def test_a_second_identical_run_compiles_nothing(tmp_path):
     first = counted_popsim(["run", str(config), "--out", str(tmp_path / "a.h5"), "--quiet"],
                            cache)
     assert first["compilations"] > 0 and first["cache_writes"] == first["compilations"]
+    # the Newton, the time course (and no fallback: 3 patients) traced once and stored
+    assert first["traced_programs_written"] == 2 and first["traced_programs_loaded"] == 0
     second = counted_popsim(["run", str(config), "--out", str(tmp_path / "b.h5"), "--quiet",
                              "--profile", str(tmp_path / "b.json")], cache)
     assert second["compilations"] == 0
-    assert second["cache_hits"] == second["programs_requested"] >= first["compilations"]
+    # neither compiled nor traced: both large programs read back as traced
+    assert second["traced_programs_loaded"] == 2 and second["traced_programs_written"] == 0
+    # every program loaded from the cache (fewer than the first compiled: the small eager
+    # operations that tracing ran are not run again)
+    assert second["cache_hits"] == second["programs_requested"] > 0
     profile = json.loads((tmp_path / "b.json").read_text())
     assert profile["compile"]["compilations"] == 0
     assert {"compile", "steady_state", "time_course", "write"} <= set(profile["phases"])
@@ -162,6 +171,7 @@ def test_a_second_identical_run_compiles_nothing(tmp_path):
     off = counted_popsim(["export-sbml", "--out", str(tmp_path / "c.xml"),
                           "--no-compile-cache"], cache)
     assert off["cache_hits"] == off["cache_writes"] == 0
+    assert off["traced_programs_loaded"] == off["traced_programs_written"] == 0
     assert off["compilations"] == off["programs_requested"] > 0
     assert sorted(p.name for p in cache.rglob("*")) == before
 

@@ -57,11 +57,11 @@ def test_changing_doses_or_days_does_not_recompile(mixed_cohort):
                              "end_day": 40}))
     b = _arm(trial({"kind": "oral_potassium", "dose": 30, "start_day": 5,
                              "end_day": 55}))
-    cache = batch.simulate_observe_jit
-    cache(pb, pt, a, y0, ts, settings)
-    size = cache._cache_size()
-    out_b, status, _ = cache(pb, pt, b, y0, ts, settings)
-    assert cache._cache_size() == size
+    program = batch.simulate_observe_jit
+    program(pb, pt, a, y0, ts, settings)
+    size = program.signatures()
+    out_b, status, _ = program(pb, pt, b, y0, ts, settings)
+    assert program.signatures() == size  # the same traced (and compiled) program
     assert (np.asarray(status) == 0).all()
     # and the K arm really raised urinary K from day 5 to 55
     assert np.all(np.asarray(out_b["urine_k"])[:, 30] > np.asarray(out_b["urine_k"])[:, 2])

@@ -483,6 +483,7 @@ def _print_cache_info() -> None:
     print(f"key:     {key}")
     print(f"folder:  {base / key}" + ("" if mine else " (not created yet)"))
     print(f"entries: {mine.entries if mine else 0} compiled programs, "
+          f"{mine.traced if mine else 0} traced programs, "
           f"{cc.human_size(mine.size_bytes if mine else 0)}")
     print(f"stale:   {len(stale)} folder(s) of other versions or sources, "
           f"{cc.human_size(sum(f.size_bytes for f in stale))}" +
