@@ -75,6 +75,20 @@ KEPT_MARKER = "<!-- kept:"
 ``benchmarks/solver_choice.py``) are kept when ``popsim bench`` rewrites its table."""
 
 
+def write_kept_section(path: Path, name: str, lines: list[str]) -> None:
+    """Replace (or append at the end) the block ``<!-- kept: NAME -->`` ... ``<!-- end: NAME
+    -->`` of a results file with ``lines``: a benchmark script's section, which ``popsim
+    bench`` keeps when it rewrites its own table."""
+    begin, end = f"{KEPT_MARKER} {name} -->", f"<!-- end: {name} -->"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    block = "\n".join([begin, *lines, end])
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
 def _write_table(path: Path, text: str) -> None:
     old = path.read_text() if path.exists() else ""
     kept = old[old.index(KEPT_MARKER):] if KEPT_MARKER in old else ""

@@ -16,6 +16,9 @@ call it through a plain ``jax.jit``, whose XLA program then comes from the compi
 call goes through the exported program, with the disk store on or off (then it lives in memory
 only), so the numbers are the same bits either way.
 
+A program ``jax.export`` refuses (a custom call outside its list of stable ones, which popsim's
+programs do not contain on CPU) is traced in every process, as a plain ``jax.jit`` is.
+
 A call signature is the function, the static arguments' ``repr``, the structure of the other
 arguments and every array's shape, dtype and weak type, the backend and the x64 flag. Calls
 inside another trace (a tracer among the arguments, e.g. under ``jax.grad``) and arguments
@@ -66,6 +69,17 @@ def _sharded_or_traced(leaves) -> bool:
     return False
 
 
+def _named(fn, name: str):
+    """``fn`` under another name: XLA's program (compile logs, the compile cache's entries,
+    :class:`popsim.compilation.CompileCounter`) is then named after the stored function, not
+    ``call``."""
+    def wrapper(*args):
+        return fn(*args)
+
+    wrapper.__name__ = wrapper.__qualname__ = name
+    return wrapper
+
+
 class StoredProgram:
     """``jax.jit(fn, static_argnames=...)`` whose traced program is stored on disk (see the
     module docstring). Called like the function; :meth:`trace` and :meth:`lower` as those of
@@ -94,13 +108,13 @@ class StoredProgram:
                      jax.default_backend(), bool(jax.config.jax_enable_x64)))  # pyright: ignore[reportAttributeAccessIssue]
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def _export(self, static: dict, tree, specs):
+    def _flat(self, static: dict, tree):
         fn = self._fn
 
         def flat(*leaves):
             return fn(**jax.tree.unflatten(tree, leaves), **static)
 
-        return jax_export.export(jax.jit(flat))(*specs)
+        return jax.jit(_named(flat, fn.__name__))
 
     def _load(self, path: Path | None):
         if path is None or not path.is_file():
@@ -116,11 +130,14 @@ class StoredProgram:
     def _store(path: Path | None, exported) -> None:
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "wb") as f:
-            f.write(exported.serialize())
-        os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as f:
+                f.write(exported.serialize())
+            os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new
+        except OSError:  # a read-only or full cache folder: kept in memory only
+            return
         jax.monitoring.record_event(WRITTEN_EVENT)
 
     def _call_for(self, static: dict, dynamic: dict):
@@ -134,9 +151,14 @@ class StoredProgram:
                 path = None if store is None else store / f"{self._fn.__name__}-{key}"
                 exported = self._load(path)
                 if exported is None:
-                    exported = self._export(static, tree, specs)
+                    flat = self._flat(static, tree)
+                    try:
+                        exported = jax_export.export(flat)(*specs)
+                    except ValueError:  # e.g. a custom call jax.export does not allow
+                        self._calls[key] = flat  # traced in every process, as plain jit is
+                        return flat, leaves
                     self._store(path, exported)
-                call = self._calls[key] = jax.jit(exported.call)
+                call = self._calls[key] = jax.jit(_named(exported.call, self._fn.__name__))
         return call, leaves
 
     def __call__(self, *args, **kwargs):

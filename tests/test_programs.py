@@ -97,3 +97,28 @@ def test_inside_a_trace_the_plain_jit_is_used_and_differentiates(store):
     grad = jax.grad(loss)(X)
     np.testing.assert_allclose(np.asarray(grad), 1.5 * np.cos(X), rtol=1e-12)
     assert program.signatures() == 0 and not store.exists()  # nothing exported
+
+
+def test_a_program_export_refuses_is_traced_as_plain_jit_and_not_stored(store, monkeypatch):
+    from popsim import programs
+
+    def refuse(*a, **k):
+        raise ValueError("custom call not allowed")
+
+    monkeypatch.setattr(programs.jax_export, "export", refuse)
+    program = StoredProgram(_f, static_argnames=("scale",))
+    _assert_same_bits(program(X, Y, 1.5), jax.jit(_f, static_argnames=("scale",))(X, Y, 1.5))
+    assert program.signatures() == 1 and not store.exists()
+
+
+def test_a_read_only_store_keeps_the_program_in_memory(store, monkeypatch):
+    from popsim import programs
+
+    def read_only(*a, **k):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(programs.tempfile, "mkstemp", read_only)
+    program = StoredProgram(_f, static_argnames=("scale",))
+    program(X, Y, 1.5)
+    program(X, Y, 1.5)
+    assert TRACES == ["traced"] and not any(store.glob("*"))

@@ -1,0 +1,164 @@
+"""Work against precision: popsim and libRoadRunner (CVODE) on the `popsim bench` workload at
+several tolerances, in one run, each with its error against the same tight reference.
+
+At one nominal rtol the two solvers do not deliver the same accuracy (at rtol 1e-6 popsim's
+outputs are ~1e-7 from the reference, CVODE's ~1e-4), so a speed ratio at one rtol compares
+unequal work. This script measures both curves (patient-days/s against the max relative error
+of 8 outputs over 4 patients and 366 days, against popsim Kvaerno5 at rtol 1e-10:
+:func:`popsim.bench.max_relative_error`) and reads the ratio at equal accuracy: for each popsim
+point, libRoadRunner's rate at the same error, interpolated log-linearly between the two
+libRoadRunner points around it. atol is rtol x 1e-2 for both (the bench's ratio).
+
+    python benchmarks/work_precision.py --devices 2
+
+Writes ``benchmarks/results/work_precision.json``, ``benchmarks/results/work_precision.png``
+and the section "Work against precision" of ``benchmarks/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SECTION = "work against precision"
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def equal_accuracy_ratio(point: dict, curve: list[dict]) -> dict:
+    """popsim ``point``'s rate over libRoadRunner's at the same error, interpolated in log-log
+    between the two ``curve`` points whose errors bracket it (``None`` outside the curve)."""
+    e = point["max_relative_error"]
+    pts = sorted((r["max_relative_error"], r["patient_days_per_s"]) for r in curve
+                 if r["max_relative_error"] and r["max_relative_error"] > 0)
+    for (e0, r0), (e1, r1) in zip(pts, pts[1:], strict=False):
+        if e0 <= e <= e1:
+            w = 0.0 if e1 == e0 else (math.log(e) - math.log(e0)) / (math.log(e1) - math.log(e0))
+            rate = math.exp(math.log(r0) + w * (math.log(r1) - math.log(r0)))
+            return {"roadrunner_rate_at_same_error": rate,
+                    "ratio": point["patient_days_per_s"] / rate}
+    return {"roadrunner_rate_at_same_error": None, "ratio": None}
+
+
+def measure(args) -> dict:
+    if args.devices > 1:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   f" --xla_force_host_platform_device_count={args.devices}")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from popsim import bench
+
+    devices = jax.devices()[: args.devices]
+    popsim_rows, rr_rows = [], []
+    for rtol in _floats(args.popsim_rtols):
+        print(f"popsim, rtol {rtol:g}, {args.patients:,} patients ...", flush=True)
+        row = bench.popsim_rate(args.patients, rtol=rtol, atol=rtol * 1e-2, devices=devices)
+        bench.popsim_accuracy([row], rtol, rtol * 1e-2, devices)
+        row["rtol"] = rtol
+        popsim_rows.append(row)
+        print(f"  {row['patient_days_per_s']:,.0f} patient-days/s, error "
+              f"{row['max_relative_error']:.2g}, median steps "
+              f"{row['steps_per_patient_median']:.0f}", flush=True)
+    for rtol in _floats(args.rr_rtols):
+        print(f"libRoadRunner, rtol {rtol:g}, {args.rr_patients} patients ...", flush=True)
+        row = bench.roadrunner_rate(args.rr_patients, rtol, rtol * 1e-2, accuracy=True,
+                                    steady_batch=min(args.patients, 1000), devices=devices)
+        row["rtol"] = rtol
+        rr_rows.append(row)
+        print(f"  {row['patient_days_per_s']:,.0f} patient-days/s, error "
+              f"{row['max_relative_error']:.2g}", flush=True)
+    for row in popsim_rows:
+        row.update(equal_accuracy_ratio(row, rr_rows))
+    return {"benchmark": "work_precision",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": bench.machine(), "devices": len(devices),
+            "popsim": popsim_rows, "libroadrunner": rr_rows}
+
+
+def figure(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for key, label, marker in (("popsim", f"popsim, Rodas5P, {result['devices']} device(s)", "o"),
+                               ("libroadrunner", "libRoadRunner CVODE, one process", "s")):
+        rows = sorted(result[key], key=lambda r: r["max_relative_error"])
+        ax.plot([r["max_relative_error"] for r in rows], [r["patient_days_per_s"] for r in rows],
+                marker=marker, label=label)
+        for r in rows:
+            ax.annotate(f"rtol {r['rtol']:g}", (r["max_relative_error"], r["patient_days_per_s"]),
+                        textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("max relative error of 8 outputs against a tight reference (1)")
+    ax.set_ylabel("patient-days per second")
+    ax.set_title("Work against precision: 365 days, Mg-poor diet then usual intake")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def markdown(result: dict) -> list[str]:
+    m = result["machine"]
+    pop, rr = result["popsim"], result["libroadrunner"]
+    lines = [
+        "## Work against precision (`benchmarks/work_precision.py`)", "",
+        f"Written {result['created']}; {m['platform']}, {m['cpu_count']} CPU cores; popsim on "
+        f"{result['devices']} device(s), {pop[0]['patients']:,} patients in chunks of "
+        f"{pop[0]['chunk_size']:,} (time courses only); libRoadRunner one patient after "
+        f"another, {rr[0]['patients']} patients. The `popsim bench` workload; atol = rtol x "
+        "1e-2 for both; error: max relative deviation of 8 outputs over 4 patients and 366 "
+        "days from popsim Kvaerno5 at rtol 1e-10. Figure: `benchmarks/results/work_precision.png`.",
+        "", "| method | rtol | patient-days/s | max rel. error | median steps/patient | "
+        "libRoadRunner at the same error (patient-days/s) | × libRoadRunner at equal accuracy |",
+        "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in pop:
+        same = r["roadrunner_rate_at_same_error"]
+        lines.append(
+            f"| popsim | {r['rtol']:g} | {r['patient_days_per_s']:,.0f} | "
+            f"{r['max_relative_error']:.1e} | {r['steps_per_patient_median']:.0f} | "
+            + (f"{same:,.0f} | {r['ratio']:.1f} |" if same else
+               "outside libRoadRunner's measured range | - |"))
+    for r in rr:
+        lines.append(f"| libRoadRunner | {r['rtol']:g} | {r['patient_days_per_s']:,.0f} | "
+                     f"{r['max_relative_error']:.1e} | - | - | - |")
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--popsim-rtols", default="1e-4,1e-5,1e-6")
+    ap.add_argument("--rr-rtols", default="1e-6,1e-7,1e-8,1e-9,1e-10")
+    ap.add_argument("--patients", type=int, default=10_000)
+    ap.add_argument("--rr-patients", type=int, default=200)
+    ap.add_argument("--devices", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "work_precision.json")
+    ap.add_argument("--table", type=Path, default=HERE / "RESULTS.md")
+    args = ap.parse_args(argv)
+    result = measure(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    figure(result, args.out.with_suffix(".png"))
+    lines = markdown(result)
+    from popsim.bench_report import write_kept_section  # after XLA_FLAGS are set
+
+    write_kept_section(args.table, SECTION, lines)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
