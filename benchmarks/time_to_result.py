@@ -156,13 +156,9 @@ def main(argv=None) -> int:
         first_chunk_child(args.first_chunk_child, args.devices)
         return 1  # not reached: the child exits after the first chunk
     result = measure(args.repeats, args.devices)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    lines = markdown(result)
-    from popsim.bench_report import write_kept_section  # after XLA_FLAGS are set
+    from popsim.bench_report import save_script_results
 
-    write_kept_section(args.table, SECTION, lines)
-    print("\n".join(lines))
+    save_script_results(result, args.out, args.table, SECTION, markdown(result))
     return 0
 
 

@@ -21,9 +21,12 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 SECTION = "work against precision"
@@ -33,25 +36,31 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
-def equal_accuracy_ratio(point: dict, curve: list[dict]) -> dict:
-    """popsim ``point``'s rate over libRoadRunner's at the same error, interpolated in log-log
-    between the two ``curve`` points whose errors bracket it (``None`` outside the curve)."""
+def equal_accuracy_ratio(point: dict, curve: list[dict], cores: int) -> dict:
+    """popsim ``point``'s rate over libRoadRunner's on ``cores`` cores at the same error: its
+    one-process rate, interpolated in log-log between the two ``curve`` points whose errors
+    bracket it, times ``cores`` (as many processes, perfect scaling: libRoadRunner's best
+    case). ``None`` outside the curve."""
     e = point["max_relative_error"]
     pts = sorted((r["max_relative_error"], r["patient_days_per_s"]) for r in curve
                  if r["max_relative_error"] and r["max_relative_error"] > 0)
     for (e0, r0), (e1, r1) in zip(pts, pts[1:], strict=False):
         if e0 <= e <= e1:
             w = 0.0 if e1 == e0 else (math.log(e) - math.log(e0)) / (math.log(e1) - math.log(e0))
-            rate = math.exp(math.log(r0) + w * (math.log(r1) - math.log(r0)))
+            rate = cores * math.exp(math.log(r0) + w * (math.log(r1) - math.log(r0)))
             return {"roadrunner_rate_at_same_error": rate,
                     "ratio": point["patient_days_per_s"] / rate}
     return {"roadrunner_rate_at_same_error": None, "ratio": None}
 
 
-def measure(args) -> dict:
-    if args.devices > 1:
+def _devices_flag(devices: int) -> None:
+    if devices > 1:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   f" --xla_force_host_platform_device_count={args.devices}")
+                                   f" --xla_force_host_platform_device_count={devices}")
+
+
+def measure(args) -> dict:
+    _devices_flag(args.devices)
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -68,20 +77,46 @@ def measure(args) -> dict:
         print(f"  {row['patient_days_per_s']:,.0f} patient-days/s, error "
               f"{row['max_relative_error']:.2g}, median steps "
               f"{row['steps_per_patient_median']:.0f}", flush=True)
+    reference = args.out.with_name("work_precision_reference.npz")
+    reference.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(reference, **bench.reference_outputs())
     for rtol in _floats(args.rr_rtols):
+        # each in its own process: LLVM runs out of section memory after a few model loads
         print(f"libRoadRunner, rtol {rtol:g}, {args.rr_patients} patients ...", flush=True)
-        row = bench.roadrunner_rate(args.rr_patients, rtol, rtol * 1e-2, accuracy=True,
-                                    steady_batch=min(args.patients, 1000), devices=devices)
-        row["rtol"] = rtol
+        p = subprocess.run([sys.executable, __file__, "--rr-child", str(rtol), "--reference",
+                            str(reference), "--rr-patients", str(args.rr_patients),
+                            "--patients", str(args.patients), "--devices", str(args.devices)],
+                           capture_output=True, text=True, check=True)
+        row = json.loads(next(x for x in p.stdout.splitlines() if x.startswith("ROW "))[4:])
         rr_rows.append(row)
         print(f"  {row['patient_days_per_s']:,.0f} patient-days/s, error "
               f"{row['max_relative_error']:.2g}", flush=True)
+    reference.unlink()
     for row in popsim_rows:
-        row.update(equal_accuracy_ratio(row, rr_rows))
+        row.update(equal_accuracy_ratio(row, rr_rows, os.cpu_count() or 1))
     return {"benchmark": "work_precision",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "machine": bench.machine(), "devices": len(devices),
             "popsim": popsim_rows, "libroadrunner": rr_rows}
+
+
+def roadrunner_child(args) -> None:
+    """In this process: libRoadRunner at ``args.rr_child``, its error against the reference
+    the parent saved; prints the row."""
+    _devices_flag(args.devices)
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from popsim import bench
+
+    with np.load(args.reference) as ref:
+        bench._REFERENCE.update({k: ref[k] for k in ref.files})
+    rtol = args.rr_child
+    row = bench.roadrunner_rate(args.rr_patients, rtol, rtol * 1e-2, accuracy=True,
+                                steady_batch=min(args.patients, 1000),
+                                devices=jax.devices()[: args.devices])
+    row["rtol"] = rtol
+    print("ROW " + json.dumps(row), flush=True)
 
 
 def figure(result: dict, path: Path) -> None:
@@ -91,13 +126,17 @@ def figure(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
-    for key, label, marker in (("popsim", f"popsim, Rodas5P, {result['devices']} device(s)", "o"),
-                               ("libroadrunner", "libRoadRunner CVODE, one process", "s")):
+    cores = result["machine"]["cpu_count"]
+    for key, label, marker in (("popsim", f"popsim, Rodas5P, {cores} cores", "o"),
+                               ("libroadrunner", f"libRoadRunner CVODE, {cores} processes "
+                                                 "(one-process rate x cores)", "s")):
+        scale = cores if key == "libroadrunner" else 1
         rows = sorted(result[key], key=lambda r: r["max_relative_error"])
-        ax.plot([r["max_relative_error"] for r in rows], [r["patient_days_per_s"] for r in rows],
-                marker=marker, label=label)
+        ax.plot([r["max_relative_error"] for r in rows],
+                [scale * r["patient_days_per_s"] for r in rows], marker=marker, label=label)
         for r in rows:
-            ax.annotate(f"rtol {r['rtol']:g}", (r["max_relative_error"], r["patient_days_per_s"]),
+            ax.annotate(f"rtol {r['rtol']:g}",
+                        (r["max_relative_error"], scale * r["patient_days_per_s"]),
                         textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -121,9 +160,13 @@ def markdown(result: dict) -> list[str]:
         f"{pop[0]['chunk_size']:,} (time courses only); libRoadRunner one patient after "
         f"another, {rr[0]['patients']} patients. The `popsim bench` workload; atol = rtol x "
         "1e-2 for both; error: max relative deviation of 8 outputs over 4 patients and 366 "
-        "days from popsim Kvaerno5 at rtol 1e-10. Figure: `benchmarks/results/work_precision.png`.",
+        "days from popsim Kvaerno5 at rtol 1e-10. Figure: "
+        "`benchmarks/results/work_precision.png`. ",
+        "libRoadRunner's rate on all cores is its one-process rate times "
+        f"{m['cpu_count']} (as many processes as cores, perfect scaling: its best case).",
         "", "| method | rtol | patient-days/s | max rel. error | median steps/patient | "
-        "libRoadRunner at the same error (patient-days/s) | × libRoadRunner at equal accuracy |",
+        f"libRoadRunner on {m['cpu_count']} cores at the same error (patient-days/s) | "
+        "× libRoadRunner at equal accuracy, same cores |",
         "|---|---:|---:|---:|---:|---:|---:|"]
     for r in pop:
         same = r["roadrunner_rate_at_same_error"]
@@ -147,16 +190,25 @@ def main(argv=None) -> int:
     ap.add_argument("--devices", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "work_precision.json")
     ap.add_argument("--table", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--render", action="store_true",
+                    help="only redraw the figure and the section from --out's JSON")
+    ap.add_argument("--rr-child", type=float, help=argparse.SUPPRESS)
+    ap.add_argument("--reference", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    result = measure(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    figure(result, args.out.with_suffix(".png"))
-    lines = markdown(result)
-    from popsim.bench_report import write_kept_section  # after XLA_FLAGS are set
+    if args.rr_child:
+        roadrunner_child(args)
+        return 0
+    if args.render:
+        result = json.loads(args.out.read_text())
+        for row in result["popsim"]:
+            row.update(equal_accuracy_ratio(row, result["libroadrunner"],
+                                            result["machine"]["cpu_count"]))
+    else:
+        result = measure(args)
+    from popsim.bench_report import save_script_results  # after XLA_FLAGS are set
 
-    write_kept_section(args.table, SECTION, lines)
-    print("\n".join(lines))
+    save_script_results(result, args.out, args.table, SECTION, markdown(result))
+    figure(result, args.out.with_suffix(".png"))
     return 0
 
 

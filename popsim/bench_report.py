@@ -20,7 +20,8 @@ def markdown(result: dict) -> str:
         "days, daily outputs, Mg-poor diet for 180 days "
         "then back to usual intake (see `popsim/bench.py`). Peak RSS of the benchmark process "
         f"{result['peak_rss_mb']:.0f} MB. Created {result['created']}.", "",
-        "| method | patients | patient-days/s | × libRoadRunner | × best SciPy | "
+        f"| method | patients | patient-days/s | × libRoadRunner on {m['cpu_count']} cores | "
+        "× best SciPy | "
         "max rel. error | compile (s) | steady states (s) | median steps/patient |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -43,7 +44,10 @@ def markdown(result: dict) -> str:
               f"{result['atol_relative_to_reference_pools']:g}) on the model exported by "
               "`popsim export-sbml` with the workload's diet change as a piecewise input, loaded "
               "and compiled once, then one patient after another (set parameters, covariates "
-              "and steady state; simulate 365 days with daily outputs). Max rel. error: largest "
+              "and steady state; simulate 365 days with daily outputs), in one process; "
+              f"× libRoadRunner on {m['cpu_count']} cores divides by its rate times "
+              f"{m['cpu_count']} (as many processes as cores, assumed to scale perfectly: a "
+              "bound in libRoadRunner's favour). Max rel. error: largest "
               f"relative deviation of {len(ACCURACY_OUTPUTS)} outputs ("
               + ", ".join(ACCURACY_OUTPUTS) + f") over {ACCURACY_PATIENTS} patients and 366 "
               "days from popsim Kvaerno5 at rtol 1e-10.",
@@ -87,6 +91,18 @@ def write_kept_section(path: Path, name: str, lines: list[str]) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def save_script_results(result: dict, out: Path, table: Path, name: str,
+                        lines: list[str]) -> None:
+    """A benchmark script's result as JSON to ``out``, its Markdown ``lines`` as the kept
+    section ``name`` of ``table`` (:func:`write_kept_section`), and printed."""
+    import json
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_kept_section(table, name, lines)
+    print("\n".join(lines))
 
 
 def _write_table(path: Path, text: str) -> None:

@@ -95,7 +95,8 @@ def markdown_end_to_end(result: dict) -> list[str]:
              f"(file {e['file_bytes'] / 1e6:.0f} MB); programs compiled "
              f"{e['compile']['compilations']}, loaded from the compile cache "
              f"{e['compile']['cache_hits']}.", "",
-             "| measure | patient-days/s | × libRoadRunner |", "|---|---:|---:|",
+             f"| measure | patient-days/s | × libRoadRunner on {result['machine']['cpu_count']} "
+             "cores |", "|---|---:|---:|",
              f"| kernel: time courses ({kernel['patients']:,} patients) | {k_rate:,.0f} | "
              f"{k_rate / rr:.2f} |",
              f"| kernel: steady states + time courses | {k_ss:,.0f} | {k_ss / rr:.2f} |",

@@ -186,6 +186,20 @@ def test_bench_table_ratios():
     assert "| popsim | 100 | 50,000 | 0.50 | 12.5 | 2.5e-05 | 10.0 | 0.10 | 280 |" in table
     assert "| libroadrunner | 20 | 100,000 | 1.00 | 25.0 | - | - | - | - |" in table
     assert "| scipy_lsoda | 4 | 4,000 | 0.04 | 1.0 | - | - | - | - |" in table
+    assert "× libRoadRunner on 2 cores" in table
+
+
+def test_libroadrunner_ratio_is_against_all_cores():
+    """popsim uses every core; libRoadRunner runs one patient after another in one process, so
+    the ratio divides by its rate times the core count (perfect scaling, its best case)."""
+    from popsim.bench import _ratios
+
+    rows = [{"method": "popsim", "patient_days_per_s": 50_000.0},
+            {"method": "libroadrunner", "patient_days_per_s": 10_000.0},
+            {"method": "scipy_lsoda", "patient_days_per_s": 2_000.0}]
+    assert _ratios(rows, cores=2) == 20_000.0
+    assert [r["ratio_to_libroadrunner"] for r in rows] == [2.5, 0.5, 0.1]
+    assert [r["ratio_to_best_scipy"] for r in rows] == [25.0, 5.0, 1.0]
 
 
 def test_two_processes_write_shards_and_a_virtual_master(small_trial, tmp_path):
