@@ -480,8 +480,10 @@ def _write_outputs(result: dict, out, table) -> None:
 def _ratios(rows: list[dict], cores: int) -> float:
     """Each row's rate over the best SciPy method's and over libRoadRunner's on all ``cores``
     (its one-process rate times ``cores``: independent patients in as many processes, assumed
-    to scale perfectly, which favours libRoadRunner); returns the latter rate. popsim's
-    programs use every core of the machine whatever the device count."""
+    to scale perfectly, which favours libRoadRunner); returns the latter rate. popsim is
+    given the whole machine: with one device per core its devices use every core, and with
+    fewer devices XLA's CPU thread pool can still use them, so the comparison is with
+    libRoadRunner on every core too."""
     best_peer = max((r["patient_days_per_s"] for r in rows
                      if r["method"].startswith("scipy")), default=float("nan"))
     rr = cores * next((r["patient_days_per_s"] for r in rows if r["method"] == "libroadrunner"),
