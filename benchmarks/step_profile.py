@@ -29,6 +29,7 @@ import diffrax as dfx  # noqa: E402
 import lineax as lx  # noqa: E402
 
 from popsim import batch, bench, solve  # noqa: E402
+from popsim.bench_report import write_kept_section  # noqa: E402
 from popsim.linear import SmallLU, _solve  # noqa: E402
 from popsim.population import sample_cohort  # noqa: E402
 
@@ -170,16 +171,6 @@ def markdown(r: dict) -> str:
     return "\n".join(md)
 
 
-def _into_results(path: Path, section: str) -> None:
-    """Replace (or add) this script's block of benchmarks/RESULTS.md, which `popsim bench`
-    keeps when it rewrites its table."""
-    begin, end = "<!-- kept: step profile -->", "<!-- end: step profile -->"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if begin in text and end in text:
-        text = text[:text.index(begin)] + text[text.index(end) + len(end):].lstrip("\n")
-    path.write_text(text.rstrip("\n") + f"\n\n{begin}\n{section}\n{end}\n")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=500)
@@ -190,7 +181,7 @@ def main() -> int:
     r = profile(args.size, args.repeats)
     (HERE / "results" / "step_profile.json").write_text(json.dumps(r, indent=1) + "\n")
     md = markdown(r)
-    _into_results(HERE / "RESULTS.md", md)
+    write_kept_section(HERE / "RESULTS.md", "step profile", [md])
     print(md)
     return 0
 

@@ -20,7 +20,10 @@ A program ``jax.export`` refuses (a custom call outside its list of stable ones,
 programs do not contain on CPU) is traced in every process, as a plain ``jax.jit`` is.
 
 A call signature is the function, the static arguments' ``repr``, the structure of the other
-arguments and every array's shape, dtype and weak type, the backend and the x64 flag. Calls
+arguments (with the static fields of their modules) and every array's shape, dtype and weak
+type, the backend and the x64 flag; so static values must have a ``repr`` that shows their
+value (dataclasses, strings, numbers, tuples do). A structure showing an object's address
+(``<... at 0x...>``) has no key that holds across processes and is kept in memory only. Calls
 inside another trace (a tracer among the arguments, e.g. under ``jax.grad``) and arguments
 sharded over several devices use the plain ``jax.jit`` of the function instead: an exported
 program is neither differentiated nor partitioned here.
@@ -140,8 +143,7 @@ class StoredProgram:
             return
         jax.monitoring.record_event(WRITTEN_EVENT)
 
-    def _call_for(self, static: dict, dynamic: dict):
-        leaves, tree = jax.tree.flatten(dynamic)
+    def _call_for(self, static: dict, leaves: list, tree):
         specs = [_spec(x) for x in leaves]
         key = self._key(static, tree, specs)
         with self._lock:
@@ -149,6 +151,8 @@ class StoredProgram:
             if call is None:
                 store = folder()
                 path = None if store is None else store / f"{self._fn.__name__}-{key}"
+                if " at 0x" in str(tree):  # an object's identity in the structure: no
+                    path = None            # faithful key across processes, memory only
                 exported = self._load(path)
                 if exported is None:
                     flat = self._flat(static, tree)
@@ -156,25 +160,28 @@ class StoredProgram:
                         exported = jax_export.export(flat)(*specs)
                     except ValueError:  # e.g. a custom call jax.export does not allow
                         self._calls[key] = flat  # traced in every process, as plain jit is
-                        return flat, leaves
+                        return flat
                     self._store(path, exported)
                 call = self._calls[key] = jax.jit(_named(exported.call, self._fn.__name__))
-        return call, leaves
+        return call
+
+    def _resolve(self, args, kwargs):
+        """The jitted callable for a call and the arguments to give it: the stored program and
+        the flat leaves, or the plain jit and the call's own arguments."""
+        static, dynamic = self._split(args, kwargs)
+        leaves, tree = jax.tree.flatten(dynamic)
+        if _sharded_or_traced(leaves):
+            return self._plain, args, kwargs
+        return self._call_for(static, leaves, tree), leaves, {}
 
     def __call__(self, *args, **kwargs):
-        static, dynamic = self._split(args, kwargs)
-        if _sharded_or_traced(jax.tree.leaves(dynamic)):
-            return self._plain(*args, **kwargs)
-        call, leaves = self._call_for(static, dynamic)
-        return call(*leaves)  # pyright: ignore[reportCallIssue]
+        call, a, k = self._resolve(args, kwargs)
+        return call(*a, **k)  # pyright: ignore[reportCallIssue]
 
     def trace(self, *args, **kwargs):
         """The ``jax.stages.Traced`` of a call (``.lower().compile()`` compiles it ahead)."""
-        static, dynamic = self._split(args, kwargs)
-        if _sharded_or_traced(jax.tree.leaves(dynamic)):
-            return self._plain.trace(*args, **kwargs)
-        call, leaves = self._call_for(static, dynamic)
-        return call.trace(*leaves)  # pyright: ignore[reportAttributeAccessIssue]
+        call, a, k = self._resolve(args, kwargs)
+        return call.trace(*a, **k)  # pyright: ignore[reportAttributeAccessIssue]
 
     def lower(self, *args, **kwargs):
         """The ``jax.stages.Lowered`` of a call."""

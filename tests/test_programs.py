@@ -122,3 +122,28 @@ def test_a_read_only_store_keeps_the_program_in_memory(store, monkeypatch):
     program(X, Y, 1.5)
     program(X, Y, 1.5)
     assert TRACES == ["traced"] and not any(store.glob("*"))
+
+
+class _Opaque:
+    """A pytree node whose static data shows only its address in the tree structure."""
+
+    def __init__(self, tag, x):
+        self.tag, self.x = tag, x
+
+
+jax.tree_util.register_pytree_node(_Opaque, lambda o: ((o.x,), o.tag),
+                                   lambda tag, xs: _Opaque(tag, xs[0]))
+
+
+def _g(box: _Opaque, scale: float):
+    TRACES.append("traced")
+    return box.x * scale
+
+
+def test_a_structure_showing_an_address_is_kept_in_memory_only(store):
+    box = _Opaque(object(), X)
+    assert " at 0x" in str(jax.tree.structure(box))
+    program = StoredProgram(_g, static_argnames=("scale",))
+    np.testing.assert_array_equal(np.asarray(program(box, 2.0)), 2.0 * X)
+    program(box, 2.0)
+    assert TRACES == ["traced"] and not store.exists()
