@@ -82,6 +82,50 @@ def simulate_observe(params: Params, patients: Patient, protocol: Protocol, y0, 
     return _vmap(one, params, patients, y0)
 
 
+LANE_GROUP_CPU = 128
+"""Lanes per group of a compiled time course on CPU (:func:`simulate_observe_in_groups`)."""
+
+
+def lane_groups(n: int, backend: str) -> tuple[int, int]:
+    """``(groups, lanes per group)`` for a batch of ``n`` lanes: on CPU as few groups as keep
+    each at most :data:`LANE_GROUP_CPU` lanes, the lanes spread evenly over them (at most one
+    padding lane per group); on an accelerator two groups, as wide as it needs. Never fewer
+    than two groups of two lanes: XLA compiles a loop of one iteration, or a group of one lane,
+    as other code with other roundings."""
+    groups = 2 if backend != "cpu" else max(2, -(-n // LANE_GROUP_CPU))
+    return groups, max(2, -(-n // groups))
+
+
+def simulate_observe_in_groups(params: Params, patients: Patient, protocol: Protocol, y0, ts,
+                               settings: SolverSettings, track_balance: bool = False):
+    """:func:`simulate_observe` of a batch solved in groups of lanes, one group after another
+    (``jax.lax.map``), then put back in order; the compiled time course of runs, trials and
+    benchmarks.
+
+    A vmapped solve steps every lane until the slowest lane of its batch has finished and keeps
+    every lane's working set (Jacobian, LU, stages, saved outputs) live at each step. On CPU
+    the time course of a large batch is faster in groups of ~100 lanes (:func:`lane_groups`;
+    benchmarks/RESULTS.md, "Lane groups"). A patient's numbers do not depend on the size of its
+    group or batch: every operation of a lane is elementwise across lanes (no reduction over
+    the batch), and every batch, of one group or many, is solved through the same
+    ``lax.map``. A padded batch repeats its last lane, whose copies are dropped."""
+    n = y0.shape[0]
+    groups, size = lane_groups(n, jax.default_backend())
+    pad = groups * size - n
+
+    def split(x):
+        if pad:
+            x = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)])
+        return x.reshape(groups, size, *x.shape[1:])
+
+    def one_group(part):
+        p, pt, y = part
+        return simulate_observe(p, pt, protocol, y, ts, settings, track_balance)
+
+    out = jax.lax.map(one_group, jax.tree.map(split, (params, patients, y0)))
+    return jax.tree.map(lambda x: x.reshape(groups * size, *x.shape[2:])[:n], out)
+
+
 def observe_baseline(params: Params, patients: Patient, y) -> dict:
     """Every output of a batch at states ``y`` under the patients' baseline inputs (e.g. at
     their steady states): dict of ``(patient,)`` arrays."""
@@ -116,7 +160,7 @@ def observe_lanes(params: Params, patients: Patient, protocols: Protocol, y, t) 
 
 steady_states_jit = StoredProgram(steady_states, static_argnames=("settings",))
 steady_states_fallback_jit = StoredProgram(steady_states_fallback, static_argnames=("settings",))
-simulate_observe_jit = StoredProgram(simulate_observe,
+simulate_observe_jit = StoredProgram(simulate_observe_in_groups,
                                      static_argnames=("settings", "track_balance"))
 observe_baseline_jit = jax.jit(observe_baseline)
 

@@ -136,7 +136,7 @@ def test_sharded_over_4_devices_same_numbers(small_trial, conf, tmp_path):
     finally:
         _LISTENING.clear()
     _assert_same_file(out, reference)
-    assert _COMPILED.count("jit(simulate_observe)") == 4
+    assert _COMPILED.count("jit(simulate_observe_in_groups)") == 4
     assert _COMPILED.count("jit(steady_states)") == 4
     assert _COMPILED.count("jit(steady_states_fallback)") <= 1
 

@@ -137,7 +137,7 @@ def test_a_smaller_cohort_reuses_the_programs_and_gives_the_same_bits(small_tria
         run_cohort(cfg.parse_config(tomllib.loads(SMALL_TRIAL)), SMALL_TRIAL, out, size=5,
                    progress=False)
     solver = {"jit(draws)", "jit(steady_states)", "jit(steady_states_fallback)",
-              "jit(simulate_observe)"}
+              "jit(simulate_observe_in_groups)"}
     assert not solver & set(counted.programs), counted.programs
     with h5py.File(reference) as a, h5py.File(out) as b:
         assert b["status"].shape == (2, 5) and (a["status"][:, :5] == 0).sum() > 0
