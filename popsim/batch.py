@@ -83,17 +83,25 @@ def simulate_observe(params: Params, patients: Patient, protocol: Protocol, y0, 
 
 
 LANE_GROUP_CPU = 128
-"""Lanes per group of a compiled time course on CPU (:func:`simulate_observe_in_groups`)."""
+"""Lanes per group of a compiled time course on CPU, at most
+(:func:`simulate_observe_in_groups`)."""
+
+LANE_ALIGN = 16
+"""Every group's width is a multiple of this: XLA's CPU code runs the lanes of a batch in vector
+instructions of up to 16 numbers (float32 in AVX-512) and the last few of a width that is not
+a multiple, the tail, in scalar code whose transcendental functions can round differently, so
+that a patient's last bits would depend on its place in the batch."""
 
 
 def lane_groups(n: int, backend: str) -> tuple[int, int]:
     """``(groups, lanes per group)`` for a batch of ``n`` lanes: on CPU as few groups as keep
-    each at most :data:`LANE_GROUP_CPU` lanes, the lanes spread evenly over them (at most one
-    padding lane per group); on an accelerator two groups, as wide as it needs. Never fewer
-    than two groups of two lanes: XLA compiles a loop of one iteration, or a group of one lane,
-    as other code with other roundings."""
+    each at most :data:`LANE_GROUP_CPU` lanes wide; on an accelerator two groups, as wide as it
+    needs. Widths are rounded up to a multiple of :data:`LANE_ALIGN` (padding lanes), and there
+    are never fewer than two groups: XLA compiles a loop of one iteration as straight-line
+    code, with other roundings."""
     groups = 2 if backend != "cpu" else max(2, -(-n // LANE_GROUP_CPU))
-    return groups, max(2, -(-n // groups))
+    width = -(-n // groups)
+    return groups, -(-width // LANE_ALIGN) * LANE_ALIGN
 
 
 def simulate_observe_in_groups(params: Params, patients: Patient, protocol: Protocol, y0, ts,
@@ -108,7 +116,8 @@ def simulate_observe_in_groups(params: Params, patients: Patient, protocol: Prot
     benchmarks/RESULTS.md, "Lane groups"). A patient's numbers do not depend on the size of its
     group or batch: every operation of a lane is elementwise across lanes (no reduction over
     the batch), and every batch, of one group or many, is solved through the same
-    ``lax.map``. A padded batch repeats its last lane, whose copies are dropped."""
+    ``lax.map`` in groups whose widths have no vector tail (:data:`LANE_ALIGN`). A padded
+    batch repeats its last lane, whose copies are dropped."""
     n = y0.shape[0]
     groups, size = lane_groups(n, jax.default_backend())
     pad = groups * size - n
