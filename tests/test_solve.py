@@ -51,6 +51,33 @@ def test_batched_equals_loop_of_single_patients(mixed_batch):
                                        rtol=1e-8, err_msg=f"patient {i} {name}")
 
 
+def test_a_patient_has_the_same_bits_in_any_lane_group(mixed_batch, monkeypatch):
+    """The time course runs in groups of lanes (batch.simulate_observe_in_groups): five copies
+    of the eight patients, in groups of at most 16 lanes (three groups, each copy at other
+    places in them), give every output bit for bit as the eight alone (two groups)."""
+    pb, pt, prot, y0, out, status = mixed_batch
+    monkeypatch.setattr(batch, "LANE_GROUP_CPU", 16)
+    tile = lambda x: jnp.concatenate([x] * 5)  # noqa: E731
+    many = jax.jit(lambda p, q, y: batch.simulate_observe_in_groups(p, q, prot, y, TS, SETTINGS))
+    got, got_status, _ = many(jax.tree.map(tile, pb), jax.tree.map(tile, pt), tile(y0))
+    assert batch.lane_groups(40, "cpu") == (3, 16)
+    np.testing.assert_array_equal(np.asarray(got_status), np.tile(status, 5))
+    for name, v in out.items():
+        for copy in range(5):
+            np.testing.assert_array_equal(np.asarray(got[name])[8 * copy: 8 * copy + 8],
+                                          np.asarray(v), err_msg=f"{name}, copy {copy}")
+
+
+@given(st.integers(1, 5000))
+@settings(max_examples=200, deadline=None)
+def test_lane_groups_cover_the_batch_in_aligned_widths(n):
+    groups, width = batch.lane_groups(n, "cpu")
+    assert groups >= 2 and width % batch.LANE_ALIGN == 0
+    assert groups * width >= n and (groups - 1) * width < n or n <= batch.LANE_ALIGN
+    assert width <= max(batch.LANE_GROUP_CPU, batch.LANE_ALIGN)
+    assert batch.lane_groups(n, "gpu")[0] == 2
+
+
 def test_batched_agrees_with_tight_reference(mixed_batch):
     """Default tolerances vs rtol 1e-10 single-patient solves: agreement to 1e-4 relative."""
     pb, pt, prot, y0, out, status = mixed_batch
