@@ -1,120 +1,111 @@
 """The compiled time course in groups of lanes against one vmapped batch, side by side in one
-process.
+process, on the devices a ``popsim run --devices N`` uses.
 
 Workload: the bench workload (``popsim/bench.py``: 365 days, daily outputs, a Mg-poor diet for
-180 days then usual intake), ``--size`` patients at their steady states, one device, float64.
-Variants: ``one batch`` (``popsim.batch.simulate_observe`` vmapped over all patients, the time
-course before lane groups) and ``groups of G`` (``popsim.batch.simulate_observe_in_groups`` with
-``LANE_GROUP_CPU = G``: ``jax.lax.map`` over groups of at most G lanes). Each variant is
-compiled once, then timed ``--repeats`` times, the variants interleaved round by round; the
-figure is the best round (the machine may be shared). Also recorded: steps per patient (mean
-and max: a vmapped batch runs until its slowest lane is done) and whether every output of
-every patient is the same bits as with the shipped group size.
+180 days then usual intake), float64. For each ``--sizes`` value (patients per device), the
+patients at their steady states are split over ``--devices`` host devices as ``popsim run``
+splits a chunk (one part per device, every part dispatched before any is waited for), and two
+time courses are timed: ``one batch`` (``popsim.batch.simulate_observe`` vmapped over a
+device's part, the time course before lane groups) and ``groups`` (the shipped
+``popsim.batch.simulate_observe_in_groups``: ``jax.lax.map`` over groups of at most
+``LANE_GROUP_CPU`` lanes). Each is compiled once, then timed ``--repeats`` times, the two
+interleaved; the figure is the best round (the machine may be shared). Also recorded: whether
+the two give every patient's outputs the same bits.
 
 Writes benchmarks/results/lane_groups.json and a section of benchmarks/RESULTS.md.
 
-Usage: python benchmarks/lane_groups.py [--size 4000] [--groups 64 128 256] [--repeats 3]
+Usage: python benchmarks/lane_groups.py [--devices 2] [--sizes 50 250 1000] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-jax.config.update("jax_enable_x64", True)
-
-from popsim import batch, bench, solve  # noqa: E402
-from popsim.bench_report import save_script_results  # noqa: E402
-from popsim.population import sample_cohort  # noqa: E402
-
 HERE = Path(__file__).resolve().parent
 
 
-def _variants(groups: list[int], prot, ts, s):
-    """name -> (jitted ``(params, patients, y0) -> (outputs, steps)``, group size or None)."""
-    def grouped(g):
-        def fn(p, pts, y0):
-            batch.LANE_GROUP_CPU = g  # read at trace time, by lane_groups
-            out, _, steps = batch.simulate_observe_in_groups(p, pts, prot, y0, ts, s)
-            return out, steps
-        return fn
+def measure(devices: int, sizes: list[int], repeats: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
 
-    def one_batch(p, pts, y0):
-        out, _, steps = batch.simulate_observe(p, pts, prot, y0, ts, s)
-        return out, steps
+    from popsim import batch, bench, solve
+    from popsim.population import sample_cohort
 
-    rows = {"one batch": (jax.jit(one_batch), None)}
-    rows.update({f"groups of {g}": (jax.jit(grouped(g)), g) for g in groups})
-    return rows
-
-
-def measure(size: int, groups: list[int], repeats: int) -> dict:
     conf, prot = bench.workload()
     s = solve.SolverSettings.from_simulation(conf.simulation)
-    cohort = sample_cohort(conf.population, conf.population.seed, 0, size)
-    p, pts = cohort.params, cohort.patients
-    y0, ok = batch.steady_states_jit(p, pts, s)
-    y0 = batch.reference_if_failed(y0, ok, p, pts)
     ts = jnp.asarray(conf.simulation.output_times)
-    shipped = batch.LANE_GROUP_CPU
-    variants = _variants(groups, prot, ts, s)
-    results, outputs = {}, {}
-    for name, (fn, _) in variants.items():  # compile (and a first run) outside the timings
-        t0 = time.perf_counter()
-        out, steps = jax.block_until_ready(fn(p, pts, y0))
-        outputs[name] = {k: np.asarray(v) for k, v in out.items()}
-        steps = np.asarray(steps)
-        results[name] = {"first_call_s": time.perf_counter() - t0, "walls_s": [],
-                         "steps_mean": float(steps.mean()), "steps_max": int(steps.max())}
-    for _ in range(repeats):
-        for name, (fn, _) in variants.items():
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn(p, pts, y0))
-            results[name]["walls_s"].append(time.perf_counter() - t0)
-    batch.LANE_GROUP_CPU = shipped
-    reference = outputs.get(f"groups of {shipped}")
-    for name, r in results.items():
-        r["patient_days_per_s"] = size * 365 / min(r["walls_s"])
-        r["same_bits_as_shipped"] = (None if reference is None else all(
-            np.array_equal(outputs[name][k], reference[k], equal_nan=True) for k in reference))
-    return {"size": size, "repeats": repeats, "shipped_group": shipped,
-            "newton_failed": int((~np.asarray(ok)).sum()), "variants": results,
+    devs = jax.devices()[:devices]
+    variants = {
+        "one batch": jax.jit(lambda p, q, y: batch.simulate_observe(p, q, prot, y, ts, s)[0]),
+        "groups": jax.jit(lambda p, q, y: batch.simulate_observe_in_groups(p, q, prot, y, ts,
+                                                                           s)[0])}
+    rows = []
+    for per in sizes:
+        cohort = sample_cohort(conf.population, conf.population.seed, 0, per * len(devs))
+        p, pts = cohort.params, cohort.patients
+        y0, ok = batch.steady_states_jit(p, pts, s)
+        y0 = batch.reference_if_failed(y0, ok, p, pts)
+        parts = [jax.tree.map(lambda x, i=i, d=d, m=per: jax.device_put(x[i * m:(i + 1) * m], d),
+                              (p, pts, y0)) for i, d in enumerate(devs)]
+        walls, outs = {k: [] for k in variants}, {}
+        for name, fn in variants.items():  # compile and a first run, outside the timings
+            outs[name] = [{k: np.asarray(v) for k, v in o.items()}
+                          for o in jax.block_until_ready([fn(*a) for a in parts])]
+        for _ in range(repeats):
+            for name, fn in variants.items():
+                t0 = time.perf_counter()
+                jax.block_until_ready([fn(*a) for a in parts])
+                walls[name].append(time.perf_counter() - t0)
+        same = all(np.array_equal(a[k], b[k], equal_nan=True)
+                   for a, b in zip(outs["one batch"], outs["groups"], strict=True) for k in a)
+        rows.append({"per_device": per, "groups": batch.lane_groups(per, "cpu"),
+                     "same_bits": bool(same),
+                     **{f"{k} patient_days_per_s": per * len(devs) * 365 / min(w)
+                        for k, w in walls.items()}, "walls_s": walls})
+    return {"devices": len(devs), "repeats": repeats, "lane_group": batch.LANE_GROUP_CPU,
+            "lane_align": batch.LANE_ALIGN, "rows": rows,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def markdown(r: dict) -> list[str]:
-    base = r["variants"]["one batch"]["patient_days_per_s"]
     md = ["## Lane groups (`benchmarks/lane_groups.py`)", "",
-          f"{r['created']}; bench workload, {r['size']:,} patients on one device (float64), "
-          f"best of {r['repeats']} interleaved rounds after a first call that compiles. "
-          f"Shipped: groups of at most {r['shipped_group']} lanes "
-          "(`popsim.batch.LANE_GROUP_CPU`).", "",
-          "| time course | patient-days/s | × one batch | first call (s) | steps/patient mean "
-          "| max | same bits as shipped |", "|---|---:|---:|---:|---:|---:|---|"]
-    for name, v in r["variants"].items():
-        same = {None: "-", True: "yes", False: "no"}[v["same_bits_as_shipped"]]
-        md.append(f"| {name} | {v['patient_days_per_s']:,.0f} | "
-                  f"{v['patient_days_per_s'] / base:.2f} | {v['first_call_s']:.1f} | "
-                  f"{v['steps_mean']:.0f} | {v['steps_max']} | {same} |")
+          f"{r['created']}; bench workload on {r['devices']} host device(s), one part per "
+          f"device as `popsim run --devices` splits a chunk, float64, best of {r['repeats']} "
+          "interleaved rounds after a first call that compiles. Groups: at most "
+          f"{r['lane_group']} lanes, widths a multiple of {r['lane_align']}, at least two "
+          "(`popsim.batch.lane_groups`).", "",
+          "| patients per device | groups x lanes | one batch, patient-days/s | groups, "
+          "patient-days/s | groups / one batch |", "|---:|---:|---:|---:|---:|"]
+    for row in r["rows"]:
+        one, grp = row["one batch patient_days_per_s"], row["groups patient_days_per_s"]
+        g, w = row["groups"]
+        md.append(f"| {row['per_device']:,} | {g} x {w} | {one:,.0f} | {grp:,.0f} | "
+                  f"{grp / one:.2f} |")
     return md
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=4000)
-    ap.add_argument("--groups", type=int, nargs="+", default=[64, 128, 256])
+    ap.add_argument("--devices", type=int, default=2)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[50, 250, 1000])
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    if args.size < 2 or args.repeats < 1 or min(args.groups) < 2:
-        sys.exit(f"--size {args.size} / --repeats {args.repeats} / --groups {args.groups}: "
-                 "need size >= 2, repeats >= 1 and every group >= 2")
-    r = measure(args.size, args.groups, args.repeats)
+    if args.devices < 1 or min(args.sizes) < 2 or args.repeats < 1:
+        sys.exit(f"--devices {args.devices} / --sizes {args.sizes} / --repeats {args.repeats}: "
+                 "need devices >= 1, every size >= 2, repeats >= 1")
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + f" --xla_force_host_platform_device_count={args.devices}")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from popsim.bench_report import save_script_results
+
+    r = measure(args.devices, args.sizes, args.repeats)
     save_script_results(r, HERE / "results" / "lane_groups.json", HERE / "RESULTS.md",
                         "lane groups", markdown(r))
     return 0
