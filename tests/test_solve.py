@@ -73,7 +73,8 @@ def test_a_patient_has_the_same_bits_in_any_lane_group(mixed_batch, monkeypatch)
 def test_lane_groups_cover_the_batch_in_aligned_widths(n):
     groups, width = batch.lane_groups(n, "cpu")
     assert groups >= 2 and width % batch.LANE_ALIGN == 0
-    assert groups * width >= n and (groups - 1) * width < n or n <= batch.LANE_ALIGN
+    assert groups * width >= n  # every lane has a place
+    assert n <= batch.LANE_ALIGN or (groups - 1) * width < n  # no group of padding only
     assert width <= max(batch.LANE_GROUP_CPU, batch.LANE_ALIGN)
     assert batch.lane_groups(n, "gpu")[0] == 2
 
