@@ -263,7 +263,8 @@ def fluxes(y, p: Params, pt: Patient, u: Inputs, c: Concentrations | None = None
             c.mg_ionized / (p.mg_ionized_fraction * p.serum_mg_ref), p.aldo_mg_exponent),
         k_adaptation_target=potassium.k_adaptation_target(
             c.k_o, p.k_setpoint, p.k_adaptation_gain_low, p.k_adaptation_gain_high, 0.03,
-            p.k_adaptation_cap),
+            p.k_adaptation_cap, u.k_oral, REFERENCE_ADULT.k_intake, p.k_intake_feedforward_low,
+            p.k_intake_feedforward_high),
         map=volume["map"], sbp=volume["sbp"], dbp=volume["dbp"],
         perfusion_pressure=volume["perfusion_pressure"],
         water_gain=water.osmoregulation(

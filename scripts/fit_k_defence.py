@@ -41,7 +41,7 @@ share of hydrochlorothiazide users with hypokalaemia in NHANES 2013-2018."""
 
 FIT = ("k_adaptation_gain_low=0.0625:8", "k_adaptation_gain_high", "ncc_k_gain",
        "k_diuretic_alkalosis", "cv.k_setpoint", "k_cd_depletion_center=2.5:3.8",
-       "k_bk_fraction=0:0.9", "k_bk_flow_exponent=0.5:3")
+       "k_intake_feedforward_low=0:3", "k_intake_feedforward_high=0:3")
 """The renal K defence (secretory adaptation below and above the set point, the NCC switch, the
 K-sparing CD reabsorption of depletion, diuretic alkalosis, the flow-induced share of secretion
 that the adaptation does not regulate and its dependence on distal delivery) and the

@@ -169,3 +169,21 @@ class HormoneParams:
                                           "ultrafilterable Mg (0.595 mmol/L), small beside "
                                           "the 0.1-0.25 mmol/L a deficiency lowers it",
                                           lower=0.001, upper=0.2)
+
+    # --- kidney: gut sensing of dietary K (declared last, as above) -------------------------
+    k_intake_feedforward_low: float = assumed(0.0, "1", "power of K intake on distal K "
+                                              "secretory capacity below the reference intake "
+                                              "(gut sensing of dietary K)", "dietary K raises "
+                                              "renal K excretion through a gut signal "
+                                              "independent of plasma K (Oh 2011, Am J Physiol "
+                                              "Regul 301:R421; Preston 2015, Kidney Int "
+                                              "88:1383: 35 mmol KCl with a meal raised urinary "
+                                              "K from 2.5 to 5.1 mmol/h with no rise of serum "
+                                              "K); 0, the feedback alone, until a fit informs "
+                                              "it", upper=3)
+    k_intake_feedforward_high: float = assumed(0.0, "1", "power of K intake on distal K "
+                                               "secretory capacity above the reference intake",
+                                               "as k_intake_feedforward_low; K supplements "
+                                               "raise plasma K (Buus 2020: +0.3 mmol/L on 90 "
+                                               "mmol/day), so the feedback keeps part of the "
+                                               "load", upper=3)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from popsim.physiology._math import exp, logistic, softplus
+from popsim.physiology._math import exp, log, logistic, softplus
 
 
 class PotassiumHandling(NamedTuple):
@@ -37,7 +37,8 @@ def romk_mg_effect(mg_free, mg_free_ref, kd, hill_n, dependence, floor):
     return (floor + softplus(relative - floor, 0.05)) / at_ref
 
 
-def k_adaptation_target(k_p, k_setpoint, gain_low, gain_high, width, cap):
+def k_adaptation_target(k_p, k_setpoint, gain_low, gain_high, width, cap, k_oral=1.0,
+                        k_oral_ref=1.0, feedforward_low=0.0, feedforward_high=0.0):
     """The log-gain the K secretory machinery adapts towards (dimensionless).
 
     Distal K secretion is up-regulated over days when plasma K is above its set point (ROMK,
@@ -45,10 +46,18 @@ def k_adaptation_target(k_p, k_setpoint, gain_low, gain_high, width, cap):
     a steeper response above the set point than below it (K loading is matched quickly,
     retrieval of K in depletion is limited) and a bound of +-``cap`` (CKD consumes the headroom):
     ``g_lo * d + (g_hi - g_lo) * (w softplus(d/w) - w ln 2)``, ``d = K_p - K_set``, smoothly
-    capped. No term in K intake: supplements are excreted only through the plasma K they raise.
+    capped. A feed-forward term in ``z = ln((K_in + 1)/(K_in,ref + 1))`` (K swallowed, mmol/day;
+    1 mmol/day keeps a K-free diet finite) adds the gut's signal of dietary K (Youn 2013, Semin
+    Nephrol 33:248), with its own power below the reference intake (``feedforward_low``) and
+    above it (``feedforward_high``), joined smoothly: part of a change in intake is matched
+    without any change of plasma K, the rest through the plasma K it moves, while a K-wasting
+    stimulus at an unchanged intake (a diuretic) is met by the feedback alone.
     """
     d = k_p - k_setpoint
     x = gain_low * d + (gain_high - gain_low) * (softplus(d, width) - width * 0.6931471805599453)
+    z = log((k_oral + 1.0) / (k_oral_ref + 1.0))
+    x = x + feedforward_high * z - (feedforward_low - feedforward_high) * (
+        softplus(-z, 0.05) - 0.05 * 0.6931471805599453)
     return x - softplus(x - cap, 0.15) + softplus(-x - cap, 0.15)
 
 
