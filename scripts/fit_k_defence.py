@@ -5,11 +5,11 @@ Runs ``popsim calibrate --evidence`` on ``STUDIES`` (non-reserved study files of
 parameter table and predicting ``HOLDOUT``. The output directory gets the fit record
 (``fit.json``), ``parameters.toml`` (usable with ``popsim run --params``) and figures.
 
-The shipped table is not this fit's output: the fitted K defence matches the population serum K
-studies but takes the serum K of severe Mg deficiency to 3.8 mmol/L and the thiazide fall to
-about -0.2 mmol/L against -0.5 to -0.7 in the trials, with the flow-induced share of secretion
-not identified (docs/MODEL.md, "Fitting the K defence"), so the parameters it fits stay
-``assumed`` until a study set informs both.
+The shipped parameter set is not this fit's output: this fit matches the population serum K
+studies and lowers serum K on thiazides by 0.25-0.38 mmol/L (against 0.27-0.71 in the trials),
+but its defences against a fall of plasma K keep severe Mg deficiency at a serum K of 3.8
+mmol/L (docs/MODEL.md, "Fitting the K defence"), so the parameters it fits stay ``assumed``
+and the feed-forward's powers stay 0.
 
 Usage: python scripts/fit_k_defence.py [--out build/k_defence_fit] [--studies ID ...]
        [--holdout ID ...] [--fit NAME[=LO:HI],...] [--size N] [--starts N] [--steps N]
@@ -43,15 +43,16 @@ FIT = ("k_adaptation_gain_low=0.0625:8", "k_adaptation_gain_high", "ncc_k_gain",
        "k_diuretic_alkalosis", "cv.k_setpoint", "k_cd_depletion_center=2.5:3.8",
        "k_intake_feedforward_low=0:3", "k_intake_feedforward_high=0:3")
 """The renal K defence (secretory adaptation below and above the set point, the NCC switch, the
-K-sparing CD reabsorption of depletion, diuretic alkalosis, the flow-induced share of secretion
-that the adaptation does not regulate and its dependence on distal delivery) and the
-between-patient spread of the K set point: what the K studies inform. The secretory
-adaptation below the set point may reach 8/(mmol/L) (the table's bound is 1: fits stop there)."""
+K-sparing CD reabsorption of depletion, diuretic alkalosis, the feed-forward of K intake below
+and above the reference intake) and the between-patient spread of the K set point: what the K
+studies inform. The secretory adaptation below the set point may reach 8/(mmol/L) (the
+table's bound is 1: fits stop there). The flow-induced share of secretion
+(``k_bk_fraction=0:0.9,k_bk_flow_exponent=0.5:3`` with ``--fit``) was not identified."""
 
 
 START = Path(__file__).with_name("k_defence_start.toml")
-"""The base parameter set the fit starts from: the table with an interior start for the
-flow-induced share of K secretion (its table value, 0, is a bound of the fit)."""
+"""The base parameter set the fit starts from: the table with interior starts for the two
+powers of the K-intake feed-forward (their table value, 0, is a bound of the fit)."""
 
 
 def fit_names(requested: str | None) -> tuple[list[str], list[str]]:
