@@ -99,6 +99,29 @@ def test_romk_mg_block_doubles_conductance_at_a_third_less_free_mg():
     assert romk(0.42, dependence=0.0) == pytest.approx(1.0)
 
 
+
+@given(st.floats(2.5, 6.0), st.floats(0.0, 400.0), st.floats(0.0, 3.0), st.floats(0.0, 3.0))
+def test_k_intake_feedforward_has_its_two_powers_and_vanishes_at_the_reference(
+        k_p, intake, low, high):
+    """The K-intake feed-forward adds nothing at the reference intake or with both powers 0
+    (the table: the feedback alone, bit for bit), and away from its corner it changes the
+    adaptation target by ``low`` per unit of log intake below the reference and by ``high``
+    above it."""
+    ref = 75.0
+
+    def target(k_oral, lo, hi):
+        return float(potassium.k_adaptation_target(
+            jnp.float64(k_p), P.k_setpoint, P.k_adaptation_gain_low, P.k_adaptation_gain_high,
+            0.03, 50.0, jnp.float64(k_oral), ref, lo, hi))
+
+    feedback = target(ref, 0.0, 0.0)
+    assert target(intake, 0.0, 0.0) == feedback
+    assert target(ref, low, high) == pytest.approx(feedback, abs=1e-15)
+    for k_oral, power in ((0.5 * ref - 1.0, low), (2.0 * ref + 1.0, high)):
+        slope = (target(k_oral * 1.01 + 0.01, low, high) - target(k_oral, low, high)) \
+            / np.log(1.01)
+        assert slope == pytest.approx(power, abs=1e-5 + 1e-3 * power)
+
 def test_ncc_falls_with_free_cell_mg_and_hardly_rises_above_reference():
     """NCC activity is 1 at the reference free cell Mg and falls steeply below it (a quarter
     less free Mg lowers it by 40-45% at the shipped exponent 2); above the reference it levels
