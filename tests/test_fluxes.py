@@ -99,7 +99,6 @@ def test_romk_mg_block_doubles_conductance_at_a_third_less_free_mg():
     assert romk(0.42, dependence=0.0) == pytest.approx(1.0)
 
 
-
 @given(st.floats(2.5, 6.0), st.floats(0.0, 400.0), st.floats(0.0, 3.0), st.floats(0.0, 3.0))
 def test_k_intake_feedforward_has_its_two_powers_and_vanishes_at_the_reference(
         k_p, intake, low, high):
@@ -121,6 +120,7 @@ def test_k_intake_feedforward_has_its_two_powers_and_vanishes_at_the_reference(
         slope = (target(k_oral * 1.01 + 0.01, low, high) - target(k_oral, low, high)) \
             / np.log(1.01)
         assert slope == pytest.approx(power, abs=1e-5 + 1e-3 * power)
+
 
 def test_ncc_falls_with_free_cell_mg_and_hardly_rises_above_reference():
     """NCC activity is 1 at the reference free cell Mg and falls steeply below it (a quarter

@@ -37,8 +37,15 @@ def romk_mg_effect(mg_free, mg_free_ref, kd, hill_n, dependence, floor):
     return (floor + softplus(relative - floor, 0.05)) / at_ref
 
 
-def k_adaptation_target(k_p, k_setpoint, gain_low, gain_high, width, cap, k_oral=1.0,
-                        k_oral_ref=1.0, feedforward_low=0.0, feedforward_high=0.0):
+def _two_slopes(x, slope_below, slope_above, width):
+    """``slope_below * x`` below 0 and ``slope_above * x`` above, joined smoothly over a corner
+    of width ``width`` and exactly 0 at ``x = 0``."""
+    return slope_below * x + (slope_above - slope_below) * (softplus(x, width)
+                                                            - width * 0.6931471805599453)
+
+
+def k_adaptation_target(k_p, k_setpoint, gain_low, gain_high, width, cap, k_oral, k_oral_ref,
+                        feedforward_low, feedforward_high):
     """The log-gain the K secretory machinery adapts towards (dimensionless).
 
     Distal K secretion is up-regulated over days when plasma K is above its set point (ROMK,
@@ -49,15 +56,13 @@ def k_adaptation_target(k_p, k_setpoint, gain_low, gain_high, width, cap, k_oral
     capped. A feed-forward term in ``z = ln((K_in + 1)/(K_in,ref + 1))`` (K swallowed, mmol/day;
     1 mmol/day keeps a K-free diet finite) adds the gut's signal of dietary K (Youn 2013, Semin
     Nephrol 33:248), with its own power below the reference intake (``feedforward_low``) and
-    above it (``feedforward_high``), joined smoothly: part of a change in intake is matched
-    without any change of plasma K, the rest through the plasma K it moves, while a K-wasting
-    stimulus at an unchanged intake (a diuretic) is met by the feedback alone.
+    above it (``feedforward_high``), joined over a corner of 0.05 in ``z``: part of a change in
+    intake is matched without any change of plasma K, the rest through the plasma K it moves,
+    while a K-wasting stimulus at an unchanged intake (a diuretic) is met by the feedback alone.
     """
-    d = k_p - k_setpoint
-    x = gain_low * d + (gain_high - gain_low) * (softplus(d, width) - width * 0.6931471805599453)
-    z = log((k_oral + 1.0) / (k_oral_ref + 1.0))
-    x = x + feedforward_high * z - (feedforward_low - feedforward_high) * (
-        softplus(-z, 0.05) - 0.05 * 0.6931471805599453)
+    x = _two_slopes(k_p - k_setpoint, gain_low, gain_high, width)
+    x = x + _two_slopes(log((k_oral + 1.0) / (k_oral_ref + 1.0)), feedforward_low,
+                        feedforward_high, 0.05)
     return x - softplus(x - cap, 0.15) + softplus(-x - cap, 0.15)
 
 
