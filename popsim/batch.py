@@ -161,6 +161,9 @@ def observe_lanes(params: Params, patients: Patient, protocols: Protocol, y, t) 
                  params, patients, protocols, y)
 
 
+FALLBACK_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+
+
 # --- compiled entry points (jax.jit: they return at once) ---------------------------------
 # jax.jit, not eqx.filter_jit: a top-level eqx.filter_jit call waits for its result (Equinox
 # blocks to turn runtime errors into readable ones), which would serialise the devices. The
@@ -168,7 +171,10 @@ def observe_lanes(params: Params, patients: Patient, protocols: Protocol, y, t) 
 # traces nor compiles them.
 
 steady_states_jit = StoredProgram(steady_states, static_argnames=("settings",))
-steady_states_fallback_jit = StoredProgram(steady_states_fallback, static_argnames=("settings",))
+# The fallback runs for ~0.5% of patients, so its code is optimised less (LLVM -O0): that
+# saves compile time (docs/DESIGN.md, Compile cache) where run time does not matter.
+steady_states_fallback_jit = StoredProgram(steady_states_fallback, static_argnames=("settings",),
+                                           compiler_options=FALLBACK_COMPILER_OPTIONS)
 simulate_observe_jit = StoredProgram(simulate_observe_in_groups,
                                      static_argnames=("settings", "track_balance"))
 observe_baseline_jit = jax.jit(observe_baseline)

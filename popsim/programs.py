@@ -88,12 +88,14 @@ class StoredProgram:
     module docstring). Called like the function; :meth:`trace` and :meth:`lower` as those of
     ``jax.jit`` (ahead-of-time compilation, :func:`popsim.devices.compile_ahead`)."""
 
-    def __init__(self, fn, static_argnames: tuple[str, ...] = ()):
+    def __init__(self, fn, static_argnames: tuple[str, ...] = (),
+                 compiler_options: dict[str, object] | None = None):
         self._fn = fn
         self._static = tuple(static_argnames)
         self._signature = inspect.signature(fn)
         self._name = f"{fn.__module__}.{fn.__qualname__}"
-        self._plain = jax.jit(fn, static_argnames=self._static)
+        self._options = compiler_options
+        self._plain = jax.jit(fn, static_argnames=self._static, compiler_options=compiler_options)
         self._calls: dict[str, object] = {}  # call signature -> jax.jit of the exported call
         self._lock = threading.Lock()
         functools.update_wrapper(self, fn)
@@ -117,7 +119,7 @@ class StoredProgram:
         def flat(*leaves):
             return fn(**jax.tree.unflatten(tree, leaves), **static)
 
-        return jax.jit(_named(flat, fn.__name__))
+        return jax.jit(_named(flat, fn.__name__), compiler_options=self._options)
 
     def _load(self, path: Path | None):
         if path is None or not path.is_file():
@@ -162,7 +164,8 @@ class StoredProgram:
                         self._calls[key] = flat  # traced in every process, as plain jit is
                         return flat
                     self._store(path, exported)
-                call = self._calls[key] = jax.jit(_named(exported.call, self._fn.__name__))
+                call = self._calls[key] = jax.jit(_named(exported.call, self._fn.__name__),
+                                                  compiler_options=self._options)
         return call
 
     def _resolve(self, args, kwargs):

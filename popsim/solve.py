@@ -136,9 +136,20 @@ def _make_solver(s: SolverSettings):
     return cls()
 
 
+@jax.jit
+def _derivatives(y, p: Params, pt: Patient, u, d):
+    """:func:`popsim.model.derivatives` as one array, behind a ``jax.jit`` boundary.
+
+    Every stage, Jacobian and Newton iterate of a program calls the same traced function, so
+    the vector field is traced once per program instead of once per call site and XLA compiles
+    it as one called computation: shorter tracing and compiling, the same bits (measured in
+    benchmarks/RESULTS.md, "Time to first result")."""
+    return jnp.stack(model.derivatives(y, p, pt, u, d))
+
+
 def _scaled_residual(x, args):
     p, pt, u, scale, d = args
-    return jnp.stack(model.derivatives(x * scale, p, pt, u, d)) / scale
+    return _derivatives(x * scale, p, pt, u, d) / scale
 
 
 def _newton(x0, p, pt, u, scale, s: SolverSettings):
@@ -181,7 +192,7 @@ def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSett
     d = model.derived(p)
 
     def vf(t, x, args):
-        return jnp.stack(model.derivatives(x * scale, p, pt, u, d)) / scale
+        return _derivatives(x * scale, p, pt, u, d) / scale
 
     sol = dfx.diffeqsolve(
         dfx.ODETerm(vf), rosenbrock.Rodas5P(time_derivative=False, linear_solver=SmallLU()),
@@ -210,7 +221,7 @@ def _vector_field(p: Params, pt: Patient, protocol: Protocol, scale, track_balan
     def vf(t, x, args):
         y = x[: model.N_STATES] * scale[: model.N_STATES]
         u = protocol.inputs(t, pt) if args is None else protocol.inputs(t, pt, args)
-        dy = jnp.stack(model.derivatives(y, p, pt, u, d))
+        dy = _derivatives(y, p, pt, u, d)
         if track_balance:
             dy = jnp.concatenate([dy, jnp.stack(observables.balance_rates(y, p, pt, u))])
         return dy / scale

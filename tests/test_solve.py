@@ -153,7 +153,9 @@ def test_steady_state_fallback_rescues_newton_failures():
     y_fb, ok_fb = batch.steady_states_fallback_jit(pb, pt, SETTINGS)
     assert bool(ok_fb.all())
     both = np.asarray(ok_newton & ok_fb)
-    np.testing.assert_allclose(np.asarray(y_newton)[both], np.asarray(y_fb)[both], rtol=1e-8)
+    # atol: the K adaptation log-gain sits at 0 in some of them, where both are rounding noise
+    np.testing.assert_allclose(np.asarray(y_newton)[both], np.asarray(y_fb)[both], rtol=1e-8,
+                               atol=1e-12)
     # d/dt in the solver's normalised coordinates (the adaptation log-gain may be 0)
     resid = jax.vmap(lambda y, p, q: jnp.stack(model.derivatives(y, p, q,
                                                                  model.baseline_inputs(q)))
