@@ -161,7 +161,7 @@ def observe_lanes(params: Params, patients: Patient, protocols: Protocol, y, t) 
                  params, patients, protocols, y)
 
 
-FALLBACK_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0}
+FALLBACK_COMPILER_OPTIONS: dict[str, object] = {"xla_backend_optimization_level": 0}
 
 
 # --- compiled entry points (jax.jit: they return at once) ---------------------------------
