@@ -171,7 +171,7 @@ FALLBACK_COMPILER_OPTIONS: dict[str, object] = {"xla_backend_optimization_level"
 # traces nor compiles them.
 
 steady_states_jit = StoredProgram(steady_states, static_argnames=("settings",))
-# The fallback runs for ~0.5% of patients, so its code is optimised less (LLVM -O0): that
+# The fallback runs for ~0.6% of patients, so its code is optimised less (LLVM -O0): that
 # saves compile time (docs/DESIGN.md, Compile cache) where run time does not matter.
 steady_states_fallback_jit = StoredProgram(steady_states_fallback, static_argnames=("settings",),
                                            compiler_options=FALLBACK_COMPILER_OPTIONS)
