@@ -182,10 +182,27 @@ def steady_state(p: Params, pt: Patient, s: SolverSettings = SolverSettings(), u
     return _newton(start / scale, p, pt, u, scale, s)
 
 
+COLLAPSED = 1e-6
+"""The pseudo-transient continuation gives up on a patient once a state that must be positive
+falls below this fraction of its reference value (:func:`steady_state_fallback`)."""
+
+
+def _collapsed(t, x, args, **kwargs):
+    """Whether a normalised state has left the physiological region: a pool or hormone below
+    :data:`COLLAPSED` of its reference, or a non-finite entry (a diffrax event condition)."""
+    positive = jnp.asarray(model.POSITIVE)
+    return jnp.any(positive & (x < COLLAPSED)) | ~jnp.all(jnp.isfinite(x))
+
+
 def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSettings(), u=None):
     """Pseudo-transient continuation: relax towards the steady state with the Rosenbrock solver
     of the time courses (Rodas5P: stiffly accurate, so its steps can grow to years; loose
-    tolerances) until a steady-state event, then Newton."""
+    tolerances) until a steady-state event, then Newton.
+
+    A patient with no physiological steady state (parameters that let the ECF drain away, say)
+    stops as soon as a pool or hormone has fallen a million-fold (:func:`_collapsed`), instead
+    of spending the step limit on steps that shrink towards zero at an emptied state, and is
+    reported as without a steady state."""
     u = model.baseline_inputs(pt) if u is None else u
     scale = model.state_scale(p, pt)
 
@@ -198,10 +215,11 @@ def steady_state_fallback(p: Params, pt: Patient, s: SolverSettings = SolverSett
         dfx.ODETerm(vf), rosenbrock.Rodas5P(time_derivative=False, linear_solver=SmallLU()),
         0.0, 1e6, 1e-4, model.reference_state(p, pt) / scale,
         stepsize_controller=dfx.PIDController(rtol=1e-4, atol=1e-6),
-        event=dfx.Event(dfx.steady_state_event(rtol=1e-7, atol=1e-9)),
+        event=dfx.Event([dfx.steady_state_event(rtol=1e-7, atol=1e-9), _collapsed]),
         max_steps=s.fallback_max_steps, throw=False)
-    assert sol.ys is not None  # saved at t1
-    return _newton(sol.ys[-1], p, pt, u, scale, s)
+    assert sol.ys is not None and sol.event_mask is not None  # saved at t1; an event is set
+    y, ok = _newton(sol.ys[-1], p, pt, u, scale, s)
+    return y, ok & ~sol.event_mask[1]  # a collapsed patient has no steady state, whatever Newton
 
 
 def _scales(p: Params, pt: Patient, track_balance: bool):

@@ -379,3 +379,22 @@ def test_every_solver_a_config_names_is_built(name):
         assert isinstance(built.root_finder.linear_solver, SmallLU)
     with pytest.raises(ValueError, match="is not one of"):
         solve.solver_class(name + "x")
+
+
+def test_collapse_event_flags_emptied_pools_and_non_finite_states_only():
+    """The fallback gives up on a patient once a pool or hormone has fallen a million-fold below
+    its reference (or a state is not finite); the K adaptation log-gain may be negative."""
+    x = np.ones(model.N_STATES)
+    assert not bool(solve._collapsed(0.0, jnp.asarray(x), None))
+    x[model.K_ADAPTATION] = -3.0  # a log-gain, not a pool
+    assert not bool(solve._collapsed(0.0, jnp.asarray(x), None))
+    for i in range(model.N_STATES):
+        if model.POSITIVE[i]:
+            y = x.copy()
+            y[i] = 0.5 * solve.COLLAPSED
+            assert bool(solve._collapsed(0.0, jnp.asarray(y), None)), i
+            y[i] = 2.0 * solve.COLLAPSED  # depleted, but not yet given up on
+            assert not bool(solve._collapsed(0.0, jnp.asarray(y), None)), i
+    y = x.copy()
+    y[model.K_ADAPTATION] = np.nan
+    assert bool(solve._collapsed(0.0, jnp.asarray(y), None))
