@@ -99,10 +99,7 @@ def test_failed_patient_is_masked_not_nan(recovery):
     problem, res = recovery
     cov = {k: np.array(v, copy=True) for k, v in problem.cov.items()}
     cov["body_weight"][0] = np.nan
-    # a NaN patient's fallback integration rejects every step until its step limit (its error
-    # is NaN): a small limit ends it at once, and the problem compiles anew anyway
-    settings = dataclasses.replace(problem.settings, fallback_max_steps=64)
-    broken = dataclasses.replace(problem, cov=cov, settings=settings)
+    broken = dataclasses.replace(problem, cov=cov)  # the same compiled step, other data
     loss, _, ok, raw, grad = evaluate(broken, gradient=True)
     assert not bool(ok[0]) and bool(np.asarray(ok[1:]).all())
     assert np.isfinite(float(loss)) and np.all(np.isfinite(np.asarray(grad)))
@@ -115,6 +112,23 @@ def test_failed_patient_is_masked_not_nan(recovery):
     loss_small = sum(t.weight * float(tg.loss_term(t, tg.statistic(t, jnp.asarray(x), keep)))
                      for t, x in zip(targets, others, strict=True)) / sum(t.weight for t in targets)
     assert float(loss) == pytest.approx(loss_small, rel=1e-8)
+
+
+def test_problems_that_differ_only_in_numbers_share_one_compiled_step(recovery, truth_targets):
+    """Another cohort (seed) and other target values are arguments of the compiled step, not
+    constants in it: such a problem compiles nothing (its step comes from the compile cache)."""
+    from popsim.compilation import CompileCounter
+
+    problem, _ = recovery
+    other = {o: 1.1 * v for o, v in truth_targets.items()}
+    conf, pop = parse_calibration(_recovery_config(TRUTH, other))
+    conf = conf.model_copy(update={"optimizer": conf.optimizer.model_copy(update={"seed": 12})})
+    with CompileCounter() as counter:
+        new = build_problem(conf, pop)
+        loss, _, ok, _, _ = evaluate(new)
+    assert not np.array_equal(new.cov["age"], problem.cov["age"])
+    assert np.asarray(ok).all() and float(loss) > 0
+    assert counter.requests > 0 and counter.compilations == 0, counter.programs
 
 
 # --- gradients against central finite differences (float64), with a dynamic target -----------

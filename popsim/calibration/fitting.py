@@ -9,7 +9,11 @@
 * **Failures**: a patient without a steady state is swapped for the reference patient inside
   the step (no NaN reaches the gradient) and masked out of every statistic.
 * **One compiled step**: value-and-grad and the optax and parameter updates are one
-  ``eqx.filter_jit`` region of fixed shapes (it compiles once).
+  ``eqx.filter_jit`` region of fixed shapes (it compiles once), which also gives the loss before
+  the first step and after the last, and :func:`evaluate`'s values: no second program. The
+  cohort's covariates and draws and the targets' numbers are its arguments
+  (:func:`problem_data`), not constants in it, so problems that differ only in those (another
+  cohort, other target values) run the same compiled program (from JAX's compile cache).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import cast
 
 import equinox as eqx
@@ -124,8 +129,35 @@ def _select(mask, a, b):
                         a, b)
 
 
-def outputs(problem: Problem, u, y_warm):
-    """Every output needed by the targets, per patient, at the parameters ``u``.
+def problem_data(problem: Problem) -> dict:
+    """The numbers the compiled step takes as arguments: the fixed cohort (``cov``: covariates,
+    ``z``: standard-normal draws) and, per target, ``scale``, ``weight`` and whichever of
+    ``q``, ``value``, ``low``, ``high`` and ``fraction`` it has (float64 scalars)."""
+    cache = problem.__dict__.setdefault("_compiled", {})
+    if "data" not in cache:
+        with jax.enable_x64(True):
+            f64 = lambda x: jnp.asarray(x, jnp.float64)  # noqa: E731
+            targets = [{k: f64(getattr(t, k)) for k in ("q", "value", "low", "high", "fraction")
+                        if getattr(t, k) is not None}
+                       | {"scale": f64(t.loss_scale), "weight": f64(t.weight)}
+                       for t in problem.conf.target]
+            cache["data"] = {"cov": {k: jnp.asarray(v) for k, v in problem.cov.items()},
+                             "z": {k: jnp.asarray(v) for k, v in problem.z.items()},
+                             "targets": targets}
+    return cache["data"]
+
+
+def _target_numbers(target, numbers: dict):
+    """``target`` (its statistic and which numbers it has) with its numbers from the step's
+    arguments, as :mod:`popsim.calibration.targets` reads a target."""
+    return SimpleNamespace(statistic=target.statistic, loss_scale=numbers["scale"],
+                           **{k: numbers.get(k) for k in ("q", "value", "low", "high",
+                                                          "fraction")})
+
+
+def outputs(problem: Problem, data: dict, u, y_warm):
+    """Every output needed by the targets, per patient, at the parameters ``u``, for the cohort
+    of ``data`` (:func:`problem_data`).
 
     Returns ``(values, ok, y_start)``: ``values`` maps ``(output, arm, day)`` (arm ``None`` for
     the steady state) to ``(patient,)`` arrays; ``ok`` the patients solved; ``y_start`` their
@@ -133,9 +165,9 @@ def outputs(problem: Problem, u, y_warm):
     """
     values_, cvs_ = problem.physical(u)
     params = dataclasses.replace(problem.base, **values_)
-    per = individual_params(params, problem.z, {**problem.base_cvs, **cvs_},
-                            len(problem.cov["age"]))
-    pts = patients_from_covariates(per, problem.cov, problem.pop.chronic_diuretic_dose)
+    per = individual_params(params, data["z"], {**problem.base_cvs, **cvs_},
+                            len(data["cov"]["age"]))
+    pts = patients_from_covariates(per, data["cov"], problem.pop.chronic_diuretic_dose)
     s = problem.settings
 
     # 1. where does Newton converge (no gradient), from last step's states
@@ -171,33 +203,35 @@ def outputs(problem: Problem, u, y_warm):
     return values, ok, jax.lax.stop_gradient(y_start)
 
 
-def loss_and_stats(problem: Problem, u, y_warm):
+def loss_and_stats(problem: Problem, data: dict, u, y_warm):
     """The loss, and ``(statistics, ok, next warm start, raw outputs (target, patient))``.
 
     Targets on an arm see only the first ``n_arm`` patients; their raw rows are NaN beyond."""
-    values, ok, y_start = outputs(problem, u, y_warm)
+    values, ok, y_start = outputs(problem, data, u, y_warm)
     terms, stats, raw = [], [], []
-    for t in problem.conf.target:
+    for t, numbers in zip(problem.conf.target, data["targets"], strict=True):
         x = values[(t.output, t.arm, t.day)]
         mask = ok[: x.shape[0]]
         x = jnp.where(mask, x, 0.0)
-        st = tg.statistic(t, x, mask)
+        target = _target_numbers(t, numbers)
+        st = tg.statistic(target, x, mask)
         stats.append(st)
-        terms.append(t.weight * tg.loss_term(t, st))
+        terms.append(numbers["weight"] * tg.loss_term(target, st))
         row = jnp.full((problem.n,), jnp.nan, x.dtype)
         raw.append(row.at[: x.shape[0]].set(jnp.where(mask, x, jnp.nan)))
-    wsum = sum(t.weight for t in problem.conf.target) or 1.0
-    loss = sum(terms) / wsum
+    wsum = sum(n["weight"] for n in data["targets"])
+    loss = sum(terms) / jnp.where(wsum > 0, wsum, 1.0)
     return loss, (jnp.stack(stats), ok, y_start, jnp.stack(raw))
 
 
-def loss_and_grad(problem: Problem, u, y_warm):
+def loss_and_grad(problem: Problem, data: dict, u, y_warm):
     """``(loss, aux), grad`` by the config's gradient mode (forward: jacfwd; reverse: vjp)."""
     if problem.conf.optimizer.gradient == "reverse":
-        return jax.value_and_grad(lambda v: loss_and_stats(problem, v, y_warm), has_aux=True)(u)
+        return jax.value_and_grad(lambda v: loss_and_stats(problem, data, v, y_warm),
+                                  has_aux=True)(u)
 
     def f(v):
-        loss, aux = loss_and_stats(problem, v, y_warm)
+        loss, aux = loss_and_stats(problem, data, v, y_warm)
         return loss, (loss, aux)
 
     grad, (loss, aux) = jax.jacfwd(f, has_aux=True)(u)
@@ -208,26 +242,34 @@ def evaluate(problem: Problem, u=None, gradient: bool = False):
     """The loss at ``u`` (default: the starting values), from robust warm starts.
 
     Returns ``(loss, smoothed statistics per target, ok per patient, raw outputs, grad)``; ``grad``
-    (by the config's gradient mode) only when ``gradient``, else ``None``. Compiled once per
-    problem and mode.
+    (by the config's gradient mode) only when ``gradient``, else ``None``. Evaluated by the
+    problem's compiled optimiser step (:func:`compiled_step`), whose update is discarded.
     """
+    step, opt = compiled_step(problem)
     with jax.enable_x64(True):
         u = problem.u0() if u is None else jnp.asarray(u, jnp.float64)
-        out = _compiled(problem, gradient)(u, warm_start(problem, u))
-    if gradient:
-        (loss, (stats, ok, _, raw)), grad = out
-    else:
-        (loss, (stats, ok, _, raw)), grad = out, None
-    return loss, stats, ok, raw, grad
+        _, _, loss, (stats, ok, _, raw), grad = step(problem_data(problem), u, opt.init(u),
+                                                     warm_start(problem, u))
+    return loss, stats, ok, raw, grad if gradient else None
 
 
-def _compiled(problem: Problem, gradient: bool):
-    """``(u, y_warm) ->`` loss_and_grad / loss_and_stats of ``problem``, jitted once per problem."""
+def compiled_step(problem: Problem):
+    """``(step, optimizer)`` of ``problem``: ``step(data, u, opt_state, y_warm) -> (next u,
+    next state, loss at u, (statistics, ok, next warm start, raw outputs), gradient at u)``,
+    value-and-grad and the optax update in one program (``eqx.filter_jit``), made once per
+    problem; ``data`` is :func:`problem_data`."""
     cache = problem.__dict__.setdefault("_compiled", {})
-    if gradient not in cache:
-        f = loss_and_grad if gradient else loss_and_stats
-        cache[gradient] = eqx.filter_jit(lambda v, y: f(problem, v, y))
-    return cache[gradient]
+    if "step" not in cache:
+        opt = make_optimizer(problem.conf)
+
+        @eqx.filter_jit
+        def step(data, u, opt_state, y_warm):
+            (loss, aux), grad = loss_and_grad(problem, data, u, y_warm)
+            updates, opt_state = opt.update(grad, opt_state, u)
+            return optax.apply_updates(u, updates), opt_state, loss, aux, grad
+
+        cache["step"] = (step, opt)
+    return cache["step"]
 
 
 def make_optimizer(conf: CalibrationConfig):
@@ -285,44 +327,38 @@ def hard_statistics(problem: Problem, raw: np.ndarray) -> np.ndarray:
 
 def fit(problem: Problem, progress: bool = True, callback=None) -> FitResult:
     """Minimise the calibration loss; returns the best parameters seen."""
+    from popsim.progress import Progress
+
     conf = problem.conf
-    opt = make_optimizer(conf)
+    compiled, opt = compiled_step(problem)
+    data = problem_data(problem)
+
+    def step(u, opt_state, y_warm):
+        return compiled(data, u, opt_state, y_warm)
+
     with jax.enable_x64(True):
         u = problem.u0()
         opt_state = opt.init(u)
-
-        @eqx.filter_jit
-        def step(u, opt_state, y_warm):
-            (loss, aux), grad = loss_and_grad(problem, u, y_warm)
-            updates, opt_state = opt.update(grad, opt_state, u)
-            return optax.apply_updates(u, updates), opt_state, loss, aux, grad
-
-        from popsim.progress import Progress
-
         bar = Progress("calibrating", conf.optimizer.steps, "steps", enabled=progress)
         with bar:
             bar.phase("compiling the loss and its gradient")
-            loss_at = _compiled(problem, False)
+            # the first step compiles (and gives the starting outputs); time it separately
             t0 = time.perf_counter()
-            y_warm = warm_start(problem, u)
-            loss0, (stats0, ok0, y_warm, raw0) = loss_at(u, y_warm)
-            loss0.block_until_ready()
-            # the first step compiles; time it separately
-            t1 = time.perf_counter()
-            u_new, opt_state, loss, aux, grad = step(u, opt_state, y_warm)
+            u_new, opt_state, loss, aux, _ = step(u, opt_state, warm_start(problem, u))
             loss.block_until_ready()
-            compile_s = time.perf_counter() - t1 + (t1 - t0)
+            compile_s = time.perf_counter() - t0
+            _, ok0, y_warm, raw0 = aux
             losses = [float(loss)]
             best_u, best = u, float(loss)
-            u, y_warm = u_new, aux[2]
+            u = u_new
             t_loop = time.perf_counter()
-            n_repaired = int((~aux[1]).sum())
+            n_repaired = int((~ok0).sum())
             bar.advance(1, f"loss {float(loss):.4g}")
             stopped, best_u, u, y_warm = _iterate(problem, step, u, opt_state, y_warm, losses,
                                                   best_u, best, n_repaired, bar, callback)
         n_steps = len(losses)
         step_s = (time.perf_counter() - t_loop) / max(n_steps - 1, 1)
-        loss1, (stats1, ok1, _, raw1) = loss_at(best_u, y_warm)
+        _, _, _, (_, ok1, _, raw1), _ = step(best_u, opt_state, y_warm)  # outputs at the best
     return FitResult(problem, best_u, losses, hard_statistics(problem, np.asarray(raw0)),
                      hard_statistics(problem, np.asarray(raw1)), np.asarray(raw0),
                      np.asarray(raw1), compile_s, step_s, n_steps, stopped,
