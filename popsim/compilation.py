@@ -48,7 +48,49 @@ def enable() -> str | None:
         jax.config.update("jax_compilation_cache_dir", target)
         cc.reset_cache()  # reopen at the new folder on the next compilation
     _SET_BY_POPSIM[:] = [target]
+    share_programs_between_devices()
     return target
+
+
+def share_programs_between_devices() -> bool:
+    """Key JAX's compile cache without the device a program is compiled for, so a program
+    compiled for one device is loaded, not compiled again, for the others. Returns whether the
+    key is device-free.
+
+    JAX's key includes the device assignment, except on GPU, where it puts every assignment in
+    a canonical form (``strip_device_assignment`` of ``jax._src.cache_key``) so that processes
+    of one job share programs; on CPU each host device of ``popsim run --devices N`` compiled its
+    own copy of every program. This asks for the GPU's canonical form on every platform. A
+    program loaded for another device is the executable XLA built for the first, given the
+    requesting call's device assignment when JAX loads it (as on GPU), so results are the same
+    bits (``tests/test_scale.py`` runs a chunk on 4 host devices against one). With a JAX whose
+    private key function lacks that option, nothing changes and each device compiles its own.
+    """
+    import inspect
+
+    from jax._src import cache_key
+
+    hash_options = cache_key._hash_serialized_compile_options
+    if getattr(hash_options, "device_free", False):
+        return True
+    if "strip_device_assignment" not in inspect.signature(hash_options).parameters:
+        return False
+
+    def device_free(hash_obj, compile_options_obj, strip_device_assignment=False):
+        return hash_options(hash_obj, compile_options_obj, strip_device_assignment=True)
+
+    device_free.device_free = True  # pyright: ignore[reportFunctionMemberAccess]
+    cache_key._hash_serialized_compile_options = device_free
+    return True
+
+
+def programs_shared_between_devices() -> bool:
+    """Whether a program compiled for one device is found in the compile cache by the others:
+    the cache is on and keyed without the device (:func:`share_programs_between_devices`)."""
+    from jax._src import cache_key
+
+    return (jax.config.jax_compilation_cache_dir is not None  # pyright: ignore[reportAttributeAccessIssue]  # a flag JAX sets at run time
+            and getattr(cache_key._hash_serialized_compile_options, "device_free", False))
 
 
 _BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"

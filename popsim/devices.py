@@ -213,10 +213,15 @@ def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance:
     device, and the fallback for the first device (unless ``fallback`` is false; see
     :func:`parts_steady_states`). Each program is traced once, in this thread (the device a
     batch is committed to does not change the trace), and compiled by XLA in ``workers`` threads
-    (default: one per core) while the next one is traced. The later calls find these executables
-    in JAX's cache and do not compile again; they are the programs a call would have compiled,
-    so results do not change.
+    (default: one per core) while the next one is traced. When the compile cache is keyed
+    without the device (:func:`popsim.compilation.programs_shared_between_devices`), the first
+    device's programs are compiled first and the other devices then load them from the cache
+    instead of compiling copies. The later calls find these executables in JAX's cache and do
+    not compile again; they are the programs a call would have compiled, so results do not
+    change.
     """
+    from popsim.compilation import programs_shared_between_devices
+
     shapes, prots = set(), []
     for prot in protocols:  # arms with the same number of segments share one program
         key = (jax.tree.structure(prot),
@@ -224,32 +229,36 @@ def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance:
         if key not in shapes:
             shapes.add(key)
             prots.append(prot)
+    waves = [parts[:1], parts[1:]] if programs_shared_between_devices() else [parts]
     workers = workers or os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="popsim-compile") as pool:
-        futures = []
+        for k, wave in enumerate(waves):
+            futures = []
 
-        def submit(jitted, *args):
-            futures.append(pool.submit(jitted.trace(*args).lower().compile))
+            def submit(jitted, *args, futures=futures):
+                futures.append(pool.submit(jitted.trace(*args).lower().compile))
 
-        for p, pt in parts:
-            submit(batch.steady_states_jit, p, pt, settings)
-        if fallback:  # on the first part's device only (parts_steady_states)
-            bucket = jax.device_put(  # as parts_steady_states makes it
-                jax.tree.map(lambda x: np.resize(np.asarray(x), (FALLBACK_BUCKET, *x.shape[1:])),
-                             parts[0]),
-                _fallback_device(parts))
-            submit(batch.steady_states_fallback_jit, *bucket, settings)
-        for p, pt in parts:
-            leaf = jax.tree.leaves(p)[0]
-            # placed as the steady states will be, committed to the part's device (the outputs
-            # of a stored program are committed, and an argument's placement is part of what a
-            # jit program is compiled for)
-            y0 = jax.device_put(jnp.zeros((leaf.shape[0], model.N_STATES), leaf.dtype),
-                                leaf.sharding)
-            for prot in prots:
-                submit(batch.simulate_observe_jit, p, pt, prot, y0, ts, settings, track_balance)
-        for f in futures:
-            f.result()
+            for p, pt in wave:
+                submit(batch.steady_states_jit, p, pt, settings)
+            if fallback and k == 0:  # on the first part's device only (parts_steady_states)
+                bucket = jax.device_put(  # as parts_steady_states makes it
+                    jax.tree.map(lambda x: np.resize(np.asarray(x),
+                                                     (FALLBACK_BUCKET, *x.shape[1:])),
+                                 parts[0]),
+                    _fallback_device(parts))
+                submit(batch.steady_states_fallback_jit, *bucket, settings)
+            for p, pt in wave:
+                leaf = jax.tree.leaves(p)[0]
+                # placed as the steady states will be, committed to the part's device (the
+                # outputs of a stored program are committed, and an argument's placement is
+                # part of what a jit program is compiled for)
+                y0 = jax.device_put(jnp.zeros((leaf.shape[0], model.N_STATES), leaf.dtype),
+                                    leaf.sharding)
+                for prot in prots:
+                    submit(batch.simulate_observe_jit, p, pt, prot, y0, ts, settings,
+                           track_balance)
+            for f in futures:  # the first device's programs are in the cache before the others
+                f.result()
 
 
 def batch_parts(cohort, devices=None) -> list:

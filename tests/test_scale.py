@@ -120,24 +120,31 @@ def _on_event(event, duration, **kw):
 
 
 def test_sharded_over_4_devices_same_numbers(small_trial, conf, tmp_path):
-    """Chunks of 7 padded to 8 and split over 4 forced host devices give bit-identical results,
-    and each device's programs are compiled once (ahead, in parallel: no second compilation
-    when the chunks run), the steady-state fallback at most once (on the first device)."""
+    """Chunks of 7 padded to 8 and split over 4 forced host devices give bit-identical results.
+    Each device's programs are requested from XLA once (ahead: no second request when the
+    chunks run), the steady-state fallback at most once (on the first device); XLA compiles
+    each program at most once, for one device, and the others load it from the compile cache
+    (keyed without the device)."""
     import jax
     import jax.monitoring
 
+    from popsim.compilation import CompileCounter, programs_shared_between_devices
+
     assert jax.local_device_count() >= 4
+    assert programs_shared_between_devices()
     reference, _ = small_trial
     out = tmp_path / "sharded.h5"
     jax.monitoring.register_event_duration_secs_listener(_on_event)
     _LISTENING.append(True)
     try:
-        run_cohort(conf, SMALL_TRIAL, out, chunk_size=7, progress=False, devices=4)
+        with CompileCounter() as counter:
+            run_cohort(conf, SMALL_TRIAL, out, chunk_size=7, progress=False, devices=4)
     finally:
         _LISTENING.clear()
     _assert_same_file(out, reference)
-    assert _COMPILED.count("jit(simulate_observe_in_groups)") == 4
-    assert _COMPILED.count("jit(steady_states)") == 4
+    for name in ("jit(simulate_observe_in_groups)", "jit(steady_states)"):
+        assert _COMPILED.count(name) == 4, name  # requested once per device
+        assert counter.programs.count(name) <= 1, name  # compiled for one of them at most
     assert _COMPILED.count("jit(steady_states_fallback)") <= 1
 
 
