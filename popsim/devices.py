@@ -110,10 +110,11 @@ def steady_states_with_fallback(params: Params, patients: Patient, settings: Sol
 
 FIT_FALLBACK_STEPS = 2_000
 """Step limit of the pseudo-transient continuation when a fit looks for steady states
-(:func:`fit_steady_states`): a reference adult needs 33-91 steps, and an optimiser's trial point
-can leave patients with no steady state at all (below ~15 mg/day of Mg on a full loop dose), on
-which a cohort run's limit (20,000 steps per bucket of 32) would spend ten times the steps before
-giving up, at every such point of the fit."""
+(:func:`fit_steady_states`): a reference adult needs 33-91 steps (and patients on 2-15 mg/day of
+Mg with a loop diuretic 56-68), and an optimiser's trial point can put patients where they have
+no steady state, on which a cohort run's limit (20,000 steps per bucket of 32) would spend ten
+times the steps before giving up, at every such point of the fit, unless their pools collapse
+first (:data:`popsim.solve.COLLAPSED`)."""
 
 
 def fit_steady_states(params: Params, patients: Patient, settings: SolverSettings):
