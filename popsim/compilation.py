@@ -59,8 +59,8 @@ def share_programs_between_devices() -> bool:
 
     JAX's key includes the device assignment, except on GPU, where it puts every assignment in
     a canonical form (``strip_device_assignment`` of ``jax._src.cache_key``) so that processes
-    of one job share programs; on CPU each host device of ``popsim run --devices N`` compiled its
-    own copy of every program. This asks for the GPU's canonical form on every platform. A
+    of one job share programs; on CPU each host device of ``popsim run --devices N`` would compile
+    its own copy of every program. This asks for the GPU's canonical form on every platform. A
     program loaded for another device is the executable XLA built for the first, given the
     requesting call's device assignment when JAX loads it (as on GPU), so results are the same
     bits (``tests/test_scale.py`` runs a chunk on 4 host devices against one). With a JAX whose
