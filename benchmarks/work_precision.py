@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -36,23 +35,6 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
-def equal_accuracy_ratio(point: dict, curve: list[dict], cores: int) -> dict:
-    """popsim ``point``'s rate over libRoadRunner's on ``cores`` cores at the same error: its
-    one-process rate, interpolated in log-log between the two ``curve`` points whose errors
-    bracket it, times ``cores`` (as many processes, perfect scaling: libRoadRunner's best
-    case). ``None`` outside the curve."""
-    e = point["max_relative_error"]
-    pts = sorted((r["max_relative_error"], r["patient_days_per_s"]) for r in curve
-                 if r["max_relative_error"] and r["max_relative_error"] > 0)
-    for (e0, r0), (e1, r1) in zip(pts, pts[1:], strict=False):
-        if e0 <= e <= e1:
-            w = 0.0 if e1 == e0 else (math.log(e) - math.log(e0)) / (math.log(e1) - math.log(e0))
-            rate = cores * math.exp(math.log(r0) + w * (math.log(r1) - math.log(r0)))
-            return {"roadrunner_rate_at_same_error": rate,
-                    "ratio": point["patient_days_per_s"] / rate}
-    return {"roadrunner_rate_at_same_error": None, "ratio": None}
-
-
 def _devices_flag(devices: int) -> None:
     if devices > 1:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
@@ -65,6 +47,7 @@ def measure(args) -> dict:
 
     jax.config.update("jax_enable_x64", True)
     from popsim import bench
+    from popsim.bench_roadrunner import equal_accuracy_ratio
 
     devices = jax.devices()[: args.devices]
     popsim_rows, rr_rows = [], []
@@ -108,11 +91,12 @@ def roadrunner_child(args) -> None:
 
     jax.config.update("jax_enable_x64", True)
     from popsim import bench
+    from popsim.bench_roadrunner import roadrunner_rate
 
     with np.load(args.reference) as ref:
         bench._REFERENCE.update({k: ref[k] for k in ref.files})
     rtol = args.rr_child
-    row = bench.roadrunner_rate(args.rr_patients, rtol, rtol * 1e-2, accuracy=True,
+    row = roadrunner_rate(args.rr_patients, rtol, rtol * 1e-2, accuracy=True,
                                 steady_batch=min(args.patients, 1000),
                                 devices=jax.devices()[: args.devices])
     row["rtol"] = rtol
@@ -173,7 +157,7 @@ def markdown(result: dict) -> list[str]:
         lines.append(
             f"| popsim | {r['rtol']:g} | {r['patient_days_per_s']:,.0f} | "
             f"{r['max_relative_error']:.1e} | {r['steps_per_patient_median']:.0f} | "
-            + (f"{same:,.0f} | {r['ratio']:.1f} |" if same else
+            + (f"{same:,.0f} | {r['ratio_at_equal_accuracy']:.1f} |" if same else
                "outside libRoadRunner's measured range | - |"))
     for r in rr:
         lines.append(f"| libRoadRunner | {r['rtol']:g} | {r['patient_days_per_s']:,.0f} | "
@@ -199,6 +183,8 @@ def main(argv=None) -> int:
         roadrunner_child(args)
         return 0
     if args.render:
+        from popsim.bench_roadrunner import equal_accuracy_ratio
+
         result = json.loads(args.out.read_text())
         for row in result["popsim"]:
             row.update(equal_accuracy_ratio(row, result["libroadrunner"],

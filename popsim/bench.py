@@ -291,96 +291,32 @@ def scipy_rate(method: str, n: int = 4, rtol: float = 1e-6, atol: float = 1e-8) 
             "note": "solve_ivp, jitted JAX right-hand side and Jacobian called from NumPy"}
 
 
-def roadrunner_rate(n: int = 20, rtol: float = 1e-6, atol: float = 1e-8, accuracy: bool = True,
-                    steady_batch: int | None = None, devices=None) -> dict:
-    """Patient-days per second of libRoadRunner (CVODE) one patient after another on the SBML
-    export of the same model and workload (``popsim export-sbml``).
+def release_programs() -> None:
+    """Drop the programs this process has compiled (JAX's in-memory caches; the on-disk cache
+    keeps them, so a program needed again loads in seconds). Each set of the time course's
+    programs maps ~11,000 memory regions and Linux allows 65,530 per process
+    (``vm.max_map_count``): a benchmark that compiles several tolerances and solvers in one
+    process otherwise stops with "LLVM ERROR: Unable to allocate section memory"."""
+    import gc
 
-    The model is exported and compiled once (its arm as piecewise inputs); for each patient the
-    loop sets the patient's sampled parameters, covariates and steady state, then simulates 365
-    days with daily outputs of every output: what a libRoadRunner user would write. CVODE
-    at the same rtol and a scalar atol of ``atol`` (mmol, pmol/L or L: at least as tight as
-    popsim's ``atol`` times each state's reference pool, since every pool is >= 1).
-    ``accuracy``: also the max relative error against :func:`reference_outputs`;
-    ``steady_batch``, ``devices``: solve the steady states in a batch of this size over these
-    devices (the shape :func:`popsim_rate` compiled, so nothing compiles again).
-    """
-    import roadrunner
-
-    from popsim import observables, sbml
-
-    conf, prot = workload(rtol, atol)
-    spec, patients = _roadrunner_patients(conf, prot, n, steady_batch, devices)
-    t0 = time.perf_counter()
-    rr = roadrunner.RoadRunner(sbml.to_sbml(spec))
-    load_s = time.perf_counter() - t0
-    rr.integrator.relative_tolerance = rtol
-    rr.integrator.absolute_tolerance = atol
-    rr.integrator.maximum_num_steps = conf.simulation.step_budget
-    days = conf.simulation.days
-    selections = ["time"] + [o.name for o in observables.OUTPUTS]
-    wall, failed = 0.0, 0
-    kept = {k: [] for k in ACCURACY_OUTPUTS}
-    for i, (values, state) in enumerate(patients):
-        t0 = time.perf_counter()
-        try:
-            rr.reset()
-            for k, v in values.items():
-                rr.setValue(k, v)
-            for k, v in state.items():
-                rr.setValue(k, float(v))
-            res = rr.simulate(0.0, days, int(days) + 1, selections)
-        except RuntimeError:
-            failed += 1
-            res = None
-        wall += time.perf_counter() - t0
-        if i < ACCURACY_PATIENTS:
-            for k in ACCURACY_OUTPUTS:
-                kept[k].append(np.full(int(days) + 1, np.nan) if res is None
-                               else np.asarray(res[:, selections.index(k)]))
-    return {"method": "libroadrunner", "patients": n, "days": days,
-            "patient_days_per_s": n * days / wall, "simulate_seconds": wall,
-            "compile_seconds": load_s, "failed": failed,
-            "max_relative_error": (max_relative_error(kept)
-                                   if accuracy and n >= ACCURACY_PATIENTS else None),
-            "note": f"libRoadRunner {roadrunner.__version__} CVODE on the SBML export, one "
-                    "patient after another; compile = SBML load and LLVM compile"}
-
-
-def _roadrunner_patients(conf, prot, n: int, steady_batch: int | None = None, devices=None):
-    """The SBML spec of the workload's first patient, and every patient's sampled parameters,
-    covariates and steady state as libRoadRunner values."""
-    from popsim import sbml
-
-    devices = list(devices) if devices else None
-    m = max(n, steady_batch or n)
-    if devices:
-        m = -(-m // len(devices)) * len(devices)
-    cohort = sample_cohort(conf.population, conf.population.seed, 0, m)
-    parts = pdev.place_parts((cohort.params, cohort.patients), devices)
-    y0s = np.concatenate([np.asarray(y0) for y0, _ in
-                          pdev.parts_steady_states(parts, _settings(conf))])
-    patients = []
-    for i in range(n):
-        params = {name: float(np.asarray(getattr(cohort.params, name))[i])
-                  for name in cohort.varying}
-        patients.append((params | sbml.cohort_covariates(cohort, i),
-                         dict(zip(sbml.STATE_IDS, y0s[i], strict=True))))
-    first = jax.tree.map(lambda x: float(np.asarray(x)[0]), cohort.params)
-    return sbml.PatientSpec(first, sbml.cohort_covariates(cohort, 0), y0s[0], prot,
-                            "bench"), patients
+    jax.clear_caches()
+    gc.collect()
 
 
 def popsim_accuracy(rows: list, rtol: float, atol: float, devices) -> None:
-    """Add ``max_relative_error`` to every popsim row: the same solve (solver, tolerances) on
-    the first :data:`ACCURACY_PATIENTS` patients against :func:`reference_outputs`."""
+    """Add ``max_relative_error`` to every popsim row: the same solve (solver, tolerances: the
+    row's ``rtol``, with atol ``rtol * atol / rtol`` as the bench's, or ``rtol`` and ``atol``)
+    on the first :data:`ACCURACY_PATIENTS` patients against :func:`reference_outputs`."""
     conf, prot = workload(rtol, atol)
     cohort = sample_cohort(conf.population, conf.population.seed, 0, ACCURACY_PATIENTS)
     ts = jnp.asarray(conf.simulation.output_times)
     for r in rows:
         if not r["method"].startswith("popsim"):
             continue
-        s = dataclasses.replace(_settings(conf), solver=r["solver"])
+        release_programs()
+        row_rtol = r.get("rtol", rtol)
+        s = dataclasses.replace(_settings(workload(row_rtol, atol * row_rtol / rtol)[0]),
+                                solver=r["solver"])
         y0, _ = pdev.steady_states_with_fallback(cohort.params, cohort.patients, s)
         obs, _, _ = batch.simulate_observe_jit(cohort.params, cohort.patients, prot, y0, ts,
                                                    s)
@@ -404,6 +340,14 @@ def _solver_description() -> str:
             f"{len(jax.local_devices())} device(s), PID controller at {k:g} x (rtol, atol)")
 
 
+POPSIM_RTOLS = (1e-5, 1e-4)
+"""Further tolerances of popsim's work-precision rows (``popsim run``'s default, 1e-5, and a
+looser one), each on the largest cohort size; atol scales with rtol as the bench's."""
+ROADRUNNER_RTOLS = (1e-7, 1e-8, 1e-9, 1e-10)
+"""Further tolerances of libRoadRunner's rows: its curve of rate against error, from which
+popsim's ratio at equal accuracy is read (:func:`popsim.bench_roadrunner.equal_accuracy_ratio`)."""
+
+
 def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: float = 1e-6,
                   atol: float = 1e-8, out: str | Path | None = None,
                   table: str | Path | None = None,
@@ -417,39 +361,31 @@ def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: floa
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` before JAX starts, as
     ``benchmarks/throughput.py --devices N`` does); with ``previous``, that solver (the previous
     default) is also timed on min(1000, largest size) patients, side by side. ``accuracy``:
-    the max relative error of every row against a tight reference (one more compilation);
+    the max relative error of every row against a tight reference (one more compilation), and
+    the work-precision rows (popsim at :data:`POPSIM_RTOLS`, libRoadRunner at
+    :data:`ROADRUNNER_RTOLS`) that give each popsim row its ratio at equal accuracy;
     ``end_to_end``: also time a ``popsim run`` command of this many patients on the same
     workload, ``end_to_end_repeats`` times (:func:`popsim.bench_run.end_to_end`).
 
     Raises:
         BenchError: ``roadrunner_patients`` without libRoadRunner installed.
     """
+    from popsim.bench_roadrunner import roadrunner_rates_apart
+
     require_roadrunner(roadrunner_patients)
     devices = jax.local_devices() if devices is None else devices
-    from popsim.progress import Progress
-
-    rows = []
     with jax.enable_x64(True):
-        for n in sizes:
-            with Progress(f"popsim, {n:,} patients", n, "patients") as bar:
-                bar.phase("compiling")
-                rows.append(popsim_rate(n, rtol=rtol, atol=atol, devices=devices,
-                                        progress=bar.advance))
-        if previous:
-            n = min(1000, max(sizes))
-            with Progress(f"popsim {previous}, {n:,} patients", n, "patients") as bar:
-                bar.phase("compiling")
-                rows.append(popsim_rate(n, rtol=rtol, atol=atol, devices=devices,
-                                        solver=previous, progress=bar.advance))
+        rows = _popsim_rows(sizes, rtol, atol, devices, accuracy, previous)
         if roadrunner_patients:
-            rows.append(roadrunner_rate(roadrunner_patients, rtol, atol, accuracy,
-                                        min(max(sizes), 1000), devices))
+            ladder = [(r, atol * r / rtol) for r in ROADRUNNER_RTOLS if accuracy and r != rtol]
+            rows += roadrunner_rates_apart(roadrunner_patients, [(rtol, atol), *ladder],
+                                           accuracy, min(max(sizes), 1000), devices)
         for m in ("BDF", "LSODA"):
             if scipy_patients:
-                rows.append(scipy_rate(m, scipy_patients, rtol, atol))
+                rows.append(scipy_rate(m, scipy_patients, rtol, atol) | {"rtol": rtol})
         if accuracy:
             popsim_accuracy(rows, rtol, atol, devices)
-    rr = _ratios(rows, os.cpu_count() or 1)
+    rr = _ratios(rows, os.cpu_count() or 1, rtol)
     result = {"benchmark": "throughput", "popsim_version": __version__,
               "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "machine": machine(), "versions": library_versions(), "dtype": "float64",
@@ -466,6 +402,31 @@ def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: floa
     return result
 
 
+def _popsim_rows(sizes, rtol: float, atol: float, devices, accuracy: bool,
+                 previous: str | None) -> list[dict]:
+    """popsim's rows of :func:`run_benchmark`: each size at ``rtol``, the largest at
+    :data:`POPSIM_RTOLS` when ``accuracy``, and ``previous`` (a solver) on up to 1,000."""
+    from popsim.progress import Progress
+
+    rows = []
+    for n, r in [(n, rtol) for n in sizes] + [(max(sizes), r) for r in POPSIM_RTOLS
+                                               if accuracy and r != rtol]:
+        if r != rtol:
+            release_programs()
+        with Progress(f"popsim, {n:,} patients, rtol {r:g}", n, "patients") as bar:
+            bar.phase("compiling")
+            rows.append(popsim_rate(n, rtol=r, atol=atol * r / rtol, devices=devices,
+                                    progress=bar.advance) | {"rtol": r})
+    if previous:
+        release_programs()
+        n = min(1000, max(sizes))
+        with Progress(f"popsim {previous}, {n:,} patients", n, "patients") as bar:
+            bar.phase("compiling")
+            rows.append(popsim_rate(n, rtol=rtol, atol=atol, devices=devices,
+                                    solver=previous, progress=bar.advance) | {"rtol": rtol})
+    return rows
+
+
 def _write_outputs(result: dict, out, table) -> None:
     """The result as JSON to ``out`` and as a Markdown table into ``table`` (when given)."""
     from popsim.bench_report import _write_table, markdown
@@ -477,18 +438,25 @@ def _write_outputs(result: dict, out, table) -> None:
         _write_table(Path(table), markdown(result))
 
 
-def _ratios(rows: list[dict], cores: int) -> float:
-    """Each row's rate over the best SciPy method's and over libRoadRunner's on all ``cores``
-    (its one-process rate times ``cores``: independent patients in as many processes, assumed
-    to scale perfectly, which favours libRoadRunner); returns the latter rate. popsim is
-    given the whole machine: with one device per core its devices use every core, and with
-    fewer devices XLA's CPU thread pool can still use them, so the comparison is with
-    libRoadRunner on every core too."""
+def _ratios(rows: list[dict], cores: int, rtol: float | None = None) -> float:
+    """Each row's rate over the best SciPy method's and over libRoadRunner's at ``rtol`` (the
+    first libRoadRunner row when not given) on all ``cores`` (its one-process rate times
+    ``cores``: independent patients in as many processes, assumed to scale perfectly, which
+    favours libRoadRunner), and each popsim row's ratio at equal accuracy (libRoadRunner's
+    rows as the curve); returns libRoadRunner's rate at ``rtol``. popsim is given the whole
+    machine: with one device per core its devices use every core, and with fewer devices XLA's
+    CPU thread pool can still use them, so the comparison is with libRoadRunner on every core
+    too."""
+    from popsim.bench_roadrunner import equal_accuracy_ratio
+
     best_peer = max((r["patient_days_per_s"] for r in rows
                      if r["method"].startswith("scipy")), default=float("nan"))
-    rr = cores * next((r["patient_days_per_s"] for r in rows if r["method"] == "libroadrunner"),
-                      float("nan"))
+    peers = [r for r in rows if r["method"] == "libroadrunner"]
+    rr = cores * next((r["patient_days_per_s"] for r in peers
+                       if rtol is None or r.get("rtol", rtol) == rtol), float("nan"))
     for r in rows:
         r["ratio_to_best_scipy"] = r["patient_days_per_s"] / best_peer
         r["ratio_to_libroadrunner"] = r["patient_days_per_s"] / rr
+        if r["method"].startswith("popsim") and len(peers) > 1:
+            r.update(equal_accuracy_ratio(r, peers, cores))
     return rr

@@ -33,7 +33,8 @@ STAGES = [
     # 6: applications
     ("popsim.run", "popsim.screening", "popsim.evidence.trial", "popsim.validation",
      "popsim.calibration", "popsim.sensitivity", "popsim.sbml", "popsim.bench",
-     "popsim.bench_run", "popsim.bench_report", "popsim.api", "popsim.vpop"),
+     "popsim.bench_roadrunner", "popsim.bench_run", "popsim.bench_report", "popsim.api",
+     "popsim.vpop"),
     # 7: front ends
     ("popsim.cli", "popsim"),
 ]

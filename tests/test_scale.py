@@ -173,14 +173,21 @@ def test_bench_bad_input_exits_2(args, message, capsys):
 
 
 def test_bench_table_ratios():
-    """The Markdown table shows each method's rate, its ratios to libRoadRunner and to the best
-    SciPy method, and its error against the tight reference."""
+    """The Markdown table shows each method's tolerance and rate, its ratios to libRoadRunner
+    (at the same rtol, at equal accuracy) and to the best SciPy method, and its error against
+    the tight reference; a sentence gives the ratio at equal accuracy per tolerance."""
     from popsim.bench_report import markdown
 
     rows = [{"method": "popsim", "patients": 100, "patient_days_per_s": 50_000.0,
              "compile_seconds": 10.0, "steady_state_seconds": 0.1,
              "steps_per_patient_median": 280.0, "ratio_to_best_scipy": 12.5,
-             "ratio_to_libroadrunner": 0.5, "max_relative_error": 2.5e-5},
+             "ratio_to_libroadrunner": 0.5, "ratio_at_equal_accuracy": 4.0,
+             "max_relative_error": 2.5e-5},
+            {"method": "popsim", "rtol": 1e-4, "patients": 100, "patient_days_per_s": 90_000.0,
+             "compile_seconds": None, "steady_state_seconds": 0.1,
+             "steps_per_patient_median": 70.0, "ratio_to_best_scipy": 22.5,
+             "ratio_to_libroadrunner": 0.9, "ratio_at_equal_accuracy": 11.25,
+             "max_relative_error": 3e-6},
             {"method": "libroadrunner", "patients": 20, "patient_days_per_s": 100_000.0,
              "ratio_to_best_scipy": 25.0, "ratio_to_libroadrunner": 1.0},
             {"method": "scipy_lsoda", "patients": 4, "patient_days_per_s": 4_000.0,
@@ -190,10 +197,17 @@ def test_bench_table_ratios():
               "solver": "s", "rtol": 1e-6, "atol_relative_to_reference_pools": 1e-8,
               "peak_rss_mb": 800.0, "created": "now", "rows": rows}
     table = markdown(result)
-    assert "| popsim | 100 | 50,000 | 0.50 | 12.5 | 2.5e-05 | 10.0 | 0.10 | 280 |" in table
-    assert "| libroadrunner | 20 | 100,000 | 1.00 | 25.0 | - | - | - | - |" in table
-    assert "| scipy_lsoda | 4 | 4,000 | 0.04 | 1.0 | - | - | - | - |" in table
-    assert "× libRoadRunner on 2 cores" in table
+    assert ("| popsim | 1e-06 | 100 | 50,000 | 0.50 | 4.00 | 12.5 | 2.5e-05 | 10.0 | 0.10 | 280 |"
+            in table)
+    assert ("| popsim | 0.0001 | 100 | 90,000 | 0.90 | 11.25 | 22.5 | 3.0e-06 | - | 0.10 | 70 |"
+            in table)
+    assert "| libroadrunner | 1e-06 | 20 | 100,000 | 1.00 | - | 25.0 | - | - | - | - |" in table
+    assert "| scipy_lsoda | 1e-06 | 4 | 4,000 | 0.04 | - | 1.0 | - | - | - | - |" in table
+    assert "× libRoadRunner on 2 cores, same rtol" in table
+    assert ("4.0x at rtol 1e-06 (error 2.5e-05, 50,000 patient-days/s); 11.2x at rtol 0.0001"
+            in table)
+    # the speed-target sentence speaks of the bench's own tolerance, not the looser row
+    assert "popsim's best here: 50,000 patient-days/s" in table
 
 
 def test_libroadrunner_ratio_is_against_all_cores():
@@ -207,6 +221,29 @@ def test_libroadrunner_ratio_is_against_all_cores():
     assert _ratios(rows, cores=2) == 20_000.0
     assert [r["ratio_to_libroadrunner"] for r in rows] == [2.5, 0.5, 0.1]
     assert [r["ratio_to_best_scipy"] for r in rows] == [25.0, 5.0, 1.0]
+
+
+def test_ratio_at_equal_accuracy_reads_libroadrunner_at_popsims_error():
+    """With libRoadRunner measured at several tolerances, a popsim row's ratio at equal accuracy
+    divides by libRoadRunner's rate (times the cores) interpolated in log-log at popsim's error
+    between the two libRoadRunner points that bracket it; outside the curve it is not
+    extrapolated. The same-rtol ratio uses the libRoadRunner row at the bench's rtol."""
+    from popsim.bench import _ratios
+
+    rr = [{"method": "libroadrunner", "rtol": 1e-6, "patient_days_per_s": 20_000.0,
+           "max_relative_error": 1e-4},
+          {"method": "libroadrunner", "rtol": 1e-8, "patient_days_per_s": 5_000.0,
+           "max_relative_error": 1e-6}]
+    inside = {"method": "popsim", "rtol": 1e-6, "patient_days_per_s": 60_000.0,
+              "max_relative_error": 1e-5}
+    outside = {"method": "popsim", "rtol": 1e-7, "patient_days_per_s": 30_000.0,
+               "max_relative_error": 1e-7}
+    assert _ratios([inside, outside, *rr[::-1]], cores=2, rtol=1e-6) == 40_000.0
+    # error 1e-5 lies halfway (in log) between 1e-6 and 1e-4: rate sqrt(5,000 x 20,000) = 10,000
+    assert inside["roadrunner_rate_at_same_error"] == pytest.approx(20_000.0)
+    assert inside["ratio_at_equal_accuracy"] == pytest.approx(3.0)
+    assert inside["ratio_to_libroadrunner"] == pytest.approx(1.5)
+    assert outside["ratio_at_equal_accuracy"] is None
 
 
 def test_two_processes_write_shards_and_a_virtual_master(small_trial, tmp_path):
