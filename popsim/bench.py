@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from popsim import batch, model, solve
+from popsim import batch, compilation, model, solve
 from popsim import config as cfg
 from popsim import devices as pdev
 from popsim._version import __version__, library_versions
@@ -291,18 +291,6 @@ def scipy_rate(method: str, n: int = 4, rtol: float = 1e-6, atol: float = 1e-8) 
             "note": "solve_ivp, jitted JAX right-hand side and Jacobian called from NumPy"}
 
 
-def release_programs() -> None:
-    """Drop the programs this process has compiled (JAX's in-memory caches; the on-disk cache
-    keeps them, so a program needed again loads in seconds). Each set of the time course's
-    programs maps ~11,000 memory regions and Linux allows 65,530 per process
-    (``vm.max_map_count``): a benchmark that compiles several tolerances and solvers in one
-    process otherwise stops with "LLVM ERROR: Unable to allocate section memory"."""
-    import gc
-
-    jax.clear_caches()
-    gc.collect()
-
-
 def popsim_accuracy(rows: list, rtol: float, atol: float, devices) -> None:
     """Add ``max_relative_error`` to every popsim row: the same solve (solver, tolerances: the
     row's ``rtol``, with atol ``rtol * atol / rtol`` as the bench's, or ``rtol`` and ``atol``)
@@ -313,7 +301,7 @@ def popsim_accuracy(rows: list, rtol: float, atol: float, devices) -> None:
     for r in rows:
         if not r["method"].startswith("popsim"):
             continue
-        release_programs()
+        compilation.release_programs()
         row_rtol = r.get("rtol", rtol)
         s = dataclasses.replace(_settings(workload(row_rtol, atol * row_rtol / rtol)[0]),
                                 solver=r["solver"])
@@ -412,13 +400,13 @@ def _popsim_rows(sizes, rtol: float, atol: float, devices, accuracy: bool,
     for n, r in [(n, rtol) for n in sizes] + [(max(sizes), r) for r in POPSIM_RTOLS
                                                if accuracy and r != rtol]:
         if r != rtol:
-            release_programs()
+            compilation.release_programs()
         with Progress(f"popsim, {n:,} patients, rtol {r:g}", n, "patients") as bar:
             bar.phase("compiling")
             rows.append(popsim_rate(n, rtol=r, atol=atol * r / rtol, devices=devices,
                                     progress=bar.advance) | {"rtol": r})
     if previous:
-        release_programs()
+        compilation.release_programs()
         n = min(1000, max(sizes))
         with Progress(f"popsim {previous}, {n:,} patients", n, "patients") as bar:
             bar.phase("compiling")

@@ -20,6 +20,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from popsim import compilation
 from popsim import devices as pdev
 from popsim.bench import (
     _REFERENCE,
@@ -28,7 +29,6 @@ from popsim.bench import (
     _settings,
     max_relative_error,
     reference_outputs,
-    release_programs,
     workload,
 )
 from popsim.population import sample_cohort
@@ -99,10 +99,10 @@ def roadrunner_rates_apart(n: int, tolerances, accuracy: bool = True,
                            steady_batch: int | None = None, devices=None) -> list[dict]:
     """:func:`roadrunner_rates` in a fresh process (this interpreter, the same environment, so
     the same host devices), whose memory maps hold libRoadRunner's LLVM code and no popsim
-    program (:func:`popsim.bench.release_programs`). The accuracy reference is computed here,
+    program (:func:`popsim.compilation.release_programs`). The accuracy reference is computed here,
     after releasing this process's programs, and handed over in a file."""
     n_devices = len(devices) if devices else 1
-    release_programs()
+    compilation.release_programs()
     with tempfile.TemporaryDirectory(prefix="popsim-bench-rr-") as tmp:
         ref = Path(tmp) / "reference.npz"
         if accuracy:

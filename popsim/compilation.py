@@ -11,8 +11,10 @@ same bits with and without it.
 
 from __future__ import annotations
 
+import gc
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jax
 
@@ -91,6 +93,46 @@ def programs_shared_between_devices() -> bool:
 
     return (jax.config.jax_compilation_cache_dir is not None  # pyright: ignore[reportAttributeAccessIssue]  # a flag JAX sets at run time
             and getattr(cache_key._hash_serialized_compile_options, "device_free", False))
+
+
+MAP_HEADROOM = 30_000
+"""Memory maps kept free for the next programs. Linux limits a process to ``vm.max_map_count``
+maps (65,530 by default) and XLA's CPU code takes many: one set of ``popsim run``'s programs on 2
+devices ~11,000. Past the limit XLA aborts the process ("LLVM ERROR: Unable to allocate section
+memory"), taking a notebook's kernel with it, after about five different configs or solver
+settings in one process."""
+
+
+def memory_maps() -> tuple[int, int] | None:
+    """``(maps, limit)``: this process's memory maps and the most Linux allows it; ``None``
+    where ``/proc`` does not say (not Linux)."""
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            n = sum(1 for _ in f)
+        return n, int(Path("/proc/sys/vm/max_map_count").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def release_programs() -> None:
+    """Drop every program this process has compiled (JAX's in-memory caches, and with them
+    their memory maps). A program needed again is loaded from the on-disk cache in seconds, the
+    same executable, so results do not change."""
+    jax.clear_caches()
+    gc.collect()
+
+
+def make_room_for_programs(headroom: int = MAP_HEADROOM) -> bool:
+    """Release this process's programs (:func:`release_programs`) when fewer than ``headroom``
+    memory maps are left below the limit; returns whether it did. Called before programs are
+    compiled ahead of a run (:func:`popsim.devices.compile_ahead`) and before a batch is
+    simulated (:func:`popsim.devices.simulate_arms`), so a long session of runs, studies or
+    benchmarks never reaches the limit."""
+    maps = memory_maps()
+    if maps is None or maps[0] + headroom <= maps[1]:
+        return False
+    release_programs()
+    return True
 
 
 _BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from popsim import batch, model
+from popsim import batch, compilation, model
 from popsim.model import Patient
 from popsim.options import Message, Option
 from popsim.parameters import Params
@@ -74,6 +74,7 @@ def simulate_arms(cohort, protocols: list[Protocol], ts, settings: SolverSetting
     states not retried).
     """
     timed = phases if phases is not None else _untimed
+    compilation.make_room_for_programs()
     n = cohort.size if needed is None else needed
     inputs = [part.inputs(dtype) for part in batch_parts(cohort, devices)]
     with timed("steady_state"):
@@ -221,8 +222,7 @@ def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance:
     not compile again; they are the programs a call would have compiled, so results do not
     change.
     """
-    from popsim.compilation import programs_shared_between_devices
-
+    compilation.make_room_for_programs()
     shapes, prots = set(), []
     for prot in protocols:  # arms with the same number of segments share one program
         key = (jax.tree.structure(prot),
@@ -230,7 +230,7 @@ def compile_ahead(parts, protocols, ts, settings: SolverSettings, track_balance:
         if key not in shapes:
             shapes.add(key)
             prots.append(prot)
-    waves = [parts[:1], parts[1:]] if programs_shared_between_devices() else [parts]
+    waves = [parts[:1], parts[1:]] if compilation.programs_shared_between_devices() else [parts]
     workers = workers or os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="popsim-compile") as pool:
         for k, wave in enumerate(waves):

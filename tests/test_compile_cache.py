@@ -175,3 +175,25 @@ def test_a_second_identical_run_compiles_nothing(tmp_path):
     assert off["compilations"] == off["programs_requested"] > 0
     assert sorted(p.name for p in cache.rglob("*")) == before
 
+
+
+def test_programs_are_released_before_memory_maps_run_out(monkeypatch):
+    """Linux caps a process's memory maps (vm.max_map_count, 65,530 by default) and XLA's CPU
+    programs take ~11,000 a run's set; past the cap XLA aborts the process. Before simulating,
+    popsim releases its compiled programs (they reload from the disk cache) when fewer than
+    MAP_HEADROOM maps are left, and only then."""
+    from popsim import compilation
+
+    maps = compilation.memory_maps()
+    assert maps is not None and 0 < maps[0] < maps[1]  # Linux: read from /proc
+    released = []
+    monkeypatch.setattr(compilation.jax, "clear_caches", lambda: released.append(True))
+    limit = 65_530
+    monkeypatch.setattr(compilation, "memory_maps",
+                        lambda: (limit - compilation.MAP_HEADROOM + 1, limit))
+    assert compilation.make_room_for_programs() and released == [True]
+    monkeypatch.setattr(compilation, "memory_maps",
+                        lambda: (limit - compilation.MAP_HEADROOM, limit))
+    assert not compilation.make_room_for_programs() and released == [True]
+    monkeypatch.setattr(compilation, "memory_maps", lambda: None)  # not Linux: nothing to do
+    assert not compilation.make_room_for_programs() and released == [True]
