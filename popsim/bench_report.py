@@ -40,7 +40,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['method']} | {r.get('rtol', result['rtol']):g} | {r['patients']:,} | "
                      f"{r['patient_days_per_s']:,.0f} | "
                      f"{r.get('ratio_to_libroadrunner', float('nan')):.2f} | {equal} | "
-                     f"{r['ratio_to_best_scipy']:.1f} | {err} | {comp} | {ss} | {st} |")
+                     f"{_ratio(r['ratio_to_best_scipy'])} | {err} | {comp} | {ss} | {st} |")
     lines += ["", "SciPy rows: `solve_ivp` one patient after another with the same right-hand "
               "side, jitted with JAX and called from NumPy, and its jitted Jacobian; integrated "
               "piecewise between dose changes. libRoadRunner row: CVODE (rtol as above, scalar "
@@ -65,6 +65,11 @@ def markdown(result: dict) -> str:
 
         lines += markdown_end_to_end(result)
     return "\n".join(lines)
+
+
+def _ratio(x: float) -> str:
+    """A ratio to one decimal, or "-" where the peer was not timed (NaN)."""
+    return f"{x:.1f}" if x == x else "-"
 
 
 def _equal_accuracy_sentence(result: dict) -> str:
