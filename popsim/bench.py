@@ -191,6 +191,7 @@ def reference_outputs(rtol: float = 1e-6, atol: float = 1e-8) -> dict:
     """:data:`ACCURACY_OUTPUTS` of the first :data:`ACCURACY_PATIENTS` patients of the workload,
     ``(patient, day)``, solved by popsim with Kvaerno5 at rtol 1e-10 (the accuracy reference)."""
     if not _REFERENCE:
+        compilation.make_room_for_programs()  # this program bypasses devices.compile_ahead
         conf, prot = workload(rtol, atol)
         tight = solve.SolverSettings(rtol=1e-10, atol=1e-12, solver="kvaerno5",
                                      newton_rtol=1e-11, newton_atol=1e-12, max_steps=200_000)
@@ -292,16 +293,16 @@ def scipy_rate(method: str, n: int = 4, rtol: float = 1e-6, atol: float = 1e-8) 
 
 
 def popsim_accuracy(rows: list, rtol: float, atol: float, devices) -> None:
-    """Add ``max_relative_error`` to every popsim row: the same solve (solver, tolerances: the
-    row's ``rtol``, with atol ``rtol * atol / rtol`` as the bench's, or ``rtol`` and ``atol``)
-    on the first :data:`ACCURACY_PATIENTS` patients against :func:`reference_outputs`."""
+    """Add ``max_relative_error`` to every popsim row: the same solve (solver; the row's
+    ``rtol``, default ``rtol``, with atol scaled with it as the bench's) on the first
+    :data:`ACCURACY_PATIENTS` patients against :func:`reference_outputs`."""
     conf, prot = workload(rtol, atol)
     cohort = sample_cohort(conf.population, conf.population.seed, 0, ACCURACY_PATIENTS)
     ts = jnp.asarray(conf.simulation.output_times)
     for r in rows:
         if not r["method"].startswith("popsim"):
             continue
-        compilation.release_programs()
+        compilation.make_room_for_programs()  # these programs bypass devices.compile_ahead
         row_rtol = r.get("rtol", rtol)
         s = dataclasses.replace(_settings(workload(row_rtol, atol * row_rtol / rtol)[0]),
                                 solver=r["solver"])
@@ -358,7 +359,7 @@ def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: floa
     Raises:
         BenchError: ``roadrunner_patients`` without libRoadRunner installed.
     """
-    from popsim.bench_roadrunner import roadrunner_rates_apart
+    from popsim.bench_roadrunner import roadrunner_rates
 
     require_roadrunner(roadrunner_patients)
     devices = jax.local_devices() if devices is None else devices
@@ -366,8 +367,8 @@ def run_benchmark(sizes=(100, 1000, 10_000), scipy_patients: int = 4, rtol: floa
         rows = _popsim_rows(sizes, rtol, atol, devices, accuracy, previous)
         if roadrunner_patients:
             ladder = [(r, atol * r / rtol) for r in ROADRUNNER_RTOLS if accuracy and r != rtol]
-            rows += roadrunner_rates_apart(roadrunner_patients, [(rtol, atol), *ladder],
-                                           accuracy, min(max(sizes), 1000), devices)
+            rows += roadrunner_rates(roadrunner_patients, [(rtol, atol), *ladder], accuracy,
+                                     min(max(sizes), 1000), devices)
         for m in ("BDF", "LSODA"):
             if scipy_patients:
                 rows.append(scipy_rate(m, scipy_patients, rtol, atol) | {"rtol": rtol})
@@ -399,14 +400,11 @@ def _popsim_rows(sizes, rtol: float, atol: float, devices, accuracy: bool,
     rows = []
     for n, r in [(n, rtol) for n in sizes] + [(max(sizes), r) for r in POPSIM_RTOLS
                                                if accuracy and r != rtol]:
-        if r != rtol:
-            compilation.release_programs()
         with Progress(f"popsim, {n:,} patients, rtol {r:g}", n, "patients") as bar:
             bar.phase("compiling")
             rows.append(popsim_rate(n, rtol=r, atol=atol * r / rtol, devices=devices,
                                     progress=bar.advance) | {"rtol": r})
     if previous:
-        compilation.release_programs()
         n = min(1000, max(sizes))
         with Progress(f"popsim {previous}, {n:,} patients", n, "patients") as bar:
             bar.phase("compiling")

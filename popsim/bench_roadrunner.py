@@ -9,26 +9,18 @@ popsim's error off its curve of rate against error."""
 
 from __future__ import annotations
 
-import json
 import math
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 
-from popsim import compilation
 from popsim import devices as pdev
 from popsim.bench import (
-    _REFERENCE,
     ACCURACY_OUTPUTS,
     ACCURACY_PATIENTS,
     _settings,
     max_relative_error,
-    reference_outputs,
     workload,
 )
 from popsim.population import sample_cohort
@@ -95,41 +87,6 @@ def roadrunner_rates(n: int, tolerances, accuracy: bool = True,
     return rows
 
 
-def roadrunner_rates_apart(n: int, tolerances, accuracy: bool = True,
-                           steady_batch: int | None = None, devices=None) -> list[dict]:
-    """:func:`roadrunner_rates` in a fresh process (this interpreter, the same environment, so
-    the same host devices), whose memory maps hold libRoadRunner's LLVM code and no popsim
-    program (:func:`popsim.compilation.release_programs`). The accuracy reference is computed here,
-    after releasing this process's programs, and handed over in a file."""
-    n_devices = len(devices) if devices else 1
-    compilation.release_programs()
-    with tempfile.TemporaryDirectory(prefix="popsim-bench-rr-") as tmp:
-        ref = Path(tmp) / "reference.npz"
-        if accuracy:
-            np.savez(ref, **reference_outputs())
-        job = {"n": n, "tolerances": [list(t) for t in tolerances], "accuracy": accuracy,
-               "steady_batch": steady_batch, "devices": n_devices,
-               "reference": str(ref) if accuracy else None}
-        p = subprocess.run([sys.executable, "-m", "popsim.bench_roadrunner", json.dumps(job)],
-                           capture_output=True, text=True)
-    rows = [line[5:] for line in p.stdout.splitlines() if line.startswith("ROWS ")]
-    if p.returncode != 0 or not rows:
-        raise RuntimeError(f"libRoadRunner rows failed ({p.returncode}): "
-                           f"{p.stderr.strip()[-500:]}")
-    return json.loads(rows[0])
-
-
-def _child(job: dict) -> None:
-    """The fresh process of :func:`roadrunner_rates_apart`: prints the rows as one JSON line."""
-    jax.config.update("jax_enable_x64", True)
-    if job["reference"]:
-        with np.load(job["reference"]) as ref:
-            _REFERENCE.update({k: ref[k] for k in ref.files})
-    rows = roadrunner_rates(job["n"], [tuple(t) for t in job["tolerances"]], job["accuracy"],
-                            job["steady_batch"], jax.devices()[: job["devices"]])
-    print("ROWS " + json.dumps(rows), flush=True)
-
-
 def roadrunner_rate(n: int = 20, rtol: float = 1e-6, atol: float = 1e-8, accuracy: bool = True,
                     steady_batch: int | None = None, devices=None) -> dict:
     """:func:`roadrunner_rates` at one tolerance."""
@@ -175,7 +132,3 @@ def equal_accuracy_ratio(point: dict, curve: list[dict], cores: int) -> dict:
             return {"roadrunner_rate_at_same_error": rate,
                     "ratio_at_equal_accuracy": point["patient_days_per_s"] / rate}
     return {"roadrunner_rate_at_same_error": None, "ratio_at_equal_accuracy": None}
-
-
-if __name__ == "__main__":
-    _child(json.loads(sys.argv[1]))
